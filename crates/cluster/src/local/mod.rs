@@ -11,6 +11,8 @@
 //! switched off.
 
 mod binaries;
+mod kubelet;
+mod managed;
 mod pki;
 mod process;
 
@@ -23,6 +25,8 @@ use kube::Api;
 use serde::{Deserialize, Serialize};
 
 pub use binaries::{Binaries, DEFAULT_VERSION, SETUP_COMMAND, cache_dir};
+pub use kubelet::{FAIL_LABEL, FakeKubelet};
+pub use managed::{LocalCluster, LocalStatus, UpOutcome};
 pub use process::{Lifetime, pid_alive, pid_runs_in};
 use process::Proc;
 
@@ -186,7 +190,9 @@ impl ControlPlane {
     async fn try_start(opts: &Options, bins: &Binaries) -> Result<Self, LocalError> {
         let began = Instant::now();
         let (dir, owns_dir) = match &opts.dir {
-            Some(d) => (d.clone(), false),
+            // Absolute: the processes run inside `dir`, and PIDs are matched
+            // against it in their command lines.
+            Some(d) => (std::path::absolute(d).map_err(|source| LocalError::Io { path: d.clone(), source })?, false),
             None => (make_temp_dir(&opts.name)?, true),
         };
         let io = |path: &Path| {
@@ -195,7 +201,7 @@ impl ControlPlane {
         };
         std::fs::create_dir_all(dir.join("etcd")).map_err(io(&dir))?;
         let [etcd_client, etcd_peer, api_port, cm_port] = free_ports::<4>().map_err(io(&dir))?;
-        let pki = pki::write(&dir)?;
+        let pki = pki::load_or_write(&dir)?;
         let admin_token = pki::random_token()?;
         let cm_token = pki::random_token()?;
         let tokens = dir.join("tokens.csv");
@@ -435,7 +441,7 @@ impl ControlPlane {
         self.stop_now();
     }
 
-    fn stop_now(&mut self) {
+    pub(crate) fn stop_now(&mut self) {
         if self.stopped {
             return;
         }

@@ -42,6 +42,30 @@ fn pki_err(e: rcgen::Error) -> LocalError {
     LocalError::Pki(e.to_string())
 }
 
+/// Reuses the certificates and keys in `dir` when all are there (a restarted
+/// cluster keeps its identity, so tokens it issued stay valid), else makes new ones.
+pub fn load_or_write(dir: &Path) -> Result<PkiFiles, LocalError> {
+    let files = paths(dir, String::new());
+    let all = [&files.ca_cert, &files.ca_key, &files.serving_cert, &files.serving_key, &files.sa_key, &files.sa_pub];
+    if all.iter().all(|p| p.is_file()) {
+        let ca_pem = std::fs::read_to_string(&files.ca_cert).map_err(|source| LocalError::Io { path: files.ca_cert.clone(), source })?;
+        return Ok(PkiFiles { ca_pem, ..files });
+    }
+    write(dir)
+}
+
+fn paths(dir: &Path, ca_pem: String) -> PkiFiles {
+    PkiFiles {
+        ca_cert: dir.join("ca.crt"),
+        ca_key: dir.join("ca.key"),
+        serving_cert: dir.join("apiserver.crt"),
+        serving_key: dir.join("apiserver.key"),
+        sa_key: dir.join("sa.key"),
+        sa_pub: dir.join("sa.pub"),
+        ca_pem,
+    }
+}
+
 /// Generates a fresh CA, serving certificate and service-account key into `dir`.
 pub fn write(dir: &Path) -> Result<PkiFiles, LocalError> {
     let ca_key = KeyPair::generate().map_err(pki_err)?;
@@ -81,15 +105,7 @@ pub fn write(dir: &Path) -> Result<PkiFiles, LocalError> {
 
     let sa_key = KeyPair::generate().map_err(pki_err)?;
 
-    let files = PkiFiles {
-        ca_cert: dir.join("ca.crt"),
-        ca_key: dir.join("ca.key"),
-        serving_cert: dir.join("apiserver.crt"),
-        serving_key: dir.join("apiserver.key"),
-        sa_key: dir.join("sa.key"),
-        sa_pub: dir.join("sa.pub"),
-        ca_pem: ca_cert.pem(),
-    };
+    let files = paths(dir, ca_cert.pem());
     write_file(&files.ca_cert, &files.ca_pem)?;
     write_file(&files.ca_key, &ca_key.serialize_pem())?;
     write_file(&files.serving_cert, &serving_cert.pem())?;

@@ -176,7 +176,8 @@ pub fn pid_runs_in(pid: u32, dir: &Path) -> bool {
 pub fn log_tail(path: &Path, lines: usize) -> String {
     match std::fs::read_to_string(path) {
         Ok(text) => {
-            let all: Vec<&str> = text.lines().collect();
+            // The apiserver logs every flag at start-up; they bury the cause.
+            let all: Vec<&str> = text.lines().filter(|l| !l.contains("] FLAG: --")).collect();
             all[all.len().saturating_sub(lines)..].join("\n")
         }
         Err(e) => format!("(cannot read {}: {e})", path.display()),

@@ -1,5 +1,6 @@
 //! A fake kubelet: just enough of a node for the real controller-manager to
-//! see workloads become Available.
+//! see workloads become Available. The `local` provider runs it (as a
+//! detached `rekube` helper process) and so does the test bed (on a thread).
 //!
 //! There is no scheduler and no container runtime in the test bed, so this:
 //! - registers Nodes (Ready, with capacity) and renews their Leases, so the
@@ -26,7 +27,7 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use rekube_cluster::local::client_for;
+use super::client_for;
 
 /// The label that makes the fake kubelet fail a Pod; its value is the reason.
 pub const FAIL_LABEL: &str = "testbed.rekube.dev/fail";

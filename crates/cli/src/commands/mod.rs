@@ -1,0 +1,66 @@
+//! One module per command family; each turns arguments into calls on the
+//! library crates and hands results to the printer.
+
+mod cluster;
+mod internal;
+mod validate;
+
+use std::path::PathBuf;
+
+use rekube_spec::{Diagnostic, Loaded};
+
+use crate::Failure;
+use crate::args::{Cli, Command, Global};
+use crate::printer;
+
+/// Runs one command; `Ok` carries the exit code.
+pub async fn run(cli: Cli) -> Result<u8, Failure> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Validate { env } => validate::run(g, env.as_deref()),
+        Command::Up { env } => cluster::up(g, env).await,
+        Command::Down { env } => cluster::down(g, env),
+        Command::Status { env } => cluster::status(g, env.as_deref()).await,
+        Command::Internal(cmd) => internal::run(cmd).await,
+    }
+}
+
+/// Loads and validates the spec, printing diagnostics (and warnings) itself.
+pub fn load_valid(g: &Global) -> Result<Loaded, Failure> {
+    let loaded = rekube_spec::load(&g.file).map_err(|d| {
+        printer::diagnostics(&d);
+        Failure::Reported
+    })?;
+    match rekube_spec::validate(&loaded) {
+        Ok(warnings) => {
+            for w in warnings {
+                printer::diagnostics(&w);
+            }
+            Ok(loaded)
+        }
+        Err(d) => {
+            printer::diagnostics(&d);
+            Err(Failure::Reported)
+        }
+    }
+}
+
+/// Where rekube keeps local state for this spec: `<spec dir>/.rekube`.
+pub fn state_root(loaded: &Loaded) -> PathBuf {
+    loaded.dir.join(".rekube")
+}
+
+/// The environment named `env`, or a diagnostic naming the declared ones.
+pub fn environment<'a>(loaded: &'a Loaded, env: &str) -> Result<&'a rekube_spec::Environment, Failure> {
+    loaded.spec.environments.get(env).ok_or_else(|| {
+        let names: Vec<&str> = loaded.spec.environments.keys().map(String::as_str).collect();
+        let hint = match rekube_spec::diag::did_you_mean(env, names.iter().copied()) {
+            Some(best) => format!("did you mean `{best}`?"),
+            None if names.is_empty() => "declare it under `environments:`".to_string(),
+            None => format!("declared environments: {}", names.join(", ")),
+        };
+        let d = Diagnostic::new(&loaded.path, None, None, format!("no environment `{env}`")).hint(hint);
+        printer::diagnostics(&d);
+        Failure::Reported
+    })
+}

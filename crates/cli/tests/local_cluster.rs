@@ -1,0 +1,109 @@
+//! `rekube up`, `status` and `down` of the example platform on the `local`
+//! provider: a real control plane and fake node that outlive the command,
+//! and nothing left behind after `down`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rekube_cluster::local::pid_runs_in;
+use rekube_testbed::tools::{kubectl, run};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_name() == ".rekube" {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+fn example_platform() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform"), dir.path());
+    dir
+}
+
+fn rekube(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rekube")).args(args).current_dir(dir).output().unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "rekube failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// PIDs of every process whose command line names `dir`.
+fn processes_in(dir: &Path) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| pid_runs_in(*pid, dir))
+        .collect()
+}
+
+/// Kills whatever a failed test left, so one failure does not leak processes.
+struct Cleanup(PathBuf);
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = rekube(&self.0, &["down", "dev"]);
+    }
+}
+
+#[test]
+fn up_status_down_of_the_example_platform() {
+    let dir = example_platform();
+    let _cleanup = Cleanup(dir.path().to_path_buf());
+
+    let up: serde_json::Value = serde_json::from_str(&ok(&rekube(dir.path(), &["up", "dev", "-o", "json"]))).unwrap();
+    assert_eq!(up["outcome"], "started");
+    assert_eq!(up["version"], "v1.20.2");
+    let kubeconfig = PathBuf::from(up["kubeconfig"].as_str().unwrap());
+
+    // The cluster outlives the command: the real kubectl sees a Ready node.
+    let nodes = run(Command::new(kubectl()).arg("--kubeconfig").arg(&kubeconfig).args([
+        "get", "nodes", "-o", "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
+    ]));
+    assert_eq!(nodes, "True");
+
+    let status: serde_json::Value = serde_json::from_str(&ok(&rekube(dir.path(), &["status", "dev", "-o", "json"]))).unwrap();
+    assert_eq!(status[0]["state"], "running");
+    assert_eq!(status[0]["endpoint"], up["endpoint"]);
+
+    // A second `up` finds it running and changes nothing.
+    let again: serde_json::Value = serde_json::from_str(&ok(&rekube(dir.path(), &["up", "dev", "-o", "json"]))).unwrap();
+    assert_eq!(again["outcome"], "already-running");
+    assert_eq!(again["endpoint"], up["endpoint"]);
+
+    let cluster_dir = dir.path().join(".rekube/clusters/dev");
+    let cluster_dir = std::path::absolute(&cluster_dir).unwrap();
+    assert_eq!(processes_in(&cluster_dir).len(), 4, "etcd, apiserver, controller-manager and fake kubelet run");
+
+    ok(&rekube(dir.path(), &["down", "dev"]));
+    assert_eq!(processes_in(&cluster_dir), Vec::<u32>::new(), "no process of the cluster survives `down`");
+    assert!(!cluster_dir.exists(), "`down` deletes the cluster's data");
+    let status: serde_json::Value = serde_json::from_str(&ok(&rekube(dir.path(), &["status", "dev", "-o", "json"]))).unwrap();
+    assert_eq!(status[0]["state"], "absent");
+}
+
+#[test]
+fn up_with_a_missing_environment_names_the_declared_ones() {
+    let dir = example_platform();
+    let out = rekube(dir.path(), &["up", "stagin"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr, "error: rekube.yaml: no environment `stagin`\nhint: did you mean `staging`?\n");
+    assert!(!dir.path().join(".rekube").exists(), "nothing was created");
+}

@@ -1,0 +1,15 @@
+//! The `rekube.yaml` model: parsing with positions, strict offline
+//! validation, and diagnostics that name the file, line and column.
+//!
+//! Nothing in this crate touches a network or a cluster: it is the first
+//! pipeline stage, and everything later trusts what it accepted.
+
+pub mod diag;
+mod load;
+pub mod model;
+mod validate;
+
+pub use diag::{Diagnostic, Diagnostics, Pos};
+pub use load::{Loaded, load, parse, yaml_diagnostic, yaml_options};
+pub use model::{Cluster, Component, Environment, Provider, Spec};
+pub use validate::validate;

@@ -1,0 +1,128 @@
+//! The shape of `rekube.yaml`. Decoding is strict: unknown keys are errors.
+//! Every value that later checks may point at is `Spanned`, so an error about
+//! it names its line and column.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// A whole `rekube.yaml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Spec {
+    /// Clusters by name.
+    #[serde(default)]
+    pub clusters: BTreeMap<String, Cluster>,
+    /// Components (add-ons and apps) by name.
+    #[serde(default)]
+    pub components: BTreeMap<String, Component>,
+    /// Environments by name: each binds a cluster and layers values.
+    #[serde(default)]
+    pub environments: BTreeMap<String, Environment>,
+}
+
+/// Who creates and destroys a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// A real etcd + kube-apiserver + kube-controller-manager from local binaries.
+    Local,
+    /// A kubeconfig context that rekube never creates or deletes.
+    Existing,
+    /// kind's CLI.
+    Kind,
+    /// k3d's CLI.
+    K3d,
+    /// Any executable speaking rekube's JSON provider protocol.
+    Exec,
+}
+
+impl Provider {
+    /// The name used in the spec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Existing => "existing",
+            Self::Kind => "kind",
+            Self::K3d => "k3d",
+            Self::Exec => "exec",
+        }
+    }
+}
+
+/// A cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Cluster {
+    /// Its provider.
+    pub provider: Spanned<Provider>,
+    /// `existing`: the kubeconfig context.
+    pub context: Option<Spanned<String>>,
+    /// `existing`: the kubeconfig file (default: `$KUBECONFIG` or `~/.kube/config`).
+    pub kubeconfig: Option<Spanned<String>>,
+    /// `exec`: the provider executable, relative to the spec.
+    pub exec: Option<Spanned<String>>,
+    /// The Kubernetes version to create (exec, kind, k3d).
+    pub kubernetes: Option<Spanned<String>>,
+    /// `local`: how many fake nodes run Pods (default 1; 0 for none).
+    pub nodes: Option<Spanned<u32>>,
+    /// May be destroyed and rebuilt by `rekube rebuild-check`.
+    #[serde(default)]
+    pub disposable: bool,
+}
+
+/// Where a component's chart comes from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ChartRef {
+    /// An HTTP(S) chart repository URL.
+    pub repo: Option<Spanned<String>>,
+    /// The chart's name in that repository.
+    pub name: Option<Spanned<String>>,
+    /// The chart version: exact, or a range/`latest` that the lock file pins.
+    pub version: Option<Spanned<String>>,
+    /// A chart directory (or `.tgz`), relative to the spec.
+    pub path: Option<Spanned<String>>,
+}
+
+/// An add-on or app.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Component {
+    /// A Helm chart.
+    pub chart: Option<Spanned<ChartRef>>,
+    /// A directory of plain YAML, or a kustomization (has `kustomization.yaml`).
+    pub manifests: Option<Spanned<String>>,
+    /// The namespace its namespaced objects default to (and the Helm release's).
+    pub namespace: Option<Spanned<String>>,
+    /// Values, lowest precedence first: a file path, or an inline mapping.
+    #[serde(default)]
+    pub values: Vec<Spanned<serde_json::Value>>,
+    /// Components that must be healthy before this one starts.
+    #[serde(default)]
+    pub needs: Vec<Spanned<String>>,
+}
+
+/// An environment: a cluster and the values layered onto the components.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Environment {
+    /// The cluster it runs on.
+    pub cluster: Spanned<String>,
+    /// Per-component values for this environment, after the component's own.
+    #[serde(default)]
+    pub components: BTreeMap<String, EnvComponent>,
+    /// Inline overrides, applied last: `component.path.to.key: value`.
+    #[serde(default)]
+    pub values: BTreeMap<String, Spanned<serde_json::Value>>,
+}
+
+/// What an environment changes about one component.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EnvComponent {
+    /// Values files or inline mappings, after the component's own.
+    #[serde(default)]
+    pub values: Vec<Spanned<serde_json::Value>>,
+}

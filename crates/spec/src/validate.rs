@@ -1,0 +1,337 @@
+//! Offline checks that the YAML decoder cannot make: references between
+//! clusters, components and environments, dependency cycles, files that must
+//! exist, and fields that only make sense for some providers.
+//!
+//! All problems are collected (not just the first), in file order where
+//! positions are known, so one run shows everything to fix.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_saphyr::Spanned;
+
+use crate::diag::{Diagnostic, Diagnostics, Pos, did_you_mean};
+use crate::load::Loaded;
+use crate::model::{Component, Provider};
+
+fn at<T>(s: &Spanned<T>) -> Option<Pos> {
+    Pos::from_location(s.referenced)
+}
+
+/// The position of a mapping key `name:` under `parent:` (keys carry no span
+/// in the decoded map, so find it in the text).
+fn key_pos(source: &str, parent: &str, name: &str) -> Option<Pos> {
+    let mut in_parent = false;
+    for (i, line) in source.lines().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        if indent == 0 && !trimmed.is_empty() && !trimmed.starts_with('#') {
+            in_parent = trimmed.starts_with(&format!("{parent}:"));
+            continue;
+        }
+        let unquoted = trimmed.trim_start_matches(['"', '\'']);
+        if in_parent && unquoted.starts_with(name) && unquoted[name.len()..].trim_start_matches(['"', '\'']).starts_with(':') {
+            return Some(Pos {
+                line: i as u64 + 1,
+                column: indent as u64 + 1,
+            });
+        }
+    }
+    None
+}
+
+/// Whether `s` is a DNS-1123 label, as names and namespaces must be.
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+struct Checker<'a> {
+    loaded: &'a Loaded,
+    out: Vec<Diagnostic>,
+}
+
+impl Checker<'_> {
+    fn err(&mut self, pos: Option<Pos>, msg: impl Into<String>, hint: impl Into<String>) {
+        let d = self.loaded.diag(pos, msg).hint(hint);
+        self.out.push(d);
+    }
+
+    fn file_must_exist(&mut self, s: &Spanned<String>, what: &str, dir: bool) {
+        let path = self.loaded.resolve(&s.value);
+        let ok = if dir { path.is_dir() } else { path.exists() };
+        if !ok {
+            let kind = if dir { "directory" } else { "file" };
+            self.err(
+                at(s),
+                format!("{what} `{}` does not exist", s.value),
+                format!("paths are relative to the spec's directory ({}); expected a {kind} at {}", self.loaded.dir.display(), path.display()),
+            );
+        }
+    }
+}
+
+/// Checks a decoded spec. `Ok` carries warnings; `Err` carries every problem.
+pub fn validate(loaded: &Loaded) -> Result<Vec<Diagnostic>, Diagnostics> {
+    let mut c = Checker { loaded, out: Vec::new() };
+    let spec = &loaded.spec;
+    let source = &loaded.source;
+
+    for (name, cluster) in &spec.clusters {
+        let provider = cluster.provider.value;
+        let forbid = |c: &mut Checker, field: &str, value: Option<Pos>, allowed: &str| {
+            c.err(
+                value,
+                format!("`{field}` does not apply to provider `{}`", provider.as_str()),
+                format!("`{field}` is only read by provider {allowed}; remove it or change `provider`"),
+            );
+        };
+        if provider != Provider::Existing {
+            if let Some(v) = &cluster.context {
+                forbid(&mut c, "context", at(v), "existing");
+            }
+            if let Some(v) = &cluster.kubeconfig {
+                forbid(&mut c, "kubeconfig", at(v), "existing");
+            }
+        }
+        if provider != Provider::Exec {
+            if let Some(v) = &cluster.exec {
+                forbid(&mut c, "exec", at(v), "exec");
+            }
+        }
+        if provider != Provider::Local {
+            if let Some(v) = &cluster.nodes {
+                forbid(&mut c, "nodes", at(v), "local");
+            }
+        }
+        match provider {
+            Provider::Existing if cluster.context.is_none() => c.err(
+                at(&cluster.provider),
+                format!("cluster `{name}` uses provider `existing` but names no `context`"),
+                "add `context: <kubeconfig context>`; `kubectl config get-contexts` lists them",
+            ),
+            Provider::Exec => match &cluster.exec {
+                None => c.err(
+                    at(&cluster.provider),
+                    format!("cluster `{name}` uses provider `exec` but names no `exec` program"),
+                    "add `exec: ./providers/<name>.sh`; docs/providers.md describes its JSON protocol",
+                ),
+                Some(exec) => c.file_must_exist(exec, "provider program", false),
+            },
+            _ => {}
+        }
+        if let Some(v) = &cluster.kubernetes {
+            if !v.value.trim_start_matches('v').split('.').take(2).all(|p| p.parse::<u32>().is_ok()) {
+                c.err(at(v), format!("`{}` is not a Kubernetes version", v.value), "write it as MAJOR.MINOR or MAJOR.MINOR.PATCH, e.g. \"1.30\"");
+            }
+        }
+    }
+
+    let names: Vec<&str> = spec.components.keys().map(String::as_str).collect();
+    for (name, comp) in &spec.components {
+        if !is_dns_label(name) {
+            c.err(
+                key_pos(source, "components", name),
+                format!("component name `{name}` is not a valid name"),
+                "use lower-case letters, digits and '-', at most 63 characters (it becomes a Helm release and label value)",
+            );
+        }
+        check_component(&mut c, name, comp, &names);
+    }
+    check_cycles(&mut c, &spec.components);
+
+    let clusters: Vec<&str> = spec.clusters.keys().map(String::as_str).collect();
+    for (env_name, env) in &spec.environments {
+        if !spec.clusters.contains_key(&env.cluster.value) {
+            let hint = match did_you_mean(&env.cluster.value, clusters.iter().copied()) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None if clusters.is_empty() => "declare it under `clusters:`".to_string(),
+                None => format!("declared clusters: {}", clusters.join(", ")),
+            };
+            c.err(at(&env.cluster), format!("environment `{env_name}` uses cluster `{}`, which is not declared", env.cluster.value), hint);
+        }
+        for (comp, overrides) in &env.components {
+            if !spec.components.contains_key(comp) {
+                c.err(
+                    key_pos_nested(source, env_name, comp),
+                    format!("environment `{env_name}` configures component `{comp}`, which is not declared"),
+                    unknown_component_hint(comp, &names),
+                );
+            }
+            for v in &overrides.values {
+                check_values_entry(&mut c, v);
+            }
+        }
+        for (key, value) in &env.values {
+            let (comp, path) = key.split_once('.').unwrap_or((key.as_str(), ""));
+            if !spec.components.contains_key(comp) {
+                c.err(
+                    at(value),
+                    format!("override `{key}` names component `{comp}`, which is not declared"),
+                    format!("keys are `<component>.<path>`; {}", unknown_component_hint(comp, &names)),
+                );
+            } else if path.is_empty() || path.split('.').any(str::is_empty) {
+                c.err(at(value), format!("override `{key}` has no value path"), format!("write `{comp}.path.to.key: value`, e.g. `{comp}.replicas: 3`"));
+            }
+        }
+    }
+
+    c.out.sort_by(|a, b| (a.file.clone(), a.pos).cmp(&(b.file.clone(), b.pos)));
+    let (errors, warnings): (Vec<_>, Vec<_>) = c.out.into_iter().partition(|d| !d.warning);
+    if errors.is_empty() { Ok(warnings) } else { Err(Diagnostics(errors.into_iter().chain(warnings).collect())) }
+}
+
+/// `environments: <env>: components: <comp>:` position (best effort).
+fn key_pos_nested(source: &str, env: &str, comp: &str) -> Option<Pos> {
+    let env_line = key_pos(source, "environments", env)?.line;
+    source
+        .lines()
+        .enumerate()
+        .skip(usize::try_from(env_line).ok()?)
+        .find(|(_, l)| l.trim_start().starts_with(&format!("{comp}:")))
+        .map(|(i, l)| Pos { line: i as u64 + 1, column: (l.len() - l.trim_start().len()) as u64 + 1 })
+}
+
+fn unknown_component_hint(name: &str, names: &[&str]) -> String {
+    match did_you_mean(name, names.iter().copied()) {
+        Some(best) => format!("did you mean `{best}`?"),
+        None if names.is_empty() => "declare it under `components:`".to_string(),
+        None => format!("declared components: {}", names.join(", ")),
+    }
+}
+
+fn check_values_entry(c: &mut Checker, v: &Spanned<serde_json::Value>) {
+    match &v.value {
+        serde_json::Value::String(file) => {
+            let s = Spanned { value: file.clone(), referenced: v.referenced, defined: v.defined };
+            c.file_must_exist(&s, "values file", false);
+        }
+        serde_json::Value::Object(_) => {}
+        other => c.err(
+            at(v),
+            format!("a values entry must be a file path or a mapping, not {}", json_kind(other)),
+            "write `- values/prod.yaml` for a file or `- {replicas: 2}` for inline values",
+        ),
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "a mapping",
+    }
+}
+
+fn check_component(c: &mut Checker, name: &str, comp: &Component, names: &[&str]) {
+    match (&comp.chart, &comp.manifests) {
+        (None, None) => c.err(
+            key_pos(&c.loaded.source, "components", name),
+            format!("component `{name}` has no source"),
+            "give it `chart:` (a Helm chart) or `manifests:` (a directory of YAML or a kustomization)",
+        ),
+        (Some(chart), Some(_)) => c.err(
+            at(chart),
+            format!("component `{name}` has both `chart` and `manifests`"),
+            "split it into two components, one per source",
+        ),
+        _ => {}
+    }
+    if let Some(chart) = &comp.chart {
+        let ch = &chart.value;
+        match (&ch.path, &ch.repo) {
+            (Some(path), None) => {
+                c.file_must_exist(path, "chart path", false);
+                for (field, v) in [("name", &ch.name), ("version", &ch.version)] {
+                    if let Some(v) = v {
+                        c.err(at(v), format!("`{field}` does not apply to a chart from a local `path`"), "a local chart's name and version come from its Chart.yaml; remove this key");
+                    }
+                }
+            }
+            (Some(path), Some(_)) => c.err(at(path), "a chart has either `path` or `repo`, not both", "use `path` for a local chart, `repo` + `name` + `version` for a published one"),
+            (None, Some(repo)) => {
+                let url = &repo.value;
+                if !(url.starts_with("https://") || url.starts_with("http://") || url.starts_with("oci://")) {
+                    c.err(at(repo), format!("chart repository `{url}` is not a URL"), "use an https:// (or http://) chart repository URL, or oci://registry/path");
+                }
+                if ch.name.is_none() {
+                    c.err(at(chart), format!("the chart of component `{name}` has a `repo` but no `name`"), "add `name: <chart name in that repository>`");
+                }
+                if ch.version.is_none() {
+                    c.err(at(chart), format!("the chart of component `{name}` has no `version`"), "pin it, e.g. `version: 1.15.3`; a range like `^1.15` is allowed when `rekube lock` pins it");
+                }
+            }
+            (None, None) => c.err(at(chart), format!("the chart of component `{name}` has neither `path` nor `repo`"), "add `path: ./charts/<name>` or `repo: https://...` with `name` and `version`"),
+        }
+    }
+    if let Some(m) = &comp.manifests {
+        c.file_must_exist(m, "manifests directory", false);
+    }
+    if let Some(ns) = &comp.namespace {
+        if !is_dns_label(&ns.value) {
+            c.err(at(ns), format!("namespace `{}` is not a valid name", ns.value), "use lower-case letters, digits and '-', at most 63 characters");
+        }
+    }
+    for v in &comp.values {
+        check_values_entry(c, v);
+    }
+    let mut seen = BTreeSet::new();
+    for need in &comp.needs {
+        if need.value == name {
+            c.err(at(need), format!("component `{name}` needs itself"), "remove it from its own `needs`");
+        } else if !names.contains(&need.value.as_str()) {
+            c.err(at(need), format!("component `{name}` needs `{}`, which is not declared", need.value), unknown_component_hint(&need.value, names));
+        } else if !seen.insert(need.value.as_str()) {
+            c.err(at(need), format!("component `{name}` lists `{}` twice in `needs`", need.value), "remove the repeated entry");
+        }
+    }
+}
+
+/// Reports each dependency cycle once, as a path, at the edge that closes it.
+fn check_cycles(c: &mut Checker, comps: &BTreeMap<String, Component>) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark { New, Active, Done }
+    fn visit<'a>(
+        n: &'a str,
+        comps: &'a BTreeMap<String, Component>,
+        marks: &mut BTreeMap<&'a str, Mark>,
+        stack: &mut Vec<&'a str>,
+        found: &mut Vec<(Vec<String>, Option<Pos>)>,
+    ) {
+        marks.insert(n, Mark::Active);
+        stack.push(n);
+        for need in &comps[n].needs {
+            let m = need.value.as_str();
+            if m == n || !comps.contains_key(m) {
+                continue; // reported elsewhere
+            }
+            match marks.get(m).copied().unwrap_or(Mark::New) {
+                Mark::Active => {
+                    let start = stack.iter().position(|s| *s == m).unwrap_or(0);
+                    let mut path: Vec<String> = stack[start..].iter().map(|s| s.to_string()).collect();
+                    path.push(m.to_string());
+                    found.push((path, at(need)));
+                }
+                Mark::New => visit(m, comps, marks, stack, found),
+                Mark::Done => {}
+            }
+        }
+        stack.pop();
+        marks.insert(n, Mark::Done);
+    }
+    let mut marks = BTreeMap::new();
+    let mut found = Vec::new();
+    for n in comps.keys() {
+        if marks.get(n.as_str()).copied().unwrap_or(Mark::New) == Mark::New {
+            visit(n, comps, &mut marks, &mut Vec::new(), &mut found);
+        }
+    }
+    for (path, pos) in found {
+        c.err(pos, format!("dependency cycle: {}", path.join(" → ")), "remove one of these `needs` entries; components must form a DAG");
+    }
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The test command: installs and builds the test bed if needed (see
+# scripts/testbed-setup.sh), runs every test against it, then fails if any
+# process a test started is still running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+secs() { date +%s; }
+t0=$(secs)
+scripts/testbed-setup.sh all
+t1=$(secs)
+echo "[test] test bed ready in $((t1 - t0))s" >&2
+
+if ! command -v cargo >/dev/null; then
+  echo "[test] cargo not found: install a Rust toolchain (1.89 or newer), e.g. with rustup" >&2
+  exit 1
+fi
+
+tmp="${TMPDIR:-/tmp}"
+leftovers() {
+  # Processes of test clusters (temporary directories) and test moto servers.
+  pgrep -af -- "$tmp/rekube-cp-|$tmp/[^ ]*/\.rekube/clusters/|moto_server -H 127\.0\.0\.1" | grep -v pgrep || true
+}
+before="$(leftovers)"
+if [ -n "$before" ]; then
+  echo "[test] warning: test-bed processes were already running before the tests:" >&2
+  echo "$before" >&2
+fi
+
+status=0
+cargo test --workspace --locked --no-fail-fast || status=$?
+t2=$(secs)
+echo "[test] cargo test finished in $((t2 - t1))s (exit $status)" >&2
+
+after="$(leftovers)"
+if [ -n "$after" ] && [ "$after" != "$before" ]; then
+  echo "[test] FAILED: processes started by the tests are still running:" >&2
+  echo "$after" >&2
+  exit 1
+fi
+exit $status

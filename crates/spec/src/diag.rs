@@ -135,10 +135,13 @@ impl std::error::Error for Diagnostics {}
 
 /// The closest candidate to `word`, if it is close enough to be a likely typo.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    // Jaro-Winkler ranks prefixes well ("need" → "needs"); Damerau-Levenshtein
+    // catches swapped letters in short words ("wbe" → "web").
+    let max_edits = (word.chars().count() / 3).max(1);
     candidates
         .into_iter()
-        .map(|c| (strsim::jaro_winkler(word, c), c))
-        .filter(|(score, _)| *score > 0.8)
+        .map(|c| (strsim::jaro_winkler(word, c), strsim::damerau_levenshtein(word, c), c))
+        .filter(|(score, edits, _)| *score > 0.8 || *edits <= max_edits)
         .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
+        .map(|(_, _, c)| c)
 }

@@ -66,7 +66,7 @@ pub fn load(path: &Path) -> Result<Loaded, Diagnostics> {
 
 /// Decodes spec text; `path` is only used in diagnostics.
 pub fn parse(path: &Path, source: &str) -> Result<Spec, Diagnostics> {
-    if source.trim().is_empty() {
+    if source.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         return Err(Diagnostics(vec![Diagnostic::new(path, None, None, "the spec is empty")
             .hint("declare at least `clusters`, `components` and `environments`; see docs/spec.md")]));
     }
@@ -89,7 +89,10 @@ pub fn yaml_diagnostic(path: &Path, source: &str, err: &YamlError) -> Diagnostic
     d
 }
 
-fn describe(err: &YamlError) -> (String, Option<String>) {
+fn describe(mut err: &YamlError) -> (String, Option<String>) {
+    while let YamlError::WithSnippet { error, .. } | YamlError::AliasError { error, .. } = err {
+        err = error;
+    }
     match err {
         YamlError::SerdeUnknownField { field, expected, .. } => {
             let hint = match did_you_mean(field, expected.iter().copied()) {
@@ -118,16 +121,38 @@ fn describe(err: &YamlError) -> (String, Option<String>) {
             Some("each key may appear once per mapping; merge the two entries".to_string()),
         ),
         other => {
+            let text = other.to_string();
+            // Structural mismatches read better in the spec's own terms.
+            for (needle, message, hint) in [
+                ("expected sequence start", "expected a list here", "write `[a, b]`, or one `- item` per line"),
+                ("expected mapping start", "expected a mapping here", "write `key: value` pairs, indented under this key"),
+                ("did not find expected ',' or '}'", "", "a `{` above is not closed, or two entries lack a `,` between them"),
+                ("did not find expected ',' or ']'", "", "a `[` above is not closed, or two items lack a `,` between them"),
+                ("invalid u", "expected a whole number", "write digits only, e.g. `3`"),
+                ("invalid i", "expected a whole number", "write digits only, e.g. `3`"),
+                ("invalid bool", "expected `true` or `false`", "write `true` or `false`"),
+            ] {
+                if text.contains(needle) {
+                    let message = if message.is_empty() { strip_location(text.lines().next().unwrap_or_default()) } else { message.to_string() };
+                    return (message, Some(hint.to_string()));
+                }
+            }
             // serde-saphyr's Display appends its own snippet; keep the first line.
             let text = other.to_string();
-            let first = text.lines().next().unwrap_or("invalid YAML").to_string();
-            (strip_location_suffix(&first), None)
+            let first = text.lines().next().unwrap_or("invalid YAML");
+            (strip_location(first), None)
         }
     }
 }
 
-/// Drops a trailing " at line X column Y" that we show ourselves.
-fn strip_location_suffix(msg: &str) -> String {
+/// Drops the "error: line X column Y: " prefix (or " at line X column Y"
+/// suffix) that serde-saphyr adds: the diagnostic shows the position itself.
+fn strip_location(msg: &str) -> String {
+    let msg = msg.strip_prefix("error: ").unwrap_or(msg);
+    let msg = match msg.strip_prefix("line ") {
+        Some(rest) => rest.split_once(": ").map_or(msg, |(_, m)| m),
+        None => msg,
+    };
     match msg.rfind(" at line ") {
         Some(i) => msg[..i].trim_end_matches(':').to_string(),
         None => msg.to_string(),

@@ -33,6 +33,8 @@ pub struct Global {
 pub enum Output {
     /// For people.
     Text,
+    /// YAML (`render`; elsewhere the same as text).
+    Yaml,
     /// For CI and scripts.
     Json,
 }
@@ -40,10 +42,31 @@ pub enum Output {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check the spec offline: YAML, keys, references, cycles, files.
+    /// Check everything offline: spec, lock, values, rendered manifests.
     Validate {
-        /// Also check that this environment can be resolved.
+        /// Only this environment (default: every environment).
         env: Option<String>,
+        #[command(flatten)]
+        render: RenderFlags,
+    },
+    /// Print the exact objects that would be applied, in order.
+    Render {
+        /// The environment.
+        env: String,
+        /// Only these components (repeatable).
+        #[arg(long = "component", short = 'c')]
+        components: Vec<String>,
+        #[command(flatten)]
+        render: RenderFlags,
+    },
+    /// Resolve chart versions to exact versions and digests in rekube.lock.
+    Lock {
+        /// Exit 1 if rekube.lock is missing or stale, without writing it (for CI).
+        #[arg(long)]
+        check: bool,
+        /// Re-resolve every range, even where the lock already satisfies it.
+        #[arg(long, conflicts_with = "check")]
+        update: bool,
     },
     /// Create the environment's cluster if needed and bring it up.
     Up {
@@ -63,6 +86,17 @@ pub enum Command {
     /// Internal helpers that rekube starts itself.
     #[command(hide = true, subcommand)]
     Internal(Internal),
+}
+
+/// Flags of commands that render.
+#[derive(Debug, Args)]
+pub struct RenderFlags {
+    /// Render every component again, ignoring the render cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// How many components render at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
 }
 
 /// Hidden subcommands.

@@ -2,15 +2,26 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::fmt::Display;
+use std::io::Write;
+
+/// Writes to stdout; a closed pipe (`rekube render | head`) ends the
+/// process quietly, as Unix tools do, instead of panicking.
+fn out(text: impl Display) {
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{text}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
 
 /// A line of data (stdout).
 pub fn data(line: impl Display) {
-    println!("{line}");
+    out(line);
 }
 
 /// JSON data (stdout), pretty-printed.
 pub fn json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
+    out(serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
 }
 
 /// A progress or summary message (stderr).

@@ -5,11 +5,14 @@
 //! pipeline stage, and everything later trusts what it accepted.
 
 pub mod diag;
+pub mod graph;
 mod load;
+pub mod lock;
 pub mod model;
 mod validate;
 
 pub use diag::{Diagnostic, Diagnostics, Pos};
 pub use load::{Loaded, load, parse, yaml_diagnostic, yaml_options};
 pub use model::{Cluster, Component, Environment, Provider, Spec};
+pub use lock::{LockFile, LockedChart};
 pub use validate::validate;

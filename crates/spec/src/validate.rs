@@ -172,10 +172,17 @@ pub fn validate(loaded: &Loaded) -> Result<Vec<Diagnostic>, Diagnostics> {
                     format!("override `{key}` names component `{comp}`, which is not declared"),
                     format!("keys are `<component>.<path>`; {}", unknown_component_hint(comp, &names)),
                 );
+            } else if spec.components[comp].chart.is_none() {
+                c.err(at(value), format!("override `{key}` targets component `{comp}`, which is not a chart"), "values only apply to charts; change the manifests instead");
             } else if path.is_empty() || path.split('.').any(str::is_empty) {
                 c.err(at(value), format!("override `{key}` has no value path"), format!("write `{comp}.path.to.key: value`, e.g. `{comp}.replicas: 3`"));
             }
         }
+    }
+
+    match crate::lock::read_lock(&crate::lock::lock_path(loaded)) {
+        Ok(lock) => c.out.extend(crate::lock::check_lock(loaded, lock.as_ref())),
+        Err(d) => c.out.extend(d.0),
     }
 
     c.out.sort_by(|a, b| (a.file.clone(), a.pos).cmp(&(b.file.clone(), b.pos)));
@@ -279,6 +286,11 @@ fn check_component(c: &mut Checker, name: &str, comp: &Component, names: &[&str]
     }
     for v in &comp.values {
         check_values_entry(c, v);
+    }
+    if comp.manifests.is_some() {
+        if let Some(v) = comp.values.first() {
+            c.err(at(v), format!("component `{name}` has `values`, but values only apply to charts"), "plain YAML and kustomize take no values: remove `values`, or use a kustomize patch");
+        }
     }
     let mut seen = BTreeSet::new();
     for need in &comp.needs {

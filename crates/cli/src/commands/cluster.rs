@@ -55,7 +55,7 @@ pub async fn up(g: &Global, env: &str) -> Result<u8, Failure> {
             "endpoint": cp.endpoint(), "version": version, "nodes": nodes,
             "kubeconfig": kubeconfig, "ready_seconds": cp.startup().as_secs_f64(),
         })),
-        Output::Text => {
+        Output::Text | Output::Yaml => {
             let how = match outcome {
                 UpOutcome::Started => format!("ready in {:.1}s", cp.startup().as_secs_f64()),
                 UpOutcome::AlreadyRunning => "already running".to_string(),
@@ -79,8 +79,8 @@ pub fn down(g: &Global, env: &str) -> Result<u8, Failure> {
     let removed = LocalCluster::new(&state_root(&loaded), &name).down()?;
     match g.output {
         Output::Json => printer::json(&json!({"environment": env, "cluster": name, "removed": removed})),
-        Output::Text if removed => printer::message(format!("cluster `{name}` stopped and deleted")),
-        Output::Text => printer::message(format!("cluster `{name}` does not exist; nothing to do")),
+        Output::Text | Output::Yaml if removed => printer::message(format!("cluster `{name}` stopped and deleted")),
+        Output::Text | Output::Yaml => printer::message(format!("cluster `{name}` does not exist; nothing to do")),
     }
     Ok(0)
 }
@@ -112,7 +112,7 @@ pub async fn status(g: &Global, only: Option<&str>) -> Result<u8, Failure> {
     }
     match g.output {
         Output::Json => printer::json(&json!(rows)),
-        Output::Text => {
+        Output::Text | Output::Yaml => {
             printer::data(format!("{:<14} {:<12} {:<9} {:<10} {:<9} {}", "ENVIRONMENT", "CLUSTER", "PROVIDER", "STATE", "VERSION", "ENDPOINT"));
             for r in &rows {
                 let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();

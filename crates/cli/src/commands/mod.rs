@@ -3,6 +3,7 @@
 
 mod cluster;
 mod internal;
+mod render;
 mod validate;
 
 use std::path::PathBuf;
@@ -17,7 +18,9 @@ use crate::printer;
 pub async fn run(cli: Cli) -> Result<u8, Failure> {
     let g = &cli.global;
     match &cli.command {
-        Command::Validate { env } => validate::run(g, env.as_deref()),
+        Command::Validate { env, render } => validate::run(g, env.as_deref(), render).await,
+        Command::Render { env, components, render } => render::render(g, env, components, render).await,
+        Command::Lock { check, update } => render::lock(g, *check, *update).await,
         Command::Up { env } => cluster::up(g, env).await,
         Command::Down { env } => cluster::down(g, env),
         Command::Status { env } => cluster::status(g, env.as_deref()).await,

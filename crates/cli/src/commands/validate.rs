@@ -1,32 +1,47 @@
-//! `rekube validate`: every offline check, nothing touches a cluster.
+//! `rekube validate`: every offline check, including rendering each
+//! environment; nothing touches a cluster.
 
 use serde_json::json;
 
 use crate::Failure;
-use crate::args::{Global, Output};
+use crate::args::{Global, Output, RenderFlags};
+use crate::commands::render::{options, render_env};
 use crate::commands::{environment, load_valid};
 use crate::printer;
 
-pub fn run(g: &Global, env: Option<&str>) -> Result<u8, Failure> {
+pub async fn run(g: &Global, env: Option<&str>, flags: &RenderFlags) -> Result<u8, Failure> {
     let loaded = load_valid(g)?;
-    if let Some(env) = env {
-        environment(&loaded, env)?;
+    let envs: Vec<String> = match env {
+        Some(e) => {
+            environment(&loaded, e)?;
+            vec![e.to_string()]
+        }
+        None => loaded.spec.environments.keys().cloned().collect(),
+    };
+    let mut objects = 0;
+    let mut failed = false;
+    for e in &envs {
+        match render_env(&loaded, e, &options(&loaded, e, flags, None)).await {
+            Ok(r) => objects += r.objects().count(),
+            Err(Failure::Reported) => failed = true,
+            Err(other) => return Err(other),
+        }
+    }
+    if failed {
+        return Err(Failure::Reported);
     }
     let spec = &loaded.spec;
     match g.output {
         Output::Json => printer::json(&json!({
-            "valid": true,
-            "file": loaded.path,
-            "clusters": spec.clusters.len(),
-            "components": spec.components.len(),
-            "environments": spec.environments.len(),
+            "valid": true, "file": loaded.path, "environments": envs,
+            "clusters": spec.clusters.len(), "components": spec.components.len(), "objects": objects,
         })),
-        Output::Text => printer::message(format!(
-            "{}: valid ({} clusters, {} components, {} environments)",
+        _ => printer::message(format!(
+            "{}: valid ({} clusters, {} components, {} environments rendered: {objects} objects)",
             loaded.path.display(),
             spec.clusters.len(),
             spec.components.len(),
-            spec.environments.len()
+            envs.len()
         )),
     }
     Ok(0)

@@ -1,0 +1,243 @@
+//! Rendering: every component of an environment becomes an ordered list of
+//! plain Kubernetes objects, the very objects apply will send. This is the
+//! only crate that knows about Helm and kustomize; nothing after it does.
+//!
+//! Components render concurrently (helm and kustomize are subprocesses).
+//! Charts are cached by digest and rendered output by the digest of all its
+//! inputs, so a warm render needs no network and runs no helm at all.
+
+mod helm;
+pub mod lock;
+mod objects;
+mod source;
+pub mod values;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use futures::StreamExt;
+use rekube_spec::{Diagnostic, Diagnostics, Loaded, LockFile};
+use serde_json::json;
+
+pub use helm::{ChartCache, Helm, RenderCache, dir_digest, sha256};
+pub use objects::{BUILTIN_GROUPS, Object, ObjectKey, Origin, Scope, StreamSource, is_crd, parse_stream, scope};
+
+/// Errors of rendering that are not about one position in the user's files.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// Problems in the user's files (spec, values, manifests, rendered output).
+    #[error("{0}")]
+    Invalid(Diagnostics),
+    /// helm failed.
+    #[error("{what} failed:\n{stderr}")]
+    Helm {
+        /// The command.
+        what: String,
+        /// Its error output.
+        stderr: String,
+    },
+    /// A tool could not be run.
+    #[error("cannot run {tool}: {detail}")]
+    ToolMissing {
+        /// helm or kubectl.
+        tool: String,
+        /// Why.
+        detail: String,
+    },
+    /// A downloaded chart is not the one the lock file pins.
+    #[error("chart {chart} has digest {got}, but rekube.lock pins {locked}: the published chart was replaced")]
+    DigestMismatch {
+        /// Which chart.
+        chart: String,
+        /// The digest in the lock.
+        locked: String,
+        /// The digest downloaded.
+        got: String,
+    },
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// An error while rendering one component.
+    #[error("component `{component}`: {source}")]
+    Component {
+        /// The component.
+        component: String,
+        /// What went wrong.
+        source: Box<RenderError>,
+    },
+}
+
+/// How to render.
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    /// rekube's cache directory (charts, rendered output, tools).
+    pub cache_dir: PathBuf,
+    /// `--kube-version` for helm, when the target cluster's version is known.
+    pub kube_version: Option<String>,
+    /// `--api-versions` for helm, from the cluster's discovery.
+    pub api_versions: Vec<String>,
+    /// How many components render at once.
+    pub concurrency: usize,
+    /// Use and fill the render cache.
+    pub use_cache: bool,
+    /// Only these components (`None`: all).
+    pub only: Option<BTreeSet<String>>,
+    /// The helm binary (`None`: `REKUBE_HELM`, the cache's, or `PATH`'s).
+    pub helm: Option<PathBuf>,
+    /// The kubectl binary for kustomize (`None`: `REKUBE_KUBECTL`, the cache's, or `PATH`'s).
+    pub kubectl: Option<PathBuf>,
+}
+
+/// One component's objects.
+#[derive(Debug, Clone)]
+pub struct ComponentOutput {
+    /// The component.
+    pub name: String,
+    /// Its namespace, if it declares one.
+    pub namespace: Option<String>,
+    /// Its objects in output order (a generated Namespace first).
+    pub objects: Vec<Object>,
+    /// Whether the output came from the render cache.
+    pub cached: bool,
+}
+
+/// A rendered environment.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// Components in dependency order.
+    pub components: Vec<ComponentOutput>,
+    /// Warnings (e.g. custom resources whose CRD is in no component).
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Rendered {
+    /// Every object with its component, in order.
+    pub fn objects(&self) -> impl Iterator<Item = (&str, &Object)> {
+        self.components.iter().flat_map(|c| c.objects.iter().map(move |o| (c.name.as_str(), o)))
+    }
+}
+
+/// The path as the user would write it: under the spec's directory, without `./`.
+pub(crate) fn shown(loaded: &Loaded, rel: &Path) -> PathBuf {
+    let p = loaded.dir.join(rel);
+    p.strip_prefix(".").map(Path::to_path_buf).unwrap_or(p)
+}
+
+/// Renders environment `env`. `Err(Invalid)` lists every problem found.
+pub async fn render(loaded: &Loaded, env: &str, lock: Option<&LockFile>, opts: &RenderOptions) -> Result<Rendered, RenderError> {
+    let order: Vec<String> = rekube_spec::graph::waves(&loaded.spec)
+        .into_iter()
+        .flatten()
+        .filter(|c| opts.only.as_ref().is_none_or(|o| o.contains(c)))
+        .collect();
+    let needs_helm = order.iter().any(|c| loaded.spec.components[c].chart.is_some());
+    let helm = if needs_helm { Some(Helm::discover(&opts.cache_dir, opts.helm.as_deref()).await?) } else { None };
+    let ctx = source::Ctx { loaded, env, lock, opts, helm: helm.as_ref() };
+
+    let mut raw: BTreeMap<String, source::Raw> = BTreeMap::new();
+    let mut stream = futures::stream::iter(order.iter().cloned())
+        .map(|name| {
+            let ctx = &ctx;
+            async move {
+                let r = source::produce(ctx, &name).await;
+                (name, r)
+            }
+        })
+        .buffer_unordered(opts.concurrency.max(1));
+    let mut diags = Vec::new();
+    let mut errors = Vec::new();
+    while let Some((name, r)) = stream.next().await {
+        match r {
+            Ok(out) => {
+                raw.insert(name, out);
+            }
+            Err(RenderError::Invalid(d)) => diags.extend(d.0),
+            Err(e) => errors.push(RenderError::Component { component: name, source: Box::new(e) }),
+        }
+    }
+    drop(stream);
+    if let Some(e) = errors.into_iter().next() {
+        return Err(e);
+    }
+
+    let mut components = Vec::new();
+    for name in &order {
+        let Some(r) = raw.remove(name) else { continue };
+        let mut objects = Vec::new();
+        for (text, src) in &r.streams {
+            let source = match src {
+                source::Src::File(p) => StreamSource::File(p),
+                source::Src::Helm => StreamSource::Helm { component: name },
+                source::Src::Kustomize(p) => StreamSource::Kustomize(p),
+            };
+            objects.extend(parse_stream(text, &source, &mut diags));
+        }
+        let namespace = loaded.spec.components[name].namespace.as_ref().map(|n| n.value.clone());
+        components.push(ComponentOutput { name: name.clone(), namespace, objects, cached: r.cached });
+    }
+    let warnings = finish(&mut components, &mut diags);
+    if !diags.is_empty() {
+        diags.extend(warnings);
+        return Err(RenderError::Invalid(Diagnostics(diags)));
+    }
+    Ok(Rendered { components, warnings })
+}
+
+/// Cross-component work: namespace defaulting, generated Namespaces,
+/// duplicates, and CRD presence. Returns warnings; errors go to `diags`.
+fn finish(components: &mut [ComponentOutput], diags: &mut Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let crds: Vec<Object> = components.iter().flat_map(|c| c.objects.iter().filter(|o| is_crd(o)).cloned()).collect();
+    let mut warnings = Vec::new();
+    let declared_ns: BTreeSet<String> = components
+        .iter()
+        .flat_map(|c| c.objects.iter())
+        .filter(|o| o.group().is_empty() && o.kind() == "Namespace")
+        .map(|o| o.name().to_string())
+        .collect();
+    let mut generated_ns = BTreeSet::new();
+    let mut seen: BTreeMap<ObjectKey, (String, Origin)> = BTreeMap::new();
+    for comp in components.iter_mut() {
+        for obj in &mut comp.objects {
+            let (group, kind) = (obj.group().to_string(), obj.kind().to_string());
+            match scope(&group, &kind, &crds) {
+                Scope::Namespaced if obj.namespace().is_none() => match &comp.namespace {
+                    Some(ns) => obj.set_namespace(ns),
+                    None => diags.push(
+                        Diagnostic::new(&obj.origin.file, None, Some(rekube_spec::Pos { line: obj.origin.line, column: 1 }), format!("{kind} `{}` is namespaced but has no namespace, and component `{}` declares none", obj.name(), comp.name))
+                            .hint(format!("add `namespace:` to component `{}`, or `metadata.namespace` to the object", comp.name)),
+                    ),
+                },
+                Scope::Unknown if !BUILTIN_GROUPS.contains(&group.as_str()) => warnings.push(
+                    Diagnostic::new(&obj.origin.file, None, Some(rekube_spec::Pos { line: obj.origin.line, column: 1 }), format!("{kind}.{group} `{}`: no component defines its CustomResourceDefinition", obj.name()))
+                        .hint("it must already exist on the cluster; `rekube plan` checks it there")
+                        .warning(),
+                ),
+                _ => {}
+            }
+            let key = obj.key();
+            if let Some((other, origin)) = seen.get(&key) {
+                diags.push(
+                    Diagnostic::new(&obj.origin.file, None, Some(rekube_spec::Pos { line: obj.origin.line, column: 1 }), format!("{key} is rendered twice: by component `{}` and by component `{other}` ({}:{})", comp.name, origin.file.display(), origin.line))
+                        .hint("an object may belong to one component only; remove it from one of them"),
+                );
+            } else {
+                seen.insert(key, (comp.name.clone(), obj.origin.clone()));
+            }
+        }
+        // The component's namespace is created with it, like `helm install
+        // --create-namespace`, unless some component declares it.
+        if let Some(ns) = &comp.namespace {
+            if !declared_ns.contains(ns) && generated_ns.insert(ns.clone()) {
+                let value = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+                let origin = Origin { file: PathBuf::from(format!("(namespace of component `{}`)", comp.name)), line: 1 };
+                comp.objects.insert(0, Object { value, origin });
+            }
+        }
+    }
+    warnings
+}

@@ -124,8 +124,7 @@ impl Rendered {
 
 /// The path as the user would write it: under the spec's directory, without `./`.
 pub(crate) fn shown(loaded: &Loaded, rel: &Path) -> PathBuf {
-    let p = loaded.dir.join(rel);
-    p.strip_prefix(".").map(Path::to_path_buf).unwrap_or(p)
+    loaded.dir.join(rel).components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect()
 }
 
 /// Renders environment `env`. `Err(Invalid)` lists every problem found.

@@ -166,7 +166,17 @@ async fn chart_output(ctx: &Ctx<'_>, name: &str, chart: &rekube_spec::model::Cha
 /// pointing into the template file of a local chart.
 fn template_diagnostic(loaded: &Loaded, comp: &str, chart_dir: Option<&Path>, err: RenderError) -> RenderError {
     let RenderError::Helm { stderr, .. } = &err else { return err };
-    let msg = stderr.lines().find(|l| l.starts_with("Error:")).unwrap_or(stderr).trim_start_matches("Error: ").to_string();
+    // helm v4: "Error: <file:line:col>\n  executing ...:\n    nil pointer ...";
+    // older: "Error: template: <file:line:col>: executing ...". Join the
+    // lines, and leave out the advice about --debug.
+    let msg = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Use --debug"))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_start_matches("Error: ")
+        .to_string();
     let located = msg.split(['(', ' ']).find_map(|word| {
         let mut parts = word.trim_end_matches([')', ':']).splitn(3, ':');
         let file = parts.next()?;
@@ -183,12 +193,15 @@ fn template_diagnostic(loaded: &Loaded, comp: &str, chart_dir: Option<&Path>, er
             let rel = file.split_once('/').map_or(file.as_str(), |(_, r)| r);
             let path = dir.join(rel);
             let source = std::fs::read_to_string(&path).ok();
-            let p = path.strip_prefix(".").map(Path::to_path_buf).unwrap_or(path);
+            let p: PathBuf = path.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect();
             (p, source)
         }
         None => (PathBuf::from(&file), None),
     };
     let _ = loaded;
-    RenderError::Invalid(Diagnostics(vec![Diagnostic::new(&path, source.as_deref(), Some(pos), format!("helm template failed: {msg}"))
+    // The position is shown by the diagnostic; keep the cause in the message.
+    let cause = msg.replace("template: ", "").replace(&format!("{file}:{}:{}", pos.line, pos.column), "").replace(&format!(" at ({file}:{})", pos.line), "");
+    let cause = cause.trim_start_matches([':', ' ']).to_string();
+    RenderError::Invalid(Diagnostics(vec![Diagnostic::new(&path, source.as_deref(), Some(pos), format!("helm template failed: {cause}"))
         .hint(format!("check the values given to component `{comp}`; `rekube render --component {comp}` shows them applied"))]))
 }

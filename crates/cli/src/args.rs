@@ -83,6 +83,8 @@ pub enum Command {
         /// Only this environment.
         env: Option<String>,
     },
+    /// Print the JSON Schema of rekube.yaml, for editor completion.
+    Schema,
     /// Internal helpers that rekube starts itself.
     #[command(hide = true, subcommand)]
     Internal(Internal),

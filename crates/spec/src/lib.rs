@@ -16,3 +16,6 @@ pub use load::{Loaded, load, parse, yaml_diagnostic, yaml_options};
 pub use model::{Cluster, Component, Environment, Provider, Spec};
 pub use lock::{LockFile, LockedChart};
 pub use validate::validate;
+
+/// JSON Schema of `rekube.yaml`, for editors (`rekube schema > rekube.schema.json`).
+pub const SCHEMA: &str = include_str!("../rekube.schema.json");

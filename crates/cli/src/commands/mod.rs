@@ -24,6 +24,10 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Up { env } => cluster::up(g, env).await,
         Command::Down { env } => cluster::down(g, env),
         Command::Status { env } => cluster::status(g, env.as_deref()).await,
+        Command::Schema => {
+            printer::data(rekube_spec::SCHEMA.trim_end());
+            Ok(0)
+        }
         Command::Internal(cmd) => internal::run(cmd).await,
     }
 }

@@ -1,0 +1,113 @@
+//! The offline commands through the real binary: what a user sees on stderr
+//! and stdout, and the exit codes CI relies on.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn rekube(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rekube"))
+        .args(args)
+        .current_dir(dir)
+        .env("REKUBE_HELM", rekube_testbed::tools::helm())
+        .env("REKUBE_KUBECTL", rekube_testbed::tools::kubectl())
+        .env("REKUBE_CACHE", dir.join(".cache"))
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn spec_dir(spec: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rekube.yaml"), spec).unwrap();
+    dir
+}
+
+#[test]
+fn validate_reports_every_error_with_position_and_exits_1() {
+    let dir = spec_dir(
+        "clusters:\n  dev: { provider: local }\ncomponents:\n  web:\n    manifests: ./web\n    need: [db]\nenvironments:\n  dev: { cluster: dve }\n",
+    );
+    let out = rekube(dir.path(), &["validate"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "", "nothing on stdout");
+    insta::assert_snapshot!(text(&out.stderr));
+
+    // Once the key is fixed, the remaining problems are all listed at once.
+    std::fs::write(dir.path().join("rekube.yaml"), "clusters:\n  dev: { provider: local }\ncomponents:\n  web:\n    manifests: ./web\n    needs: [db]\nenvironments:\n  dev: { cluster: dve }\n").unwrap();
+    let out = rekube(dir.path(), &["validate"]);
+    assert_eq!(out.status.code(), Some(1));
+    insta::assert_snapshot!(text(&out.stderr));
+}
+
+#[test]
+fn validate_render_and_json_of_the_example_platform() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform");
+    let cache = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_rekube"))
+            .args(args)
+            .current_dir(&example)
+            .env("REKUBE_HELM", rekube_testbed::tools::helm())
+            .env("REKUBE_CACHE", cache.path())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["validate"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    insta::assert_snapshot!(text(&out.stderr), @"rekube.yaml: valid (2 clusters, 2 components, 2 environments rendered: 14 objects)");
+
+    let out = run(&["validate", "dev", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["objects"], 7);
+
+    let out = run(&["render", "dev"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    insta::assert_snapshot!("render_dev", text(&out.stdout));
+
+    let out = run(&["render", "staging", "-c", "web", "-o", "json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let deploy = list["items"].as_array().unwrap().iter().find(|o| o["kind"] == "Deployment").unwrap();
+    assert_eq!(deploy["spec"]["replicas"], 3, "staging's override");
+
+    let out = run(&["render", "dev", "-c", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stderr), "error: no component `nope`\nhint: declared components: app, web\n");
+}
+
+#[test]
+fn lock_check_fails_without_a_lock_and_passes_after_lock() {
+    let repo = rekube_testbed::ChartRepo::serve(&[&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform/charts/hello")]);
+    let dir = spec_dir(&format!(
+        "clusters: {{ dev: {{ provider: local }} }}\ncomponents:\n  web:\n    chart: {{ repo: {}, name: hello, version: \"~0.1\" }}\n    namespace: web\nenvironments: {{ dev: {{ cluster: dev }} }}\n",
+        repo.url()
+    ));
+    let out = rekube(dir.path(), &["lock", "--check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("chart version `~0.1` of component `web` is not pinned"), "{}", text(&out.stderr));
+    assert!(!dir.path().join("rekube.lock").exists(), "--check writes nothing");
+
+    let out = rekube(dir.path(), &["validate"]);
+    assert_eq!(out.status.code(), Some(1), "an unpinned range is refused until locked");
+
+    let out = rekube(dir.path(), &["lock"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lock = std::fs::read_to_string(dir.path().join("rekube.lock")).unwrap();
+    assert!(lock.contains("version: \"0.1.0\"") && lock.contains("digest: sha256:"), "{lock}");
+
+    let out = rekube(dir.path(), &["lock", "--check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = rekube(dir.path(), &["validate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn schema_is_valid_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = rekube(dir.path(), &["schema"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["title"], "rekube.yaml");
+}

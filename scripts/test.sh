@@ -27,8 +27,12 @@ if [ -n "$before" ]; then
   echo "$before" >&2
 fi
 
-status=0
-cargo test --workspace --locked --no-fail-fast || status=$?
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
 t2=$(secs)
 echo "[test] cargo test finished in $((t2 - t1))s (exit $status)" >&2
 
@@ -36,6 +40,9 @@ after="$(leftovers)"
 if [ -n "$after" ] && [ "$after" != "$before" ]; then
   echo "[test] FAILED: processes started by the tests are still running:" >&2
   echo "$after" >&2
-  exit 1
+  status=1
 fi
-exit $status
+# One closing line for the whole workspace (cargo prints one per test binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "%d passed, %d failed\n", p, f }' "$log"
+exit "$status"

@@ -1,0 +1,126 @@
+//! The plan as data: per component, one action per object.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// What apply will do to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    /// The object does not exist (or is not yet rekube's).
+    Create,
+    /// It exists and differs.
+    Update,
+    /// It left the spec (prune), or its component did.
+    Delete,
+    /// It exists and matches.
+    Unchanged,
+}
+
+/// One changed field. Values of Secrets are never carried here.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldChange {
+    /// `spec.template.spec.containers[0].image`.
+    pub path: String,
+    /// The live value (`None`: absent).
+    pub before: Option<Value>,
+    /// The value after apply (`None`: removed).
+    pub after: Option<Value>,
+}
+
+/// One object's action.
+#[derive(Debug, Clone, Serialize)]
+pub struct Action {
+    /// What happens.
+    pub op: Op,
+    /// `apiVersion`.
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Field changes (updates only), masked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<FieldChange>,
+    /// The object to apply (creates and updates), prepared; never printed.
+    #[serde(skip)]
+    pub object: Option<Value>,
+}
+
+impl Action {
+    /// `Kind namespace/name`.
+    pub fn display_name(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{} {ns}/{}", self.kind, self.name),
+            None => format!("{} {}", self.kind, self.name),
+        }
+    }
+
+    /// The API group.
+    pub fn group(&self) -> &str {
+        self.api_version.rsplit_once('/').map_or("", |(g, _)| g)
+    }
+}
+
+/// One component's part of the plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentPlan {
+    /// The component.
+    pub name: String,
+    /// Its wave (0-based); components of a wave run in parallel.
+    pub wave: usize,
+    /// Whether it left the spec (everything is deleted).
+    pub removed: bool,
+    /// Actions in apply order (Namespaces and CRDs first), deletes last.
+    pub actions: Vec<Action>,
+}
+
+/// Counts of a plan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Objects to create.
+    pub create: usize,
+    /// Objects to update.
+    pub update: usize,
+    /// Objects to delete.
+    pub delete: usize,
+    /// Objects left alone.
+    pub unchanged: usize,
+}
+
+/// A whole plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// The environment.
+    pub environment: String,
+    /// The cluster.
+    pub cluster: String,
+    /// Components in apply order (removed components last, in reverse order).
+    pub components: Vec<ComponentPlan>,
+}
+
+impl Plan {
+    /// Counts by operation.
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for a in self.components.iter().flat_map(|c| &c.actions) {
+            match a.op {
+                Op::Create => s.create += 1,
+                Op::Update => s.update += 1,
+                Op::Delete => s.delete += 1,
+                Op::Unchanged => s.unchanged += 1,
+            }
+        }
+        s
+    }
+
+    /// Whether applying would change anything.
+    pub fn has_changes(&self) -> bool {
+        let s = self.summary();
+        s.create + s.update + s.delete > 0
+    }
+}

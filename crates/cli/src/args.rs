@@ -59,6 +59,44 @@ pub enum Command {
         #[command(flatten)]
         render: RenderFlags,
     },
+    /// Show what apply would change, field by field (Secret values masked).
+    Plan {
+        /// The environment.
+        env: String,
+        /// Exit 0 when nothing would change, 2 when something would.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        #[command(flatten)]
+        select: Select,
+        #[command(flatten)]
+        render: RenderFlags,
+    },
+    /// Converge the environment: ordered server-side apply, health gates, pruning.
+    Apply {
+        /// The environment.
+        env: String,
+        /// Use the server's dry-run: nothing is persisted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Components applied at once within a dependency wave.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Seconds a component may take to become healthy.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        #[command(flatten)]
+        select: Select,
+        #[command(flatten)]
+        render: RenderFlags,
+    },
+    /// Delete every component in reverse dependency order and wait until gone.
+    Destroy {
+        /// The environment.
+        env: String,
+        /// Seconds to wait for each component's objects to disappear.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
     /// Resolve chart versions to exact versions and digests in rekube.lock.
     Lock {
         /// Exit 1 if rekube.lock is missing or stale, without writing it (for CI).
@@ -90,6 +128,17 @@ pub enum Command {
     Internal(Internal),
 }
 
+/// Choosing components.
+#[derive(Debug, Args)]
+pub struct Select {
+    /// Only these components (repeatable).
+    #[arg(long = "component", short = 'c')]
+    pub components: Vec<String>,
+    /// With --component: also what they need.
+    #[arg(long)]
+    pub with_needs: bool,
+}
+
 /// Flags of commands that render.
 #[derive(Debug, Args)]
 pub struct RenderFlags {
@@ -98,7 +147,7 @@ pub struct RenderFlags {
     pub no_cache: bool,
     /// How many components render at once.
     #[arg(long, default_value_t = 8)]
-    pub concurrency: usize,
+    pub render_concurrency: usize,
 }
 
 /// Hidden subcommands.
@@ -116,4 +165,14 @@ pub enum Internal {
         #[arg(long = "node", required = true)]
         nodes: Vec<String>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn arguments_are_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

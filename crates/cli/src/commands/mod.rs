@@ -2,7 +2,9 @@
 //! library crates and hands results to the printer.
 
 mod cluster;
+mod converge;
 mod internal;
+mod progress;
 mod render;
 mod validate;
 
@@ -20,6 +22,9 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
     match &cli.command {
         Command::Validate { env, render } => validate::run(g, env.as_deref(), render).await,
         Command::Render { env, components, render } => render::render(g, env, components, render).await,
+        Command::Plan { env, detailed_exitcode, select, render } => converge::plan(g, env, *detailed_exitcode, select, render).await,
+        Command::Apply { env, dry_run, concurrency, timeout, select, render } => converge::apply(g, env, *dry_run, *concurrency, *timeout, select, render).await,
+        Command::Destroy { env, timeout } => converge::destroy(g, env, *timeout).await,
         Command::Lock { check, update } => render::lock(g, *check, *update).await,
         Command::Up { env } => cluster::up(g, env).await,
         Command::Down { env } => cluster::down(g, env),

@@ -24,7 +24,7 @@ pub fn options(loaded: &Loaded, env: &str, flags: &RenderFlags, only: Option<BTr
         cache_dir: rekube_cluster::local::cache_dir(),
         kube_version,
         api_versions: Vec::new(),
-        concurrency: flags.concurrency,
+        concurrency: flags.render_concurrency,
         use_cache: !flags.no_cache,
         only,
         helm: None,

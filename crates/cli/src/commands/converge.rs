@@ -1,0 +1,188 @@
+//! `rekube plan`, `apply` and `destroy`: render, compare with the cluster,
+//! converge. Nothing touches a cluster until every input has rendered.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use rekube_cluster::local::{LocalCluster, LocalStatus};
+use rekube_kube::{ApplyOptions, ComponentOutcome, Desired, Resolver};
+use rekube_plan::{Op, Plan};
+use rekube_spec::{Loaded, Provider};
+use serde_json::{Value, json};
+
+use crate::Failure;
+use crate::args::{Global, Output, RenderFlags, Select};
+use crate::commands::progress::Progress;
+use crate::commands::render::{options, render_env};
+use crate::commands::{environment, load_valid, state_root};
+use crate::printer;
+
+/// A client for the environment's cluster.
+async fn cluster_client(loaded: &Loaded, env: &str) -> Result<(kube::Client, String), Failure> {
+    let e = environment(loaded, env)?;
+    let name = e.cluster.value.clone();
+    let cluster = &loaded.spec.clusters[&name];
+    let client = match cluster.provider.value {
+        Provider::Local => {
+            let local = LocalCluster::new(&state_root(loaded), &name);
+            if !matches!(local.status(), LocalStatus::Running { .. }) {
+                return Err(Failure::Error(anyhow::anyhow!("cluster `{name}` is not running"), Some(format!("start it with `rekube up {env}`"))));
+            }
+            rekube_cluster::local::client_for(&local.kubeconfig()).await?
+        }
+        Provider::Existing => {
+            let path = cluster.kubeconfig.as_ref().map(|k| loaded.resolve(&k.value));
+            let kc = match &path {
+                Some(p) => kube::config::Kubeconfig::read_from(p)?,
+                None => kube::config::Kubeconfig::read()?,
+            };
+            let opts = kube::config::KubeConfigOptions { context: cluster.context.as_ref().map(|c| c.value.clone()), ..Default::default() };
+            let config = kube::Config::from_custom_kubeconfig(kc, &opts).await?;
+            kube::Client::try_from(config)?
+        }
+        other => {
+            return Err(Failure::Error(anyhow::anyhow!("provider `{}` cannot be reached yet", other.as_str()), Some("use `local` or `existing`".into())));
+        }
+    };
+    Ok((client, name))
+}
+
+fn selection(loaded: &Loaded, select: &Select) -> Result<Option<BTreeSet<String>>, Failure> {
+    if select.components.is_empty() {
+        return Ok(None);
+    }
+    for c in &select.components {
+        if !loaded.spec.components.contains_key(c) {
+            let names: Vec<&str> = loaded.spec.components.keys().map(String::as_str).collect();
+            return Err(Failure::Error(anyhow::anyhow!("no component `{c}`"), Some(format!("declared components: {}", names.join(", ")))));
+        }
+    }
+    Ok(Some(if select.with_needs { rekube_spec::graph::with_needs(&loaded.spec, &select.components) } else { select.components.iter().cloned().collect() }))
+}
+
+struct Prepared {
+    plan: Plan,
+    rendered: rekube_render::Rendered,
+    resolver: Resolver,
+}
+
+async fn prepare(g: &Global, env: &str, select: &Select, flags: &RenderFlags) -> Result<Prepared, Failure> {
+    let loaded = load_valid(g)?;
+    environment(&loaded, env)?;
+    let only = selection(&loaded, select)?;
+    let partial = only.is_some();
+    // Render first: a bad input stops everything before the cluster is asked.
+    let mut opts = options(&loaded, env, flags, only);
+    let (client, cluster) = cluster_client(&loaded, env).await?;
+    if let Ok(v) = client.apiserver_version().await {
+        opts.kube_version = Some(v.git_version.trim_start_matches('v').split(['-', '+']).next().unwrap_or_default().to_string());
+    }
+    let rendered = render_env(&loaded, env, &opts).await?;
+    let resolver = Resolver::new(client);
+    let want = Desired {
+        environment: env,
+        cluster: &cluster,
+        rendered: &rendered,
+        waves: rekube_spec::graph::waves(&loaded.spec),
+        spec_components: loaded.spec.components.keys().cloned().collect(),
+        partial,
+    };
+    let plan = rekube_kube::build_plan(&resolver, &want).await.map_err(|e| {
+        let hint = matches!(e, rekube_kube::KubeError::UnknownKind { .. }).then(|| "install the CustomResourceDefinition first (in a component this one `needs`), or fix apiVersion/kind".to_string());
+        Failure::Error(e.into(), hint)
+    })?;
+    Ok(Prepared { plan, rendered, resolver })
+}
+
+fn show(v: &Option<Value>) -> String {
+    match v {
+        None => "(none)".to_string(),
+        Some(v) => v.to_string(),
+    }
+}
+
+/// The plan for people.
+pub fn plan_text(plan: &Plan) -> String {
+    let mut out = format!("Plan for environment `{}` (cluster `{}`):\n", plan.environment, plan.cluster);
+    for c in &plan.components {
+        let head = if c.removed { format!("{} (removed from the spec: destroy)", c.name) } else { format!("{} (wave {})", c.name, c.wave + 1) };
+        out.push_str(&format!("\n{head}\n"));
+        let mut unchanged = 0;
+        for a in &c.actions {
+            match a.op {
+                Op::Create => out.push_str(&format!("  + {}\n", a.display_name())),
+                Op::Delete => out.push_str(&format!("  - {}\n", a.display_name())),
+                Op::Unchanged => unchanged += 1,
+                Op::Update => {
+                    out.push_str(&format!("  ~ {}\n", a.display_name()));
+                    for ch in &a.changes {
+                        out.push_str(&format!("      {}: {} → {}\n", ch.path, show(&ch.before), show(&ch.after)));
+                    }
+                }
+            }
+        }
+        if unchanged > 0 {
+            out.push_str(&format!("  = {unchanged} unchanged\n"));
+        }
+    }
+    let s = plan.summary();
+    out.push_str(&format!("\nPlan: {} to create, {} to update, {} to delete, {} unchanged.\n", s.create, s.update, s.delete, s.unchanged));
+    out
+}
+
+fn plan_json(plan: &Plan) -> Value {
+    json!({"plan": plan, "summary": plan.summary(), "changes": plan.has_changes()})
+}
+
+pub async fn plan(g: &Global, env: &str, detailed: bool, select: &Select, flags: &RenderFlags) -> Result<u8, Failure> {
+    let p = prepare(g, env, select, flags).await?;
+    match g.output {
+        Output::Json => printer::json(&plan_json(&p.plan)),
+        _ => printer::data(plan_text(&p.plan).trim_end()),
+    }
+    Ok(if detailed && p.plan.has_changes() { 2 } else { 0 })
+}
+
+pub async fn apply(g: &Global, env: &str, dry_run: bool, concurrency: usize, timeout: u64, select: &Select, flags: &RenderFlags) -> Result<u8, Failure> {
+    let p = prepare(g, env, select, flags).await?;
+    let s = p.plan.summary();
+    if g.output != Output::Json {
+        let mode = if dry_run { " (server dry-run: nothing is persisted)" } else { "" };
+        printer::message(format!("applying `{env}`{mode}: {} to create, {} to update, {} to delete, {} unchanged", s.create, s.update, s.delete, s.unchanged));
+    }
+    let progress = Progress::new(if dry_run { "dry-run" } else { "applying" });
+    let opts = ApplyOptions { concurrency, timeout: Duration::from_secs(timeout), dry_run, ..Default::default() };
+    let report = rekube_kube::apply(&p.resolver, &p.plan, &p.rendered, &opts, &|e| progress.on(e)).await?;
+    let failed = report.failed();
+    match g.output {
+        Output::Json => printer::json(&json!({
+            "environment": env, "dry_run": dry_run, "summary": s, "failed": failed,
+            "components": report.components.iter().map(|(n, o)| json!({"name": n, "outcome": match o {
+                ComponentOutcome::Done { written, deleted, unchanged } => json!({"status": "done", "written": written, "deleted": deleted, "unchanged": unchanged}),
+                ComponentOutcome::Failed(why) => json!({"status": "failed", "error": why}),
+                ComponentOutcome::Skipped => json!({"status": "skipped"}),
+            }})).collect::<Vec<_>>(),
+        })),
+        _ if failed => printer::message(format!("apply of `{env}` FAILED after {:.1}s", progress.elapsed())),
+        _ if !p.plan.has_changes() => printer::message(format!("no changes: `{env}` already matches the spec ({} objects checked, all healthy)", s.unchanged)),
+        _ => printer::message(format!("applied `{env}` in {:.1}s: {} written, {} deleted, {} unchanged", progress.elapsed(), report.written(), s.delete, s.unchanged)),
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+pub async fn destroy(g: &Global, env: &str, timeout: u64) -> Result<u8, Failure> {
+    let loaded = load_valid(g)?;
+    let (client, _) = cluster_client(&loaded, env).await?;
+    let resolver = Resolver::new(client);
+    let order: Vec<String> = rekube_spec::graph::waves(&loaded.spec).into_iter().rev().flat_map(|w| w.into_iter().rev()).collect();
+    let progress = Progress::new("deleting");
+    let report = rekube_kube::destroy(&resolver, &order, Duration::from_secs(timeout), &|e| progress.on(e)).await?;
+    let deleted: usize = report.components.iter().map(|(_, o)| if let ComponentOutcome::Done { deleted, .. } = o { *deleted } else { 0 }).sum();
+    let failed = report.failed();
+    match g.output {
+        Output::Json => printer::json(&json!({"environment": env, "deleted": deleted, "failed": failed})),
+        _ if failed => printer::message(format!("destroy of `{env}` FAILED")),
+        _ => printer::message(format!("destroyed `{env}`: {deleted} objects in {} component(s), in {:.1}s", report.components.len(), progress.elapsed())),
+    }
+    Ok(if failed { 1 } else { 0 })
+}

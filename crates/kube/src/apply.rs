@@ -1,0 +1,343 @@
+//! Executing a plan: waves in order; the components of a wave in parallel;
+//! within a component the ApplySet parent first, then Namespaces and CRDs
+//! (waiting until CRDs are Established), then everything else in parallel,
+//! then prunes, then the health gate. Unchanged objects are not written, so
+//! a second apply writes nothing.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::Api;
+use rekube_plan::applyset::{self, CONTAINS_ANNOTATION, FIELD_MANAGER, ID_LABEL, NAMESPACES_ANNOTATION, PARENT_NAMESPACE, TOOLING_ANNOTATION};
+use rekube_plan::{Action, ComponentPlan, Op, Plan};
+use rekube_render::Rendered;
+use serde_json::{Value, json};
+
+use crate::health::{Health, check, has_rule};
+use crate::planner::{api_for, configmap_resource};
+use crate::{KubeError, Resolver};
+
+/// How to apply.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Components applied at once within a wave.
+    pub concurrency: usize,
+    /// Objects applied at once within a component.
+    pub object_concurrency: usize,
+    /// How long a component may take to become healthy.
+    pub timeout: Duration,
+    /// Server-side dry-run: nothing is persisted, no health waits.
+    pub dry_run: bool,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        Self { concurrency: 4, object_concurrency: 16, timeout: Duration::from_secs(300), dry_run: false }
+    }
+}
+
+/// Progress, reported as it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Waiting for the components it needs.
+    Waiting {
+        /// The component.
+        component: String,
+    },
+    /// Writing objects.
+    Applying {
+        /// The component.
+        component: String,
+        /// Objects written so far.
+        done: usize,
+        /// Objects to write.
+        total: usize,
+    },
+    /// Waiting for health.
+    WaitingHealth {
+        /// The component.
+        component: String,
+        /// What it waits for.
+        pending: String,
+    },
+    /// Finished.
+    Done {
+        /// The component.
+        component: String,
+        /// What happened.
+        outcome: ComponentOutcome,
+    },
+}
+
+/// How one component ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComponentOutcome {
+    /// Converged and healthy.
+    Done {
+        /// Objects created or updated.
+        written: usize,
+        /// Objects deleted.
+        deleted: usize,
+        /// Objects left alone.
+        unchanged: usize,
+    },
+    /// Failed; why.
+    Failed(String),
+    /// Not started because something it needs failed.
+    Skipped,
+}
+
+/// The result of an apply.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyReport {
+    /// Outcome per component, in plan order.
+    pub components: Vec<(String, ComponentOutcome)>,
+}
+
+impl ApplyReport {
+    /// Whether any component failed or was skipped.
+    pub fn failed(&self) -> bool {
+        self.components.iter().any(|(_, o)| !matches!(o, ComponentOutcome::Done { .. }))
+    }
+
+    /// Total objects written.
+    pub fn written(&self) -> usize {
+        self.components.iter().map(|(_, o)| if let ComponentOutcome::Done { written, .. } = o { *written } else { 0 }).sum()
+    }
+}
+
+fn pp(dry_run: bool) -> PatchParams {
+    let p = PatchParams::apply(FIELD_MANAGER).force();
+    if dry_run { p.dry_run() } else { p }
+}
+
+async fn ensure_parent_namespace(res: &Resolver, dry_run: bool) -> Result<(), KubeError> {
+    let api: Api<DynamicObject> = Api::all_with(res.client().clone(), &kube::core::ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()));
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PARENT_NAMESPACE}});
+    api.patch(PARENT_NAMESPACE, &pp(dry_run), &Patch::Apply(&ns)).await.map_err(KubeError::api("create namespace rekube-system"))?;
+    Ok(())
+}
+
+/// Writes the component's ApplySet parent listing `group_kinds` and `namespaces`.
+async fn write_parent(res: &Resolver, component: &str, group_kinds: &[String], namespaces: &[String], dry_run: bool) -> Result<(), KubeError> {
+    let api: Api<DynamicObject> = Api::namespaced_with(res.client().clone(), PARENT_NAMESPACE, &configmap_resource());
+    let name = applyset::parent_name(component);
+    let body = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {
+            "name": name, "namespace": PARENT_NAMESPACE,
+            "labels": {ID_LABEL: applyset::id(component)},
+            "annotations": {
+                TOOLING_ANNOTATION: concat!("rekube/v", env!("CARGO_PKG_VERSION")),
+                CONTAINS_ANNOTATION: group_kinds.join(","),
+                NAMESPACES_ANNOTATION: namespaces.join(","),
+            },
+        },
+    });
+    api.patch(&name, &pp(dry_run), &Patch::Apply(&body)).await.map_err(KubeError::api(format!("write ApplySet parent {name}")))?;
+    Ok(())
+}
+
+async fn existing_kinds(res: &Resolver, component: &str) -> Vec<String> {
+    let api: Api<DynamicObject> = Api::namespaced_with(res.client().clone(), PARENT_NAMESPACE, &configmap_resource());
+    match api.get_opt(&applyset::parent_name(component)).await {
+        Ok(Some(p)) => p.metadata.annotations.and_then(|a| a.get(CONTAINS_ANNOTATION).cloned()).map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect()).unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+async fn write_object(res: &Resolver, a: &Action, dry_run: bool) -> Result<(), KubeError> {
+    let obj = a.object.as_ref().expect("writes carry their object");
+    let r = res.resolve(&a.api_version, &a.kind).await.map_err(KubeError::api(format!("discover {}", a.api_version)))?;
+    let r = r.ok_or_else(|| KubeError::UnknownKind { api_version: a.api_version.clone(), kind: a.kind.clone(), file: a.display_name(), line: 0 })?;
+    let api = api_for(res.client(), &r, a.namespace.as_deref());
+    api.patch(&a.name, &pp(dry_run), &Patch::Apply(obj)).await.map_err(KubeError::api(format!("apply {}", a.display_name())))?;
+    Ok(())
+}
+
+pub(crate) async fn delete_object(res: &Resolver, a: &Action, dry_run: bool) -> Result<(), KubeError> {
+    let Some(r) = res.resolve(&a.api_version, &a.kind).await.map_err(KubeError::api(format!("discover {}", a.api_version)))? else { return Ok(()) };
+    let api = api_for(res.client(), &r, a.namespace.as_deref());
+    let mut dp = DeleteParams::background();
+    if dry_run {
+        dp = dp.dry_run();
+    }
+    match api.delete(&a.name, &dp).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(KubeError::Api { what: format!("delete {}", a.display_name()), source: e }),
+    }
+}
+
+/// Polls health of `objects` until all are ready, one fails, or time runs out.
+async fn wait_healthy(res: &Resolver, component: &str, objects: &[(String, String, String, Option<String>, String)], timeout: Duration, on: &(dyn Fn(Event) + Sync)) -> Result<(), String> {
+    let began = Instant::now();
+    let mut last = String::new();
+    loop {
+        let mut pending = None;
+        for (api_version, group, kind, ns, name) in objects {
+            let Ok(Some(r)) = res.resolve(api_version, kind).await else { continue };
+            let live = match api_for(res.client(), &r, ns.as_deref()).get_opt(name).await {
+                Ok(Some(o)) => serde_json::to_value(&o).expect("serialises"),
+                Ok(None) => {
+                    pending = Some(format!("{kind} {name}: not found"));
+                    break;
+                }
+                Err(e) => return Err(format!("{kind} {name}: {e}")),
+            };
+            match check(res.client(), group, kind, &live).await {
+                Health::Ready => {}
+                Health::Pending(p) => {
+                    pending = Some(p);
+                    break;
+                }
+                Health::Failed(f) => return Err(f),
+            }
+        }
+        let Some(p) = pending else { return Ok(()) };
+        if began.elapsed() > timeout {
+            return Err(format!("not healthy after {}s: {p}", timeout.as_secs()));
+        }
+        if p != last {
+            on(Event::WaitingHealth { component: component.to_string(), pending: p.clone() });
+            last = p;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn apply_component(res: &Resolver, c: &ComponentPlan, rendered: &Rendered, opts: &ApplyOptions, on: &(dyn Fn(Event) + Sync)) -> ComponentOutcome {
+    match apply_component_inner(res, c, rendered, opts, on).await {
+        Ok(o) => o,
+        Err(e) => ComponentOutcome::Failed(e),
+    }
+}
+
+async fn apply_component_inner(res: &Resolver, c: &ComponentPlan, rendered: &Rendered, opts: &ApplyOptions, on: &(dyn Fn(Event) + Sync)) -> Result<ComponentOutcome, String> {
+    let name = c.name.as_str();
+    let writes: Vec<&Action> = c.actions.iter().filter(|a| matches!(a.op, Op::Create | Op::Update)).collect();
+    let deletes: Vec<&Action> = c.actions.iter().filter(|a| a.op == Op::Delete).collect();
+    let unchanged = c.actions.iter().filter(|a| a.op == Op::Unchanged).count();
+    let total = writes.len();
+    if total > 0 {
+        on(Event::Applying { component: name.to_string(), done: 0, total });
+    }
+
+    let mut kinds: Vec<String> = c.actions.iter().filter(|a| a.op != Op::Delete).map(|a| applyset::group_kind(a.group(), &a.kind)).collect();
+    kinds.sort();
+    kinds.dedup();
+    let mut namespaces: Vec<String> = c.actions.iter().filter(|a| a.op != Op::Delete).filter_map(|a| a.namespace.clone()).collect();
+    namespaces.sort();
+    namespaces.dedup();
+    if !c.removed && (!writes.is_empty() || !deletes.is_empty()) {
+        // Superset first (KEP-3659): a crash mid-apply must not hide members from prune.
+        let mut superset = existing_kinds(res, name).await;
+        superset.extend(kinds.iter().cloned());
+        superset.sort();
+        superset.dedup();
+        write_parent(res, name, &superset, &namespaces, opts.dry_run).await.map_err(|e| e.to_string())?;
+    }
+
+    let first: Vec<&Action> = writes.iter().copied().filter(|a| a.group().is_empty() && a.kind == "Namespace" || a.group() == "apiextensions.k8s.io" && a.kind == "CustomResourceDefinition").collect();
+    let rest: Vec<&Action> = writes.iter().copied().filter(|a| !first.iter().any(|f| std::ptr::eq(*f, *a))).collect();
+    let mut done = 0;
+    for batch in [first, rest] {
+        let results = futures::stream::iter(batch.iter().copied())
+            .map(|a| async move { write_object(res, a, opts.dry_run).await.map(|_| a) })
+            .buffer_unordered(opts.object_concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await;
+        let mut crds = Vec::new();
+        for r in results {
+            let a = r.map_err(|e| e.to_string())?;
+            done += 1;
+            if a.kind == "CustomResourceDefinition" {
+                crds.push(a);
+            }
+        }
+        if !batch.is_empty() {
+            on(Event::Applying { component: name.to_string(), done, total });
+        }
+        if !crds.is_empty() && !opts.dry_run {
+            let objs: Vec<_> = crds.iter().map(|a| (a.api_version.clone(), a.group().to_string(), a.kind.clone(), None, a.name.clone())).collect();
+            wait_healthy(res, name, &objs, opts.timeout, on).await?;
+            for a in &crds {
+                if let Some(group) = a.object.as_ref().and_then(|o| o.pointer("/spec/group")).and_then(Value::as_str) {
+                    res.forget_group(group);
+                }
+            }
+        }
+    }
+
+    // Prune: everything but namespaces first, so their contents go in order.
+    let (ns_deletes, other_deletes): (Vec<&Action>, Vec<&Action>) = deletes.iter().partition(|a| a.kind == "Namespace" && a.group().is_empty());
+    for batch in [other_deletes, ns_deletes] {
+        let results = futures::stream::iter(batch).map(|a| delete_object(res, a, opts.dry_run)).buffer_unordered(opts.object_concurrency.max(1)).collect::<Vec<_>>().await;
+        for r in results {
+            r.map_err(|e| e.to_string())?;
+        }
+    }
+    if c.removed {
+        if !opts.dry_run {
+            crate::destroy::wait_gone(res, &deletes, opts.timeout).await?;
+            crate::destroy::delete_parent(res, name).await.map_err(|e| e.to_string())?;
+        }
+    } else if !deletes.is_empty() || !writes.is_empty() {
+        write_parent(res, name, &kinds, &namespaces, opts.dry_run).await.map_err(|e| e.to_string())?;
+    }
+
+    if !opts.dry_run && !c.removed {
+        let objs: Vec<_> = rendered
+            .components
+            .iter()
+            .filter(|rc| rc.name == name)
+            .flat_map(|rc| rc.objects.iter())
+            .filter(|o| has_rule(o.group(), o.kind()))
+            .map(|o| (o.api_version().to_string(), o.group().to_string(), o.kind().to_string(), o.namespace().map(str::to_string), o.name().to_string()))
+            .collect();
+        wait_healthy(res, name, &objs, opts.timeout, on).await?;
+    }
+    Ok(ComponentOutcome::Done { written: total, deleted: deletes.len(), unchanged })
+}
+
+/// Applies `plan`. Components of a wave run in parallel; a failed component
+/// stops later waves (its dependents are skipped, and reported so).
+pub async fn apply(res: &Resolver, plan: &Plan, rendered: &Rendered, opts: &ApplyOptions, on: &(dyn Fn(Event) + Sync)) -> Result<ApplyReport, KubeError> {
+    if plan.has_changes() {
+        ensure_parent_namespace(res, opts.dry_run).await?;
+    }
+    let mut waves: BTreeMap<usize, Vec<&ComponentPlan>> = BTreeMap::new();
+    for c in &plan.components {
+        waves.entry(c.wave).or_default().push(c);
+    }
+    for c in plan.components.iter().filter(|c| c.wave > 0) {
+        on(Event::Waiting { component: c.name.clone() });
+    }
+    let mut report = ApplyReport::default();
+    let mut failed = false;
+    for (_, comps) in waves {
+        if failed {
+            for c in comps {
+                on(Event::Done { component: c.name.clone(), outcome: ComponentOutcome::Skipped });
+                report.components.push((c.name.clone(), ComponentOutcome::Skipped));
+            }
+            continue;
+        }
+        let outcomes = futures::stream::iter(comps)
+            .map(|c| async move {
+                let o = apply_component(res, c, rendered, opts, on).await;
+                on(Event::Done { component: c.name.clone(), outcome: o.clone() });
+                (c.name.clone(), o)
+            })
+            .buffer_unordered(opts.concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await;
+        for (name, o) in outcomes {
+            failed |= !matches!(o, ComponentOutcome::Done { .. });
+            report.components.push((name, o));
+        }
+    }
+    Ok(report)
+}

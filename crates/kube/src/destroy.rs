@@ -1,0 +1,92 @@
+//! Destroy: every component's ApplySet members, in reverse dependency
+//! order, waiting until they are really gone (finalizers, namespaces), then
+//! the parent. Objects without rekube's `part-of` label are never touched.
+
+use std::time::{Duration, Instant};
+
+use kube::Api;
+use kube::api::{DeleteParams, DynamicObject};
+use rekube_plan::applyset::{self, PARENT_NAMESPACE, PART_OF_LABEL};
+use rekube_plan::{Action, Op};
+use serde_json::Value;
+
+use crate::apply::{ComponentOutcome, Event, delete_object};
+use crate::planner::{api_for, configmap_resource, list_type, parents};
+use crate::{ApplyReport, KubeError, Resolver};
+
+pub(crate) async fn delete_parent(res: &Resolver, component: &str) -> Result<(), KubeError> {
+    let api: Api<DynamicObject> = Api::namespaced_with(res.client().clone(), PARENT_NAMESPACE, &configmap_resource());
+    match api.delete(&applyset::parent_name(component), &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(KubeError::Api { what: format!("delete ApplySet parent of {component}"), source: e }),
+    }
+}
+
+pub(crate) async fn wait_gone(res: &Resolver, objects: &[&Action], timeout: Duration) -> Result<(), String> {
+    let began = Instant::now();
+    for a in objects {
+        let Ok(Some(r)) = res.resolve(&a.api_version, &a.kind).await else { continue };
+        let api = api_for(res.client(), &r, a.namespace.as_deref());
+        loop {
+            match api.get_opt(&a.name).await {
+                Ok(None) => break,
+                Ok(Some(_)) if began.elapsed() > timeout => return Err(format!("{} still exists after {}s (finalizers?)", a.display_name(), timeout.as_secs())),
+                Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(200)).await,
+                Err(e) => return Err(format!("{}: {e}", a.display_name())),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Destroys `components` in the order given (reverse dependency order), plus
+/// any rekube ApplySet left on the cluster by components no longer in the spec.
+pub async fn destroy(res: &Resolver, components: &[String], timeout: Duration, on: &(dyn Fn(Event) + Sync)) -> Result<ApplyReport, KubeError> {
+    let live = parents(res.client()).await?;
+    let mut order: Vec<String> = live.iter().filter(|p| !components.contains(&p.component)).map(|p| p.component.clone()).collect();
+    order.extend(components.iter().cloned());
+    let mut report = ApplyReport::default();
+    for name in order {
+        let Some(parent) = live.iter().find(|p| p.component == name) else { continue };
+        on(Event::Applying { component: name.clone(), done: 0, total: 0 });
+        let mut members = Vec::new();
+        for gk in &parent.group_kinds {
+            let Some(r) = res.resolve_group_kind(gk).await.map_err(KubeError::api(format!("discover {gk}")))? else { continue };
+            for o in list_type(res.client(), &r, Some(&format!("{PART_OF_LABEL}={}", parent.id))).await? {
+                let v = serde_json::to_value(&o).expect("serialises");
+                members.push(Action {
+                    op: Op::Delete,
+                    api_version: v["apiVersion"].as_str().unwrap_or_default().to_string(),
+                    kind: v["kind"].as_str().unwrap_or_default().to_string(),
+                    namespace: v.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string),
+                    name: v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    changes: Vec::new(),
+                    object: None,
+                });
+            }
+        }
+        let (namespaces, others): (Vec<&Action>, Vec<&Action>) = members.iter().partition(|a| a.kind == "Namespace" && a.group().is_empty());
+        let mut outcome = ComponentOutcome::Done { written: 0, deleted: members.len(), unchanged: 0 };
+        for batch in [others, namespaces] {
+            for a in &batch {
+                delete_object(res, a, false).await?;
+            }
+            on(Event::WaitingHealth { component: name.clone(), pending: format!("{} object(s) to disappear", batch.len()) });
+            if let Err(e) = wait_gone(res, &batch, timeout).await {
+                outcome = ComponentOutcome::Failed(e);
+                break;
+            }
+        }
+        if matches!(outcome, ComponentOutcome::Done { .. }) {
+            delete_parent(res, &name).await?;
+        }
+        on(Event::Done { component: name.clone(), outcome: outcome.clone() });
+        let failed = !matches!(outcome, ComponentOutcome::Done { .. });
+        report.components.push((name, outcome));
+        if failed {
+            break;
+        }
+    }
+    Ok(report)
+}

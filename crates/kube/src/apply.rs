@@ -30,11 +30,13 @@ pub struct ApplyOptions {
     pub timeout: Duration,
     /// Server-side dry-run: nothing is persisted, no health waits.
     pub dry_run: bool,
+    /// Skip health gates (CRDs still wait until Established).
+    pub no_wait: bool,
 }
 
 impl Default for ApplyOptions {
     fn default() -> Self {
-        Self { concurrency: 4, object_concurrency: 16, timeout: Duration::from_secs(300), dry_run: false }
+        Self { concurrency: 4, object_concurrency: 16, timeout: Duration::from_secs(300), dry_run: false, no_wait: false }
     }
 }
 
@@ -148,13 +150,46 @@ async fn existing_kinds(res: &Resolver, component: &str) -> Vec<String> {
     }
 }
 
+/// Whether an error is worth another try: transport errors, throttling,
+/// server errors, and the 404 a just-established CRD's resource answers for
+/// a moment.
+fn transient(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => matches!(s.code, 429 | 500 | 502 | 503 | 504) || (s.code == 404 && s.message.contains("could not find the requested resource")),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+/// Runs `f` up to 6 times while it fails transiently (backing off 0.2 s, 0.4 s, ...).
+pub(crate) async fn retry<T, F, Fut>(mut f: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut attempt = 0u64;
+    loop {
+        attempt += 1;
+        match f().await {
+            Err(e) if attempt < 6 && transient(&e) => tokio::time::sleep(Duration::from_millis(200 * attempt)).await,
+            other => return other,
+        }
+    }
+}
+
 async fn write_object(res: &Resolver, a: &Action, dry_run: bool) -> Result<(), KubeError> {
     let obj = a.object.as_ref().expect("writes carry their object");
     let r = res.resolve(&a.api_version, &a.kind).await.map_err(KubeError::api(format!("discover {}", a.api_version)))?;
     let r = r.ok_or_else(|| KubeError::UnknownKind { api_version: a.api_version.clone(), kind: a.kind.clone(), file: a.display_name(), line: 0 })?;
     let api = api_for(res.client(), &r, a.namespace.as_deref());
-    api.patch(&a.name, &pp(dry_run), &Patch::Apply(obj)).await.map_err(KubeError::api(format!("apply {}", a.display_name())))?;
-    Ok(())
+    let (params, patch) = (pp(dry_run), Patch::Apply(obj));
+    match retry(|| api.patch(&a.name, &params, &patch)).await {
+        Ok(_) => Ok(()),
+        // A server dry-run cannot place objects in a namespace this same
+        // apply would create; they are checked when it exists.
+        Err(kube::Error::Api(s)) if dry_run && s.code == 404 && s.details.as_ref().is_some_and(|d| d.kind == "namespaces") => Ok(()),
+        Err(e) => Err(KubeError::Api { what: format!("apply {}", a.display_name()), source: e }),
+    }
 }
 
 pub(crate) async fn delete_object(res: &Resolver, a: &Action, dry_run: bool) -> Result<(), KubeError> {
@@ -164,7 +199,7 @@ pub(crate) async fn delete_object(res: &Resolver, a: &Action, dry_run: bool) -> 
     if dry_run {
         dp = dp.dry_run();
     }
-    match api.delete(&a.name, &dp).await {
+    match retry(|| api.delete(&a.name, &dp)).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(KubeError::Api { what: format!("delete {}", a.display_name()), source: e }),
@@ -231,7 +266,7 @@ async fn apply_component_inner(res: &Resolver, c: &ComponentPlan, rendered: &Ren
     let mut namespaces: Vec<String> = c.actions.iter().filter(|a| a.op != Op::Delete).filter_map(|a| a.namespace.clone()).collect();
     namespaces.sort();
     namespaces.dedup();
-    if !c.removed && (!writes.is_empty() || !deletes.is_empty()) {
+    if !c.removed && !opts.dry_run && (!writes.is_empty() || !deletes.is_empty()) {
         // Superset first (KEP-3659): a crash mid-apply must not hide members from prune.
         let mut superset = existing_kinds(res, name).await;
         superset.extend(kinds.iter().cloned());
@@ -284,11 +319,11 @@ async fn apply_component_inner(res: &Resolver, c: &ComponentPlan, rendered: &Ren
             crate::destroy::wait_gone(res, &deletes, opts.timeout).await?;
             crate::destroy::delete_parent(res, name).await.map_err(|e| e.to_string())?;
         }
-    } else if !deletes.is_empty() || !writes.is_empty() {
+    } else if !opts.dry_run && (!deletes.is_empty() || !writes.is_empty()) {
         write_parent(res, name, &kinds, &namespaces, opts.dry_run).await.map_err(|e| e.to_string())?;
     }
 
-    if !opts.dry_run && !c.removed {
+    if !opts.dry_run && !opts.no_wait && !c.removed {
         let objs: Vec<_> = rendered
             .components
             .iter()

@@ -49,6 +49,7 @@ pub async fn up(g: &Global, env: &str) -> Result<u8, Failure> {
     let kubeconfig = cluster.kubeconfig();
     let version = cp.state().version.clone().unwrap_or_else(|| "unknown".into());
     match g.output {
+        // JSON goes out once the components are applied too (below).
         Output::Json => printer::json(&json!({
             "environment": env, "cluster": name, "provider": "local",
             "outcome": match outcome { UpOutcome::Started => "started", UpOutcome::AlreadyRunning => "already-running" },
@@ -63,11 +64,12 @@ pub async fn up(g: &Global, env: &str) -> Result<u8, Failure> {
             printer::message(format!("cluster `{name}` {how}: {} (Kubernetes {version}, {nodes} node(s))", cp.endpoint()));
             printer::message(format!("  kubeconfig: {}", kubeconfig.display()));
             printer::message(format!("  try:        kubectl --kubeconfig {} get nodes", kubeconfig.display()));
-            let n = loaded.spec.components.len();
-            printer::message(format!("components: {n} declared, not applied: the apply engine has not landed yet"));
         }
     }
-    Ok(0)
+    // Then everything the environment declares, health-gated.
+    let quiet = Global { file: g.file.clone(), output: Output::Text };
+    let code = crate::commands::converge::apply(&quiet, env, rekube_kube::ApplyOptions::default(), &Default::default(), &Default::default()).await?;
+    Ok(code)
 }
 
 pub fn down(g: &Global, env: &str) -> Result<u8, Failure> {

@@ -143,7 +143,8 @@ pub async fn plan(g: &Global, env: &str, detailed: bool, select: &Select, flags:
     Ok(if detailed && p.plan.has_changes() { 2 } else { 0 })
 }
 
-pub async fn apply(g: &Global, env: &str, dry_run: bool, concurrency: usize, timeout: u64, select: &Select, flags: &RenderFlags) -> Result<u8, Failure> {
+pub async fn apply(g: &Global, env: &str, opts: ApplyOptions, select: &Select, flags: &RenderFlags) -> Result<u8, Failure> {
+    let dry_run = opts.dry_run;
     let p = prepare(g, env, select, flags).await?;
     let s = p.plan.summary();
     if g.output != Output::Json {
@@ -151,7 +152,6 @@ pub async fn apply(g: &Global, env: &str, dry_run: bool, concurrency: usize, tim
         printer::message(format!("applying `{env}`{mode}: {} to create, {} to update, {} to delete, {} unchanged", s.create, s.update, s.delete, s.unchanged));
     }
     let progress = Progress::new(if dry_run { "dry-run" } else { "applying" });
-    let opts = ApplyOptions { concurrency, timeout: Duration::from_secs(timeout), dry_run, ..Default::default() };
     let report = rekube_kube::apply(&p.resolver, &p.plan, &p.rendered, &opts, &|e| progress.on(e)).await?;
     let failed = report.failed();
     match g.output {

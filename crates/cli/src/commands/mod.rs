@@ -23,7 +23,10 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Validate { env, render } => validate::run(g, env.as_deref(), render).await,
         Command::Render { env, components, render } => render::render(g, env, components, render).await,
         Command::Plan { env, detailed_exitcode, select, render } => converge::plan(g, env, *detailed_exitcode, select, render).await,
-        Command::Apply { env, dry_run, concurrency, timeout, select, render } => converge::apply(g, env, *dry_run, *concurrency, *timeout, select, render).await,
+        Command::Apply { env, dry_run, no_wait, concurrency, timeout, select, render } => {
+            let opts = rekube_kube::ApplyOptions { concurrency: *concurrency, timeout: std::time::Duration::from_secs(*timeout), dry_run: *dry_run, no_wait: *no_wait, ..Default::default() };
+            converge::apply(g, env, opts, select, render).await
+        }
         Command::Destroy { env, timeout } => converge::destroy(g, env, *timeout).await,
         Command::Lock { check, update } => render::lock(g, *check, *update).await,
         Command::Up { env } => cluster::up(g, env).await,

@@ -6,7 +6,7 @@
 //! 2. `KUBEBUILDER_ASSETS`: the same, in controller-runtime's envtest layout,
 //!    so a user can test against a newer Kubernetes;
 //! 3. the cache that `scripts/testbed-setup.sh` fills:
-//!    `$REKUBE_CACHE/k8s/v1.20.2` (default `~/.cache/rekube`).
+//!    `$REKUBE_CACHE/k8s/v1.20.2-r2` (default `~/.cache/rekube`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,6 +15,10 @@ use super::LocalError;
 
 /// The Kubernetes version that `scripts/testbed-setup.sh` builds.
 pub const DEFAULT_VERSION: &str = "1.20.2";
+
+/// The cache directory of the build `scripts/testbed-setup.sh` makes (the
+/// suffix is its build revision: see the script).
+pub const BUILD_ID: &str = "v1.20.2-r2";
 
 /// The command a user runs to fill the cache; every "binaries missing" error names it.
 pub const SETUP_COMMAND: &str = "scripts/testbed-setup.sh";
@@ -55,7 +59,7 @@ impl Binaries {
             }
             searched.push(format!("${var} (unset)"));
         }
-        let dir = cache_dir().join("k8s").join(format!("v{DEFAULT_VERSION}"));
+        let dir = cache_dir().join("k8s").join(BUILD_ID);
         Self::in_dir(&dir).map_err(|missing| {
             searched.push(dir.display().to_string());
             LocalError::BinariesMissing { searched, missing }

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Apply benchmark (issue 4): a 30-component platform, ~2,000 objects
+# (ConfigMaps, Deployments, Services in 30 namespaces), on a local test-bed
+# cluster. Baseline, same cluster and same run: `kubectl apply --server-side`
+# of the identical rendered manifests (first apply, re-apply), and
+# `kubectl diff --server-side`. rekube: apply (first), plan and apply of the
+# unchanged platform. kubectl does not wait for health, so rekube's first
+# apply is measured with --no-wait as the like-for-like figure, and also with
+# its health gates. Peak memory of rekube from /usr/bin/time.
+#
+# Usage: benches/apply.sh   (needs scripts/testbed-setup.sh)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE="${REKUBE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rekube}"
+KUBECTL="$CACHE/tools/kubectl"
+cargo build --release --locked -q -p rekube
+REKUBE="$PWD/target/release/rekube"
+command -v /usr/bin/time >/dev/null || { apt-get install -y -q time >/dev/null; }
+
+work="$(mktemp -d)"
+cleanup() { (cd "$work" && "$REKUBE" down bench >/dev/null 2>&1 || true); (cd "$work" && "$REKUBE" -f base.yaml down base >/dev/null 2>&1 || true); rm -rf "$work"; }
+trap cleanup EXIT
+
+gen_component() { # dir n
+  local d="$1" n="$2"
+  mkdir -p "$d"
+  for j in $(seq 1 40); do printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-%s\ndata:\n  key: "value %s of %s"\n---\n' "$j" "$j" "$n"; done > "$d/configmaps.yaml"
+  for j in $(seq 1 13); do
+    printf 'apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-%s\nspec:\n  replicas: 0\n  selector:\n    matchLabels: {app: app-%s}\n  template:\n    metadata:\n      labels: {app: app-%s}\n    spec:\n      containers:\n        - name: app\n          image: nginx:1.25\n          ports: [{containerPort: 80}]\n---\n' "$j" "$j" "$j"
+    printf 'apiVersion: v1\nkind: Service\nmetadata:\n  name: app-%s\nspec:\n  selector: {app: app-%s}\n  ports: [{port: 80, protocol: TCP}]\n---\n' "$j" "$j"
+  done > "$d/apps.yaml"
+}
+{
+  echo "clusters: { bench: { provider: local, nodes: 1 } }"
+  echo "components:"
+  for i in $(seq -w 1 30); do echo "  c$i: { manifests: ./c$i, namespace: ns-$i }"; gen_component "$work/c$i" "$i"; done
+  echo "environments: { bench: { cluster: bench } }"
+} > "$work/rekube.yaml"
+sed 's/bench/base/g' "$work/rekube.yaml" > "$work/base.yaml"
+
+cd "$work"
+"$REKUBE" up bench >/dev/null 2>&1
+"$REKUBE" -f base.yaml up base >/dev/null 2>&1
+"$REKUBE" render bench > rendered.yaml 2>/dev/null
+objects=$(grep -c '^kind:' rendered.yaml)
+KC=(--kubeconfig "$work/.rekube/clusters/base/kubeconfig")
+
+now() { date +%s%N; }
+ms() { echo $(( ($(now) - $1) / 1000000 )); }
+t=$(now); "$KUBECTL" "${KC[@]}" apply --server-side -f rendered.yaml >/dev/null; k_first=$(ms $t)
+t=$(now); "$KUBECTL" "${KC[@]}" apply --server-side -f rendered.yaml >/dev/null; k_again=$(ms $t)
+t=$(now); "$KUBECTL" "${KC[@]}" diff --server-side -f rendered.yaml >/dev/null || true; k_diff=$(ms $t)
+
+t=$(now); /usr/bin/time -f %M -o rss1 "$REKUBE" apply bench --no-wait --concurrency 8 >/dev/null 2>&1; r_first=$(ms $t)
+t=$(now); /usr/bin/time -f %M -o rss2 "$REKUBE" plan bench >/dev/null 2>&1; r_plan=$(ms $t)
+t=$(now); /usr/bin/time -f %M -o rss3 "$REKUBE" apply bench --concurrency 8 >/dev/null 2>&1; r_again=$(ms $t)
+"$REKUBE" destroy bench >/dev/null 2>&1
+t=$(now); "$REKUBE" apply bench --concurrency 8 >/dev/null 2>&1; r_health=$(ms $t)
+rss=$(sort -n rss1 rss2 rss3 | tail -1)
+
+ratio() { awk "BEGIN {printf \"%.1f\", $1/$2}"; }
+echo "apply benchmark: 30 components, $objects objects, $(nproc) cores, same test-bed control plane build"
+echo "  first apply : kubectl ${k_first} ms | rekube --no-wait ${r_first} ms ($(ratio $k_first $r_first)x; goal >= 5x) | rekube with health gates ${r_health} ms"
+echo "  unchanged   : kubectl re-apply ${k_again} ms, kubectl diff ${k_diff} ms | rekube plan ${r_plan} ms, rekube apply ${r_again} ms (goal <= 1500 ms)"
+echo "  rekube peak RSS: $((rss / 1024)) MB (goal < 150 MB)"

@@ -1,0 +1,266 @@
+//! plan, apply and destroy through the real binary, against a real control
+//! plane with the fake kubelet (an `existing` cluster pointing at it).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rekube_testbed::{FAIL_LABEL, TestCluster, tools};
+
+struct Platform {
+    dir: tempfile::TempDir,
+    cache: tempfile::TempDir,
+}
+
+impl Platform {
+    fn new(cluster: &TestCluster, context: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Self { dir, cache: tempfile::tempdir().unwrap() };
+        p.write("clusters.yaml", &format!("{} {context}", cluster.kubeconfig().display()));
+        p
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// Writes rekube.yaml with `components` under an `existing` cluster.
+    fn spec(&self, components: &str) {
+        let cluster = std::fs::read_to_string(self.path("clusters.yaml")).unwrap();
+        let (kubeconfig, context) = cluster.split_once(' ').unwrap();
+        self.write(
+            "rekube.yaml",
+            &format!("clusters:\n  test: {{ provider: existing, kubeconfig: {kubeconfig}, context: {context} }}\ncomponents:\n{components}environments:\n  test: {{ cluster: test }}\n"),
+        );
+    }
+
+    fn rekube(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_rekube"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("REKUBE_HELM", tools::helm())
+            .env("REKUBE_KUBECTL", tools::kubectl())
+            .env("REKUBE_CACHE", self.cache.path())
+            .output()
+            .unwrap()
+    }
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "rekube failed ({}):\nstdout:\n{}\nstderr:\n{}", o.status, out(o), err(o));
+    out(o)
+}
+
+/// Filters times and ports out of progress output.
+fn settings() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.add_filter(r"\d+\.\ds", "[TIME]");
+    s.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]");
+    s
+}
+
+fn kubectl(cluster: &TestCluster, args: &[&str]) -> Output {
+    cluster.kubectl().args(args).output().unwrap()
+}
+
+fn get(cluster: &TestCluster, args: &[&str]) -> String {
+    let o = kubectl(cluster, args);
+    assert!(o.status.success(), "kubectl {args:?}: {}", err(&o));
+    out(&o)
+}
+
+const WEB: &str = "  web:\n    manifests: ./web\n    namespace: web\n";
+const APP: &str = "  app:\n    manifests: ./app\n    namespace: app\n    needs: [web]\n";
+
+fn web_files(p: &Platform, message: &str) {
+    p.write("web/config.yaml", &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\ndata:\n  message: {message}\n"));
+    p.write("web/extra.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-extra\ndata:\n  a: b\n");
+    // No `protocol`: v1.20 refuses this in server-side apply unless defaulted.
+    p.write("web/service.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports:\n    - port: 80\n      targetPort: 8080\n");
+    p.write(
+        "web/deploy.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n        - name: web\n          image: nginx:1.25\n          ports:\n            - containerPort: 8080\n",
+    );
+}
+
+fn app_files(p: &Platform) {
+    p.write("app/secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app-db\nstringData:\n  password: hunter2\n");
+    p.write("app/deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: app}\n  template:\n    metadata:\n      labels: {app: app}\n    spec:\n      containers:\n        - name: app\n          image: busybox:1.36\n");
+}
+
+fn resource_versions(cluster: &TestCluster) -> String {
+    get(cluster, &["get", "cm,secret,svc,deploy", "-n", "web", "-o", "jsonpath={range .items[*]}{.metadata.name}={.metadata.resourceVersion} {end}"])
+        + &get(cluster, &["get", "cm,secret,deploy", "-n", "app", "-o", "jsonpath={range .items[*]}{.metadata.name}={.metadata.resourceVersion} {end}"])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_update_unchanged_prune_and_destroy() {
+    let cluster = TestCluster::with_kubelet("converge").await;
+    let p = Platform::new(&cluster, "converge");
+    web_files(&p, "hello");
+    app_files(&p);
+    p.spec(&format!("{WEB}{APP}"));
+
+    // Create.
+    let plan = p.rekube(&["plan", "test", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(2), "changes pending: {}", err(&plan));
+    settings().bind(|| insta::assert_snapshot!("plan_create", out(&plan)));
+    let apply = p.rekube(&["apply", "test"]);
+    ok(&apply);
+    // How many health polls happen depends on timing: the snapshot leaves
+    // them out; the first (the rollout not yet observed) is always there.
+    assert!(err(&apply).contains("web: waiting: Deployment web: generation 1 not yet observed"), "{}", err(&apply));
+    let mut s = settings();
+    s.add_filter(r"(?m)^\w+: waiting: .*\n", "");
+    s.bind(|| insta::assert_snapshot!("apply_progress", err(&apply)));
+    // Ordered by `needs`: app starts only after web is done (healthy).
+    let progress = err(&apply);
+    let web_done = progress.find("web: done").expect("web finished");
+    let app_start = progress.find("app: applying").expect("app started");
+    assert!(web_done < app_start, "app started before web was healthy:\n{progress}");
+    assert_eq!(get(&cluster, &["get", "deploy", "web", "-n", "web", "-o", "jsonpath={.status.availableReplicas}"]), "2");
+    assert_eq!(get(&cluster, &["get", "svc", "web", "-n", "web", "-o", "jsonpath={.spec.ports[0].protocol}"]), "TCP");
+    // kubectl reads the same inventory: the ApplySet parent and its members.
+    let parent = get(&cluster, &["get", "cm", "rekube.web", "-n", "rekube-system", "-o", "jsonpath={.metadata.annotations.applyset\\.kubernetes\\.io/contains-group-kinds}"]);
+    assert_eq!(parent, "ConfigMap,Deployment.apps,Namespace,Service");
+
+    // Unchanged: exit 0, nothing written.
+    let before = resource_versions(&cluster);
+    assert_eq!(p.rekube(&["plan", "test", "--detailed-exitcode"]).status.code(), Some(0));
+    let again = p.rekube(&["apply", "test"]);
+    assert!(err(&ok_out(&again)).contains("no changes"), "{}", err(&again));
+    assert_eq!(resource_versions(&cluster), before, "a second apply writes nothing");
+
+    // Update, field by field, with the Secret's value masked.
+    web_files(&p, "changed");
+    p.write("app/secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app-db\nstringData:\n  password: correct-horse\n");
+    let plan = p.rekube(&["plan", "test"]);
+    let text = ok(&plan);
+    assert!(!text.contains("hunter2") && !text.contains("correct-horse") && !text.contains("aHVudGVyMg"), "a Secret value leaked:\n{text}");
+    settings().bind(|| insta::assert_snapshot!("plan_update", text));
+    let json: serde_json::Value = serde_json::from_slice(&p.rekube(&["plan", "test", "-o", "json"]).stdout).unwrap();
+    assert_eq!(json["summary"]["update"], 2);
+    assert!(!json.to_string().contains("correct-horse"), "JSON plans are masked too");
+    ok(&p.rekube(&["apply", "test"]));
+    assert_eq!(get(&cluster, &["get", "cm", "web-config", "-n", "web", "-o", "jsonpath={.data.message}"]), "changed");
+
+    // Prune: an object removed from a component is deleted; a hand-made one is not.
+    get(&cluster, &["create", "configmap", "made-by-hand", "-n", "web", "--from-literal=a=b"]);
+    std::fs::remove_file(p.path("web/extra.yaml")).unwrap();
+    let plan = ok(&p.rekube(&["plan", "test"]));
+    assert!(plan.contains("  - ConfigMap web/web-extra"), "{plan}");
+    assert!(!plan.contains("made-by-hand"), "{plan}");
+    ok(&p.rekube(&["apply", "test"]));
+    assert_eq!(kubectl(&cluster, &["get", "cm", "web-extra", "-n", "web"]).status.code(), Some(1), "pruned");
+    get(&cluster, &["get", "cm", "made-by-hand", "-n", "web"]);
+
+    // A component removed from the spec is destroyed.
+    p.spec(WEB);
+    let plan = ok(&p.rekube(&["plan", "test"]));
+    assert!(plan.contains("app (removed from the spec: destroy)"), "{plan}");
+    ok(&p.rekube(&["apply", "test"]));
+    assert_eq!(kubectl(&cluster, &["get", "ns", "app"]).status.code(), Some(1), "namespace app is gone");
+    assert_eq!(kubectl(&cluster, &["get", "cm", "rekube.app", "-n", "rekube-system"]).status.code(), Some(1), "its ApplySet parent is gone");
+
+    // Destroy: everything rekube made, waiting until gone; nothing else.
+    get(&cluster, &["create", "configmap", "not-ours", "-n", "default", "--from-literal=a=b"]);
+    let destroy = p.rekube(&["destroy", "test"]);
+    ok(&destroy);
+    assert_eq!(kubectl(&cluster, &["get", "ns", "web"]).status.code(), Some(1), "namespace web is really gone after destroy returns");
+    get(&cluster, &["get", "cm", "not-ours", "-n", "default"]);
+    assert_eq!(get(&cluster, &["get", "cm", "-n", "rekube-system", "-o", "name"]).lines().filter(|l| l.contains("rekube.")).count(), 0);
+}
+
+fn ok_out(o: &Output) -> &Output {
+    ok(o);
+    o
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_changes_nothing() {
+    let cluster = TestCluster::with_kubelet("dryrun").await;
+    let p = Platform::new(&cluster, "dryrun");
+    web_files(&p, "hello");
+    p.spec(WEB);
+    let dry = p.rekube(&["apply", "test", "--dry-run"]);
+    ok(&dry);
+    assert!(err(&dry).contains("server dry-run"), "{}", err(&dry));
+    assert_eq!(kubectl(&cluster, &["get", "ns", "web"]).status.code(), Some(1), "no namespace was created");
+    assert_eq!(kubectl(&cluster, &["get", "ns", "rekube-system"]).status.code(), Some(1), "no inventory was created");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_deployment_names_the_pod_reason_and_skips_dependents() {
+    let cluster = TestCluster::with_kubelet("failing").await;
+    let p = Platform::new(&cluster, "failing");
+    p.write(
+        "web/deploy.yaml",
+        &format!("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web, {FAIL_LABEL}: CrashLoopBackOff}}\n    spec:\n      containers:\n        - name: web\n          image: nginx:1.25\n"),
+    );
+    app_files(&p);
+    p.spec(&format!("{WEB}{APP}"));
+    let apply = p.rekube(&["apply", "test", "--timeout", "60"]);
+    assert_eq!(apply.status.code(), Some(1));
+    let e = err(&apply);
+    assert!(e.contains("web: FAILED: Deployment web: 0/2 available"), "{e}");
+    assert!(e.contains(": CrashLoopBackOff"), "the pod's reason is named:\n{e}");
+    assert!(e.contains("pod web-"), "the pod is named:\n{e}");
+    assert!(e.contains("app: skipped: a component it needs failed"), "{e}");
+    assert_eq!(kubectl(&cluster, &["get", "ns", "app"]).status.code(), Some(1), "the dependent never started");
+}
+
+fn huge_crd(name: &str) -> String {
+    // ~400 KiB of schema descriptions: over the 256 KiB that client-side
+    // apply's last-applied annotation allows.
+    let filler = "x".repeat(4000);
+    let props: String = (0..100).map(|i| format!("                f{i}:\n                  type: string\n                  description: \"{filler}\"\n")).collect();
+    format!(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {name}s.example.com\nspec:\n  group: example.com\n  names: {{kind: {kind}, plural: {name}s, singular: {name}}}\n  scope: Namespaced\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema:\n          type: object\n          properties:\n            spec:\n              type: object\n              properties:\n{props}",
+        kind = format!("{}{}", name[..1].to_uppercase(), &name[1..])
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn custom_resources_wait_for_their_crd_even_a_huge_one() {
+    let cluster = TestCluster::with_kubelet("crds").await;
+    let p = Platform::new(&cluster, "crds");
+    let crd = huge_crd("widget");
+    assert!(crd.len() > 300 * 1024, "the CRD is {} bytes", crd.len());
+    p.write("crds/widget.yaml", &crd);
+    // The CR is in the same component as its CRD, and in a dependent one.
+    p.write("crds/default-widget.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: default\nspec:\n  f1: one\n");
+    p.write("uses/widget.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: app-widget\nspec:\n  f2: two\n");
+    p.spec("  crds:\n    manifests: ./crds\n    namespace: widgets\n  uses:\n    manifests: ./uses\n    namespace: widgets\n    needs: [crds]\n");
+    let plan = ok(&p.rekube(&["plan", "test"]));
+    assert!(plan.contains("+ Widget widgets/default") && plan.contains("+ Widget widgets/app-widget"), "{plan}");
+    ok(&p.rekube(&["apply", "test"]));
+    assert_eq!(get(&cluster, &["get", "widgets.example.com", "-n", "widgets", "-o", "name"]), "widget.example.com/app-widget\nwidget.example.com/default\n");
+    assert_eq!(p.rekube(&["plan", "test", "--detailed-exitcode"]).status.code(), Some(0), "and then unchanged");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_kind_is_a_clear_error_at_plan_time() {
+    let cluster = TestCluster::start("unknown").await;
+    let p = Platform::new(&cluster, "unknown");
+    p.write("m/gadget.yaml", "apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: g\n");
+    p.spec("  m:\n    manifests: ./m\n    namespace: m\n");
+    let plan = p.rekube(&["plan", "test"]);
+    assert_eq!(plan.status.code(), Some(1));
+    let e = err(&plan);
+    assert!(e.contains("m/gadget.yaml:1: the cluster does not serve Gadget (example.com/v1)"), "{e}");
+    assert!(e.contains("hint: install the CustomResourceDefinition first"), "{e}");
+    let _ = Path::new(".");
+}

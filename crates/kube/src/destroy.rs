@@ -11,7 +11,9 @@ use rekube_plan::{Action, Op};
 use serde_json::Value;
 
 use crate::apply::{ComponentOutcome, Event, delete_object};
-use crate::planner::{api_for, configmap_resource, list_type, parents};
+use futures::StreamExt;
+
+use crate::planner::{Parent, api_for, configmap_resource, list_type, parents};
 use crate::{ApplyReport, KubeError, Resolver};
 
 pub(crate) async fn delete_parent(res: &Resolver, component: &str) -> Result<(), KubeError> {
@@ -40,53 +42,67 @@ pub(crate) async fn wait_gone(res: &Resolver, objects: &[&Action], timeout: Dura
     Ok(())
 }
 
-/// Destroys `components` in the order given (reverse dependency order), plus
-/// any rekube ApplySet left on the cluster by components no longer in the spec.
-pub async fn destroy(res: &Resolver, components: &[String], timeout: Duration, on: &(dyn Fn(Event) + Sync)) -> Result<ApplyReport, KubeError> {
+/// Destroys components wave by wave in the order given (reverse dependency
+/// order), the components of a wave in parallel, after any rekube ApplySet
+/// left on the cluster by components no longer in the spec.
+pub async fn destroy(res: &Resolver, waves: &[Vec<String>], timeout: Duration, on: &(dyn Fn(Event) + Sync)) -> Result<ApplyReport, KubeError> {
     let live = parents(res.client()).await?;
-    let mut order: Vec<String> = live.iter().filter(|p| !components.contains(&p.component)).map(|p| p.component.clone()).collect();
-    order.extend(components.iter().cloned());
+    let known: Vec<&String> = waves.iter().flatten().collect();
+    let orphans: Vec<String> = live.iter().filter(|p| !known.contains(&&p.component)).map(|p| p.component.clone()).collect();
     let mut report = ApplyReport::default();
-    for name in order {
-        let Some(parent) = live.iter().find(|p| p.component == name) else { continue };
-        on(Event::Applying { component: name.clone(), done: 0, total: 0 });
-        let mut members = Vec::new();
-        for gk in &parent.group_kinds {
-            let Some(r) = res.resolve_group_kind(gk).await.map_err(KubeError::api(format!("discover {gk}")))? else { continue };
-            for o in list_type(res.client(), &r, Some(&format!("{PART_OF_LABEL}={}", parent.id))).await? {
-                let v = serde_json::to_value(&o).expect("serialises");
-                members.push(Action {
-                    op: Op::Delete,
-                    api_version: v["apiVersion"].as_str().unwrap_or_default().to_string(),
-                    kind: v["kind"].as_str().unwrap_or_default().to_string(),
-                    namespace: v.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string),
-                    name: v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string(),
-                    changes: Vec::new(),
-                    object: None,
-                });
-            }
-        }
-        let (namespaces, others): (Vec<&Action>, Vec<&Action>) = members.iter().partition(|a| a.kind == "Namespace" && a.group().is_empty());
-        let mut outcome = ComponentOutcome::Done { written: 0, deleted: members.len(), unchanged: 0 };
-        for batch in [others, namespaces] {
-            for a in &batch {
-                delete_object(res, a, false).await?;
-            }
-            on(Event::WaitingHealth { component: name.clone(), pending: format!("{} object(s) to disappear", batch.len()) });
-            if let Err(e) = wait_gone(res, &batch, timeout).await {
-                outcome = ComponentOutcome::Failed(e);
-                break;
-            }
-        }
-        if matches!(outcome, ComponentOutcome::Done { .. }) {
-            delete_parent(res, &name).await?;
-        }
-        on(Event::Done { component: name.clone(), outcome: outcome.clone() });
-        let failed = !matches!(outcome, ComponentOutcome::Done { .. });
-        report.components.push((name, outcome));
+    for wave in std::iter::once(&orphans).chain(waves) {
+        let comps: Vec<&Parent> = wave.iter().filter_map(|n| live.iter().find(|p| &p.component == n)).collect();
+        let outcomes = futures::stream::iter(comps)
+            .map(|parent| async move {
+                let outcome = match destroy_component(res, parent, timeout, on).await {
+                    Ok(o) => o,
+                    Err(e) => ComponentOutcome::Failed(e.to_string()),
+                };
+                on(Event::Done { component: parent.component.clone(), outcome: outcome.clone() });
+                (parent.component.clone(), outcome)
+            })
+            .buffer_unordered(8)
+            .collect::<Vec<_>>()
+            .await;
+        let failed = outcomes.iter().any(|(_, o)| !matches!(o, ComponentOutcome::Done { .. }));
+        report.components.extend(outcomes);
         if failed {
-            break;
+            break; // what they need stays, so it can be retried
         }
     }
     Ok(report)
+}
+
+async fn destroy_component(res: &Resolver, parent: &Parent, timeout: Duration, on: &(dyn Fn(Event) + Sync)) -> Result<ComponentOutcome, KubeError> {
+    let name = &parent.component;
+    on(Event::Applying { component: name.clone(), done: 0, total: 0 });
+    let mut members = Vec::new();
+    for gk in &parent.group_kinds {
+        let Some(r) = res.resolve_group_kind(gk).await.map_err(KubeError::api(format!("discover {gk}")))? else { continue };
+        for o in list_type(res.client(), &r, Some(&format!("{PART_OF_LABEL}={}", parent.id))).await? {
+            let v = serde_json::to_value(&o).expect("serialises");
+            members.push(Action {
+                op: Op::Delete,
+                api_version: v["apiVersion"].as_str().unwrap_or_default().to_string(),
+                kind: v["kind"].as_str().unwrap_or_default().to_string(),
+                namespace: v.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string),
+                name: v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                changes: Vec::new(),
+                object: None,
+            });
+        }
+    }
+    let (namespaces, others): (Vec<&Action>, Vec<&Action>) = members.iter().partition(|a| a.kind == "Namespace" && a.group().is_empty());
+    for batch in [others, namespaces] {
+        let results = futures::stream::iter(batch.iter().copied()).map(|a| delete_object(res, a, false)).buffer_unordered(16).collect::<Vec<_>>().await;
+        for r in results {
+            r?;
+        }
+        on(Event::WaitingHealth { component: name.clone(), pending: format!("{} object(s) to disappear", batch.len()) });
+        if let Err(e) = wait_gone(res, &batch, timeout).await {
+            return Ok(ComponentOutcome::Failed(e));
+        }
+    }
+    delete_parent(res, name).await?;
+    Ok(ComponentOutcome::Done { written: 0, deleted: members.len(), unchanged: 0 })
 }

@@ -174,7 +174,7 @@ pub async fn destroy(g: &Global, env: &str, timeout: u64) -> Result<u8, Failure>
     let loaded = load_valid(g)?;
     let (client, _) = cluster_client(&loaded, env).await?;
     let resolver = Resolver::new(client);
-    let order: Vec<String> = rekube_spec::graph::waves(&loaded.spec).into_iter().rev().flat_map(|w| w.into_iter().rev()).collect();
+    let order: Vec<Vec<String>> = rekube_spec::graph::waves(&loaded.spec).into_iter().rev().collect();
     let progress = Progress::new("deleting");
     let report = rekube_kube::destroy(&resolver, &order, Duration::from_secs(timeout), &|e| progress.on(e)).await?;
     let deleted: usize = report.components.iter().map(|(_, o)| if let ComponentOutcome::Done { deleted, .. } = o { *deleted } else { 0 }).sum();

@@ -260,6 +260,10 @@ impl ControlPlane {
             format!("--secure-port={cm_port}"),
             "--port=0".into(),
             "--leader-elect=false".into(),
+            // The default client QPS (20) throttles status updates once a
+            // platform has hundreds of workloads; a local cluster has room.
+            "--kube-api-qps=200".into(),
+            "--kube-api-burst=400".into(),
             format!("--root-ca-file={}", p(&pki.ca_cert)),
             format!("--service-account-private-key-file={}", p(&pki.sa_key)),
             format!("--cluster-signing-cert-file={}", p(&pki.ca_cert)),

@@ -107,7 +107,7 @@ pub async fn status(g: &Global, only: Option<&str>) -> Result<u8, Failure> {
                 LocalStatus::Running { endpoint, version, dead } => (format!("degraded ({} not running)", dead.join(", ")), Some(endpoint), version),
             }
         } else {
-            ("unknown (provider not supported yet)".to_string(), None, None)
+            ("unknown".to_string(), None, None)
         };
         rows.push(json!({"environment": env, "cluster": e.cluster.value, "provider": provider.as_str(),
                          "state": state, "endpoint": endpoint, "version": version}));

@@ -265,3 +265,26 @@ async fn unknown_kind_is_a_clear_error_at_plan_time() {
     assert!(e.contains("hint: install the CustomResourceDefinition first"), "{e}");
     let _ = Path::new(".");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn component_selection_applies_only_it_and_what_it_needs() {
+    let cluster = TestCluster::with_kubelet("select").await;
+    let p = Platform::new(&cluster, "select");
+    web_files(&p, "hello");
+    app_files(&p);
+    p.write("other/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\n");
+    p.spec(&format!("{WEB}{APP}  other:\n    manifests: ./other\n    namespace: other\n"));
+
+    // Without --with-needs, only the component itself is planned.
+    let plan = ok(&p.rekube(&["plan", "test", "-c", "app"]));
+    assert!(plan.contains("app (wave 2)") && !plan.contains("web (wave") && !plan.contains("other"), "{plan}");
+
+    ok(&p.rekube(&["apply", "test", "-c", "app", "--with-needs"]));
+    get(&cluster, &["get", "deploy", "app", "-n", "app"]);
+    get(&cluster, &["get", "deploy", "web", "-n", "web"]);
+    assert_eq!(kubectl(&cluster, &["get", "ns", "other"]).status.code(), Some(1), "an unselected component is left alone");
+
+    // A partial plan never proposes to destroy what it did not select.
+    let plan = ok(&p.rekube(&["plan", "test", "-c", "other"]));
+    assert!(plan.contains("+ ConfigMap other/other") && !plan.contains("destroy") && !plan.contains("  - "), "{plan}");
+}

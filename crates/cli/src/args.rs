@@ -92,6 +92,13 @@ pub enum Command {
         #[command(flatten)]
         render: RenderFlags,
     },
+    /// Hand-made changes since the last apply, and who made them (exit 2 when any).
+    Drift {
+        /// The environment.
+        env: String,
+        #[command(flatten)]
+        render: RenderFlags,
+    },
     /// Delete every component in reverse dependency order and wait until gone.
     Destroy {
         /// The environment.

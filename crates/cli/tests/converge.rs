@@ -288,3 +288,73 @@ async fn component_selection_applies_only_it_and_what_it_needs() {
     let plan = ok(&p.rekube(&["plan", "test", "-c", "other"]));
     assert!(plan.contains("+ ConfigMap other/other") && !plan.contains("destroy") && !plan.contains("  - "), "{plan}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drift_names_each_hand_change_with_its_manager_and_apply_reverts_it() {
+    let cluster = TestCluster::with_kubelet("drift").await;
+    let p = Platform::new(&cluster, "drift");
+    web_files(&p, "hello");
+    app_files(&p);
+    p.write("web/settings.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: \"1\"\n");
+    p.write("web/autoscaled.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: autoscaled\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: autoscaled}\n  template:\n    metadata:\n      labels: {app: autoscaled}\n    spec:\n      containers: [{name: a, image: \"nginx:1.25\"}]\n");
+    p.spec(&format!("{WEB}{APP}"));
+    ok(&p.rekube(&["apply", "test"]));
+    let clean = p.rekube(&["drift", "test"]);
+    assert_eq!(clean.status.code(), Some(0), "no drift right after apply: {}{}", out(&clean), err(&clean));
+
+    // Every change made with the real tool a person would use.
+    let editor = p.path("editor.sh");
+    std::fs::write(&editor, "#!/bin/sh\nsed -i 's/^  a: \"1\"/  a: \"edited\"/' \"$1\"\n").unwrap();
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let edit = cluster.kubectl().args(["edit", "cm", "settings", "-n", "web"]).env("KUBE_EDITOR", &editor).output().unwrap();
+    assert!(edit.status.success(), "kubectl edit: {}", err(&edit));
+    get(&cluster, &["scale", "deploy", "web", "-n", "web", "--replicas=4"]);
+    get(&cluster, &["patch", "cm", "web-config", "-n", "web", "-p", r#"{"data":{"message":"patched"}}"#]);
+    get(&cluster, &["label", "svc", "web", "-n", "web", "applyset.kubernetes.io/part-of=someone-else", "--overwrite"]);
+    get(&cluster, &["set", "image", "deploy/app", "-n", "app", "app=busybox:1.37"]);
+    get(&cluster, &["delete", "cm", "web-extra", "-n", "web"]);
+    get(&cluster, &["patch", "secret", "app-db", "-n", "app", "-p", r#"{"stringData":{"password":"correct-horse"}}"#]);
+    // An HPA owns autoscaled's replicas: scaling it is not drift.
+    get(&cluster, &["autoscale", "deploy", "autoscaled", "-n", "web", "--min=1", "--max=3"]);
+    get(&cluster, &["scale", "deploy", "autoscaled", "-n", "web", "--replicas=3"]);
+
+    let text = p.rekube(&["drift", "test"]);
+    let mut s = settings();
+    s.add_filter(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "[TIME]");
+    s.bind(|| insta::assert_snapshot!("drift_report", format!("{}{}", out(&text), err(&text))));
+    let drift = p.rekube(&["drift", "test", "-o", "json"]);
+    assert_eq!(drift.status.code(), Some(2), "drift exits 2: {}", err(&drift));
+    let report: serde_json::Value = serde_json::from_slice(&drift.stdout).unwrap();
+    assert!(!report.to_string().contains("correct-horse") && !report.to_string().contains("hunter2"), "Secret values are masked");
+    let field = |kind_name: &str, path: &str| -> serde_json::Value {
+        let (kind, name) = kind_name.split_once('/').unwrap();
+        report["objects"].as_array().unwrap().iter().find(|o| o["kind"] == kind && o["name"] == name).and_then(|o| o["fields"].as_array().unwrap().iter().find(|f| f["path"] == path).cloned())
+            .unwrap_or_else(|| panic!("no drift of {kind_name} {path} in {report:#}"))
+    };
+    for (name, path, manager) in [
+        ("ConfigMap/settings", "data.a", "kubectl-edit"),
+        ("ConfigMap/web-config", "data.message", "kubectl-patch"),
+        ("Service/web", "metadata.labels[\"applyset.kubernetes.io/part-of\"]", "kubectl-label"),
+        ("Deployment/app", "spec.template.spec.containers[0].image", "kubectl-set"),
+        ("Secret/app-db", "data.password", "kubectl-patch"),
+    ] {
+        let f = field(name, path);
+        assert_eq!(f["manager"], manager, "{name} {path}: {f}");
+        assert!(f["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{name} {path} has a time: {f}");
+    }
+    assert_eq!(field("Secret/app-db", "data.password")["live"], "(sensitive)");
+    // kubectl scale goes through /scale, which v1.20 records without a manager.
+    let replicas = field("Deployment/web", "spec.replicas");
+    assert_eq!((replicas["applied"].clone(), replicas["live"].clone()), (serde_json::json!(2), serde_json::json!(4)));
+    let deleted = report["objects"].as_array().unwrap().iter().find(|o| o["name"] == "web-extra").unwrap();
+    assert_eq!(deleted["state"], "deleted");
+    assert!(!report["objects"].as_array().unwrap().iter().any(|o| o["name"] == "autoscaled"), "HPA-managed replicas are not drift: {report:#}");
+
+    // apply takes every field back, and then there is no drift.
+    ok(&p.rekube(&["apply", "test"]));
+    assert_eq!(get(&cluster, &["get", "cm", "settings", "-n", "web", "-o", "jsonpath={.data.a}"]), "1");
+    assert_eq!(get(&cluster, &["get", "deploy", "app", "-n", "app", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]), "busybox:1.36");
+    get(&cluster, &["get", "cm", "web-extra", "-n", "web"]);
+    let after = p.rekube(&["drift", "test"]);
+    assert_eq!(after.status.code(), Some(0), "{}{}", out(&after), err(&after));
+}

@@ -5,12 +5,14 @@
 
 mod apply;
 mod destroy;
+mod drift;
 mod discovery;
 mod health;
 mod planner;
 
 pub use apply::{ApplyOptions, ApplyReport, ComponentOutcome, Event, apply};
 pub use destroy::destroy;
+pub use drift::{ObjectDrift, drift};
 pub use discovery::{Resolved, Resolver};
 pub use health::{Health, check as check_health};
 pub use planner::{Desired, build_plan};

@@ -38,9 +38,9 @@ pub struct Desired<'a> {
     pub partial: bool,
 }
 
-type Key = (String, String, Option<String>, String); // group, kind, namespace, name
+pub(crate) type Key = (String, String, Option<String>, String); // group, kind, namespace, name
 
-fn key_of(v: &Value) -> Key {
+pub(crate) fn key_of(v: &Value) -> Key {
     let api = v["apiVersion"].as_str().unwrap_or_default();
     let group = api.rsplit_once('/').map_or("", |(g, _)| g).to_string();
     (
@@ -131,10 +131,14 @@ fn apply_rank(a: &Action) -> u8 {
     }
 }
 
-/// Builds the plan. CRs whose CRD is in the platform but not yet on the
-/// cluster are planned as creates; any other kind the cluster does not serve
-/// is an error naming the manifest.
-pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, KubeError> {
+/// Live state for a plan: resolved types, live objects by key, ApplySet parents.
+pub(crate) struct LiveState {
+    pub types: BTreeMap<String, Resolved>,
+    pub live: HashMap<Key, Value>,
+    pub parents: Vec<Parent>,
+}
+
+pub(crate) async fn load_live(res: &Resolver, want: &Desired<'_>) -> Result<LiveState, KubeError> {
     let client = res.client();
     let live_parents = parents(client).await?;
     let platform_crds: BTreeSet<(String, String)> = want
@@ -190,6 +194,15 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
         }
     }
 
+    Ok(LiveState { types, live, parents: live_parents })
+}
+
+/// Builds the plan. CRs whose CRD is in the platform but not yet on the
+/// cluster are planned as creates; any other kind the cluster does not serve
+/// is an error naming the manifest.
+pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, KubeError> {
+    let client = res.client();
+    let LiveState { types, live, parents: live_parents } = load_live(res, want).await?;
     let wave_of: HashMap<&str, usize> = want.waves.iter().enumerate().flat_map(|(i, w)| w.iter().map(move |c| (c.as_str(), i))).collect();
     let mut components = Vec::new();
     let mut dry_run: Vec<(usize, usize)> = Vec::new(); // (component index, action index)

@@ -6,6 +6,7 @@
 
 pub mod applyset;
 pub mod diff;
+pub mod drift;
 pub mod model;
 pub mod normalize;
 

@@ -98,6 +98,27 @@ pub fn digest(v: &Value) -> String {
     hex::encode(&Sha256::digest(s.as_bytes())[..8])
 }
 
+/// A Secret as the server stores it: `stringData` is write-only and folded
+/// into base64 `data`. Comparisons with live Secrets need this form.
+pub fn fold_string_data(obj: &Value) -> Value {
+    use base64::Engine;
+    let mut v = obj.clone();
+    if v["kind"] != "Secret" {
+        return v;
+    }
+    let Some(map) = v.as_object_mut() else { return v };
+    if let Some(Value::Object(sd)) = map.remove("stringData") {
+        let data = map.entry("data").or_insert_with(|| Value::Object(Map::new()));
+        if let Some(data) = data.as_object_mut() {
+            for (k, val) in sd {
+                let text = val.as_str().map(str::to_string).unwrap_or_else(|| val.to_string());
+                data.insert(k, Value::String(base64::engine::general_purpose::STANDARD.encode(text)));
+            }
+        }
+    }
+    v
+}
+
 /// The hash annotation of a live object, if any.
 pub fn live_hash(live: &Value) -> Option<&str> {
     live.pointer("/metadata/annotations")?.get(HASH_ANNOTATION)?.as_str()

@@ -64,9 +64,14 @@ struct Prepared {
     plan: Plan,
     rendered: rekube_render::Rendered,
     resolver: Resolver,
+    drift: Vec<rekube_kube::ObjectDrift>,
 }
 
 async fn prepare(g: &Global, env: &str, select: &Select, flags: &RenderFlags) -> Result<Prepared, Failure> {
+    prepare_with(g, env, select, flags, false).await
+}
+
+async fn prepare_with(g: &Global, env: &str, select: &Select, flags: &RenderFlags, want_drift: bool) -> Result<Prepared, Failure> {
     let loaded = load_valid(g)?;
     environment(&loaded, env)?;
     let only = selection(&loaded, select)?;
@@ -87,11 +92,24 @@ async fn prepare(g: &Global, env: &str, select: &Select, flags: &RenderFlags) ->
         spec_components: loaded.spec.components.keys().cloned().collect(),
         partial,
     };
-    let plan = rekube_kube::build_plan(&resolver, &want).await.map_err(|e| {
-        let hint = matches!(e, rekube_kube::KubeError::UnknownKind { .. }).then(|| "install the CustomResourceDefinition first (in a component this one `needs`), or fix apiVersion/kind".to_string());
-        Failure::Error(e.into(), hint)
-    })?;
-    Ok(Prepared { plan, rendered, resolver })
+    let hint = |e: &rekube_kube::KubeError| matches!(e, rekube_kube::KubeError::UnknownKind { .. }).then(|| "install the CustomResourceDefinition first (in a component this one `needs`), or fix apiVersion/kind".to_string());
+    let drift = if want_drift {
+        rekube_kube::drift(&resolver, &want).await.map_err(|e| {
+            let h = hint(&e);
+            Failure::Error(e.into(), h)
+        })?
+    } else {
+        Vec::new()
+    };
+    let plan = if want_drift {
+        Plan { environment: env.to_string(), cluster: cluster.clone(), components: Vec::new() }
+    } else {
+        rekube_kube::build_plan(&resolver, &want).await.map_err(|e| {
+            let h = hint(&e);
+            Failure::Error(e.into(), h)
+        })?
+    };
+    Ok(Prepared { plan, rendered, resolver, drift })
 }
 
 fn show(v: &Option<Value>) -> String {
@@ -185,4 +203,41 @@ pub async fn destroy(g: &Global, env: &str, timeout: u64) -> Result<u8, Failure>
         _ => printer::message(format!("destroyed `{env}`: {deleted} objects in {} component(s), in {:.1}s", report.components.len(), progress.elapsed())),
     }
     Ok(if failed { 1 } else { 0 })
+}
+
+pub async fn drift(g: &Global, env: &str, flags: &RenderFlags) -> Result<u8, Failure> {
+    let p = prepare_with(g, env, &Select::default(), flags, true).await?;
+    let drifted = p.drift.iter().filter(|d| d.state != "pending-apply").count();
+    match g.output {
+        Output::Json => printer::json(&json!({"environment": env, "drifted": drifted, "objects": p.drift})),
+        _ => {
+            for d in &p.drift {
+                let name = match &d.namespace {
+                    Some(ns) => format!("{} {ns}/{}", d.kind, d.name),
+                    None => format!("{} {}", d.kind, d.name),
+                };
+                match d.state {
+                    "deleted" => printer::data(format!("{}: {name}: missing (deleted by hand, or new in the spec since the last apply)", d.component)),
+                    "pending-apply" => printer::data(format!("{}: {name}: the spec changed since the last apply (see `rekube plan`)", d.component)),
+                    _ => {
+                        printer::data(format!("{}: {name}", d.component));
+                        for f in &d.fields {
+                            let who = match (&f.manager, &f.operation, &f.time) {
+                                (Some(m), Some(op), Some(t)) => format!("by {m} ({op}) at {t}"),
+                                _ if f.path == "spec.replicas" => "by a /scale write (kubectl scale or an autoscaler: Kubernetes before 1.22 records no manager for it)".to_string(),
+                                _ => "with no field-manager record".to_string(),
+                            };
+                            printer::data(format!("    {}: applied {} → live {}  {who}", f.path, show(&f.applied), show(&f.live)));
+                        }
+                    }
+                }
+            }
+            if drifted == 0 {
+                printer::message(format!("no drift: `{env}` is as rekube applied it"));
+            } else {
+                printer::message(format!("drift: {drifted} object(s) changed by hand; `rekube apply {env}` reverts them"));
+            }
+        }
+    }
+    Ok(if drifted > 0 { 2 } else { 0 })
 }

@@ -1,0 +1,90 @@
+//! Drift: what changed by hand since rekube applied, and who changed it.
+//!
+//! An object is compared with the current rendered intent only when that
+//! intent is what rekube last applied (same hash annotation); otherwise the
+//! spec changed since, and the object is reported as pending apply, not as
+//! drift. A Deployment's or StatefulSet's `spec.replicas` is not drift when
+//! a HorizontalPodAutoscaler targets it.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
+use kube::Api;
+use kube::api::ListParams;
+use rekube_plan::applyset::{self, FIELD_MANAGER};
+use rekube_plan::drift::{FieldDrift, object_drift};
+use rekube_plan::normalize::{fold_string_data, live_hash, prepare};
+use serde::Serialize;
+
+use crate::planner::{Desired, key_of, load_live};
+use crate::{KubeError, Resolver};
+
+/// Drift of one managed object.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectDrift {
+    /// Its component.
+    pub component: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+    /// `changed`, `deleted`, or `pending-apply` (the spec changed since the last apply).
+    pub state: &'static str,
+    /// Fields changed by hand.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldDrift>,
+}
+
+/// Every drifted object of the environment's applied components.
+pub async fn drift(res: &Resolver, want: &Desired<'_>) -> Result<Vec<ObjectDrift>, KubeError> {
+    let state = load_live(res, want).await?;
+    let hpas: Api<HorizontalPodAutoscaler> = Api::all(res.client().clone());
+    let scaled: BTreeSet<(String, String, String)> = hpas
+        .list(&ListParams::default())
+        .await
+        .map_err(KubeError::api("list HorizontalPodAutoscalers"))?
+        .items
+        .into_iter()
+        .filter_map(|h| {
+            let t = h.spec?.scale_target_ref;
+            Some((h.metadata.namespace?, t.kind, t.name))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for comp in &want.rendered.components {
+        let Some(parent) = state.parents.iter().find(|p| p.component == comp.name) else { continue }; // never applied
+        let id = applyset::id(&comp.name);
+        for o in &comp.objects {
+            let applied = prepare(&o.value, &id);
+            let key = key_of(&applied);
+            let gk = applyset::group_kind(o.group(), o.kind());
+            let base = |state: &'static str, fields: Vec<FieldDrift>| ObjectDrift {
+                component: comp.name.clone(),
+                kind: o.kind().to_string(),
+                namespace: o.namespace().map(str::to_string),
+                name: o.name().to_string(),
+                state,
+                fields,
+            };
+            match state.live.get(&key) {
+                None if parent.group_kinds.contains(&gk) => out.push(base("deleted", Vec::new())),
+                None => out.push(base("pending-apply", Vec::new())),
+                Some(live) if live_hash(live) != live_hash(&applied) => out.push(base("pending-apply", Vec::new())),
+                Some(live) => {
+                    let mut ignore = Vec::new();
+                    if scaled.contains(&(o.namespace().unwrap_or_default().to_string(), o.kind().to_string(), o.name().to_string())) {
+                        ignore.push("spec.replicas".to_string());
+                    }
+                    let fields = object_drift(o.kind(), &fold_string_data(&applied), live, FIELD_MANAGER, &ignore);
+                    if !fields.is_empty() {
+                        out.push(base("changed", fields));
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}

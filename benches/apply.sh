@@ -66,12 +66,13 @@ grep -q "$objects written" apply1.log || { echo "first apply did not write $obje
 t=$(now); run plan.log /usr/bin/time -f %M -o rss2 "$REKUBE" plan bench --detailed-exitcode; r_plan=$(ms $t)
 t=$(now); run apply2.log /usr/bin/time -f %M -o rss3 "$REKUBE" apply bench --concurrency 8; r_again=$(ms $t)
 grep -q "no changes" apply2.log || { echo "re-apply was not a no-op" >&2; exit 1; }
+t=$(now); run drift.log /usr/bin/time -f %M -o rss4 "$REKUBE" drift bench; r_drift=$(ms $t)
 t=$(now); run destroy.log "$REKUBE" destroy bench; r_destroy=$(ms $t)
 t=$(now); run apply3.log "$REKUBE" apply bench --concurrency 8; r_health=$(ms $t)
-rss=$(sort -n rss1 rss2 rss3 | tail -1)
+rss=$(sort -n rss1 rss2 rss3 rss4 | tail -1)
 
 ratio() { awk "BEGIN {printf \"%.1f\", $1/$2}"; }
 echo "apply benchmark: 30 components, $objects objects, $(nproc) cores, same test-bed control plane build"
 echo "  first apply : kubectl ${k_first} ms | rekube --no-wait ${r_first} ms ($(ratio $k_first $r_first)x; goal >= 5x) | rekube with health gates ${r_health} ms"
-echo "  unchanged   : kubectl re-apply ${k_again} ms, kubectl diff ${k_diff} ms | rekube plan ${r_plan} ms, rekube apply ${r_again} ms (goal <= 1500 ms)"
+echo "  unchanged   : kubectl re-apply ${k_again} ms, kubectl diff ${k_diff} ms | rekube plan ${r_plan} ms, rekube apply ${r_again} ms (goal <= 1500 ms), rekube drift ${r_drift} ms (goal <= 1500 ms)"
 echo "  rekube peak RSS: $((rss / 1024)) MB (goal < 150 MB); destroy (waiting until 30 namespaces are gone): ${r_destroy} ms"

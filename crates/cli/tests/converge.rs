@@ -350,8 +350,13 @@ async fn drift_names_each_hand_change_with_its_manager_and_apply_reverts_it() {
     assert_eq!(deleted["state"], "deleted");
     assert!(!report["objects"].as_array().unwrap().iter().any(|o| o["name"] == "autoscaled"), "HPA-managed replicas are not drift: {report:#}");
 
-    // apply takes every field back, and then there is no drift.
-    ok(&p.rekube(&["apply", "test"]));
+    // plan and apply say what they revert and from whom; then there is no drift.
+    let plan = ok(&p.rekube(&["plan", "test"]));
+    assert!(plan.contains(r#"data.a: "edited" → "1"  (hand change by kubectl-edit: reverted)"#), "{plan}");
+    let apply = p.rekube(&["apply", "test"]);
+    ok(&apply);
+    assert!(err(&apply).contains(r#"reverted ConfigMap web/settings data.a: "edited" → "1" (changed by kubectl-edit at "#), "{}", err(&apply));
+    assert!(err(&apply).contains("reverted Deployment app/app spec.template.spec.containers[0].image"), "{}", err(&apply));
     assert_eq!(get(&cluster, &["get", "cm", "settings", "-n", "web", "-o", "jsonpath={.data.a}"]), "1");
     assert_eq!(get(&cluster, &["get", "deploy", "app", "-n", "app", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]), "busybox:1.36");
     get(&cluster, &["get", "cm", "web-extra", "-n", "web"]);

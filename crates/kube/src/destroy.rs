@@ -89,6 +89,7 @@ async fn destroy_component(res: &Resolver, parent: &Parent, timeout: Duration, o
                 name: v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string(),
                 changes: Vec::new(),
                 object: None,
+                reverts: Vec::new(),
             });
         }
     }

@@ -119,7 +119,7 @@ pub(crate) fn api_for(client: &Client, r: &Resolved, ns: Option<&str>) -> Api<Dy
 
 fn action(op: Op, v: &Value, object: Option<Value>) -> Action {
     let (_, kind, namespace, name) = key_of(v);
-    Action { op, api_version: v["apiVersion"].as_str().unwrap_or_default().to_string(), kind, namespace, name, changes: Vec::new(), object }
+    Action { op, api_version: v["apiVersion"].as_str().unwrap_or_default().to_string(), kind, namespace, name, changes: Vec::new(), object, reverts: Vec::new() }
 }
 
 fn apply_rank(a: &Action) -> u8 {
@@ -293,6 +293,12 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
             a.object = None;
         } else {
             a.changes = changes;
+            // Same hash: the spec is what rekube last applied, so each
+            // difference is a hand change; name who made it.
+            if live_hash(before) == live_hash(a.object.as_ref().expect("object")) {
+                let applied = rekube_plan::normalize::fold_string_data(a.object.as_ref().expect("object"));
+                a.reverts = rekube_plan::drift::object_drift(&a.kind, &applied, before, FIELD_MANAGER, &[]);
+            }
         }
     }
     Ok(Plan { environment: want.environment.to_string(), cluster: want.cluster.to_string(), components })

@@ -49,6 +49,10 @@ pub struct Action {
     /// The object to apply (creates and updates), prepared; never printed.
     #[serde(skip)]
     pub object: Option<Value>,
+    /// Hand changes this update reverts (the spec is unchanged since the
+    /// last apply, so every difference was made by someone else).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reverts: Vec<crate::drift::FieldDrift>,
 }
 
 impl Action {

@@ -134,7 +134,11 @@ pub fn plan_text(plan: &Plan) -> String {
                 Op::Update => {
                     out.push_str(&format!("  ~ {}\n", a.display_name()));
                     for ch in &a.changes {
-                        out.push_str(&format!("      {}: {} → {}\n", ch.path, show(&ch.before), show(&ch.after)));
+                        let by = a.reverts.iter().find(|r| r.path == ch.path).map_or(String::new(), |r| match &r.manager {
+                            Some(m) => format!("  (hand change by {m}: reverted)"),
+                            None => "  (hand change: reverted)".to_string(),
+                        });
+                        out.push_str(&format!("      {}: {} → {}{by}\n", ch.path, show(&ch.before), show(&ch.after)));
                     }
                 }
             }
@@ -183,7 +187,17 @@ pub async fn apply(g: &Global, env: &str, opts: ApplyOptions, select: &Select, f
         })),
         _ if failed => printer::message(format!("apply of `{env}` FAILED after {:.1}s", progress.elapsed())),
         _ if !p.plan.has_changes() => printer::message(format!("no changes: `{env}` already matches the spec ({} objects checked, all healthy)", s.unchanged)),
-        _ => printer::message(format!("applied `{env}` in {:.1}s: {} written, {} deleted, {} unchanged", progress.elapsed(), report.written(), s.delete, s.unchanged)),
+        _ => {
+            printer::message(format!("applied `{env}` in {:.1}s: {} written, {} deleted, {} unchanged", progress.elapsed(), report.written(), s.delete, s.unchanged));
+            if !dry_run {
+                for a in p.plan.components.iter().flat_map(|c| &c.actions) {
+                    for r in &a.reverts {
+                        let who = r.manager.as_deref().map_or("a /scale write or an unrecorded manager".to_string(), |m| format!("{m} at {}", r.time.as_deref().unwrap_or("?")));
+                        printer::message(format!("  reverted {} {}: {} → {} (changed by {who})", a.display_name(), r.path, show(&r.live), show(&r.applied)));
+                    }
+                }
+            }
+        }
     }
     Ok(if failed { 1 } else { 0 })
 }

@@ -297,7 +297,8 @@ async fn drift_names_each_hand_change_with_its_manager_and_apply_reverts_it() {
     app_files(&p);
     p.write("web/settings.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: \"1\"\n");
     p.write("web/autoscaled.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: autoscaled\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: autoscaled}\n  template:\n    metadata:\n      labels: {app: autoscaled}\n    spec:\n      containers: [{name: a, image: \"nginx:1.25\"}]\n");
-    p.spec(&format!("{WEB}{APP}"));
+    p.write("web/tuned.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tuned\ndata:\n  level: \"1\"\n");
+    p.spec(&format!("{WEB}    ignore-differences: [{{ kind: ConfigMap, name: tuned, paths: [data.level] }}]\n{APP}"));
     ok(&p.rekube(&["apply", "test"]));
     let clean = p.rekube(&["drift", "test"]);
     assert_eq!(clean.status.code(), Some(0), "no drift right after apply: {}{}", out(&clean), err(&clean));
@@ -317,6 +318,8 @@ async fn drift_names_each_hand_change_with_its_manager_and_apply_reverts_it() {
     // An HPA owns autoscaled's replicas: scaling it is not drift.
     get(&cluster, &["autoscale", "deploy", "autoscaled", "-n", "web", "--min=1", "--max=3"]);
     get(&cluster, &["scale", "deploy", "autoscaled", "-n", "web", "--replicas=3"]);
+    // A field the component declares in `ignore-differences` is not drift.
+    get(&cluster, &["patch", "cm", "tuned", "-n", "web", "-p", r#"{"data":{"level":"2"}}"#]);
 
     let text = p.rekube(&["drift", "test"]);
     let mut s = settings();
@@ -349,6 +352,7 @@ async fn drift_names_each_hand_change_with_its_manager_and_apply_reverts_it() {
     let deleted = report["objects"].as_array().unwrap().iter().find(|o| o["name"] == "web-extra").unwrap();
     assert_eq!(deleted["state"], "deleted");
     assert!(!report["objects"].as_array().unwrap().iter().any(|o| o["name"] == "autoscaled"), "HPA-managed replicas are not drift: {report:#}");
+    assert!(!report["objects"].as_array().unwrap().iter().any(|o| o["name"] == "tuned"), "ignored fields are not drift: {report:#}");
 
     // plan and apply say what they revert and from whom; then there is no drift.
     let plan = ok(&p.rekube(&["plan", "test"]));

@@ -74,7 +74,14 @@ pub async fn drift(res: &Resolver, want: &Desired<'_>) -> Result<Vec<ObjectDrift
                 None => out.push(base("pending-apply", Vec::new())),
                 Some(live) if live_hash(live) != live_hash(&applied) => out.push(base("pending-apply", Vec::new())),
                 Some(live) => {
-                    let mut ignore = Vec::new();
+                    let mut ignore: Vec<String> = want
+                        .ignore
+                        .get(&comp.name)
+                        .into_iter()
+                        .flatten()
+                        .filter(|(k, n, _)| k.as_deref().is_none_or(|k| k == o.kind()) && n.as_deref().is_none_or(|n| n == o.name()))
+                        .flat_map(|(_, _, paths)| paths.iter().cloned())
+                        .collect();
                     if scaled.contains(&(o.namespace().unwrap_or_default().to_string(), o.kind().to_string(), o.name().to_string())) {
                         ignore.push("spec.replicas".to_string());
                     }

@@ -36,6 +36,8 @@ pub struct Desired<'a> {
     pub spec_components: BTreeSet<String>,
     /// Whether only some components are planned (then nothing is removed).
     pub partial: bool,
+    /// Per component: (kind, name, paths) whose changes are not drift.
+    pub ignore: BTreeMap<String, Vec<(Option<String>, Option<String>, Vec<String>)>>,
 }
 
 pub(crate) type Key = (String, String, Option<String>, String); // group, kind, namespace, name

@@ -102,6 +102,30 @@ pub struct Component {
     /// Components that must be healthy before this one starts.
     #[serde(default)]
     pub needs: Vec<Spanned<String>>,
+    /// Fields that are not drift when changed on the cluster (like Argo CD's
+    /// `ignoreDifferences`): e.g. replicas set by a custom autoscaler.
+    #[serde(default)]
+    pub ignore_differences: Vec<Spanned<IgnoreRule>>,
+}
+
+/// Fields of some objects that drift reports leave out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct IgnoreRule {
+    /// Only objects of this kind (default: all).
+    pub kind: Option<String>,
+    /// Only the object with this name (default: all).
+    pub name: Option<String>,
+    /// Field paths as rekube prints them: `spec.replicas`, `data.token`,
+    /// `metadata.labels["team"]`; a path covers everything below it.
+    pub paths: Vec<String>,
+}
+
+impl IgnoreRule {
+    /// Whether the rule covers an object.
+    pub fn matches(&self, kind: &str, name: &str) -> bool {
+        self.kind.as_deref().is_none_or(|k| k == kind) && self.name.as_deref().is_none_or(|n| n == name)
+    }
 }
 
 /// An environment: a cluster and the values layered onto the components.

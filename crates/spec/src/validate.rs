@@ -292,6 +292,11 @@ fn check_component(c: &mut Checker, name: &str, comp: &Component, names: &[&str]
             c.err(at(v), format!("component `{name}` has `values`, but values only apply to charts"), "plain YAML and kustomize take no values: remove `values`, or use a kustomize patch");
         }
     }
+    for rule in &comp.ignore_differences {
+        if rule.value.paths.is_empty() || rule.value.paths.iter().any(|p| p.trim().is_empty()) {
+            c.err(at(rule), format!("an `ignore-differences` rule of component `{name}` has no paths"), "list the fields to ignore, e.g. `paths: [spec.replicas]`");
+        }
+    }
     let mut seen = BTreeSet::new();
     for need in &comp.needs {
         if need.value == name {

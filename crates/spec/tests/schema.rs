@@ -27,6 +27,7 @@ fn schema_lists_exactly_the_keys_the_parser_accepts() {
         ("clusters: {a: {provider: local, zzz: 1}}\n", "/definitions/cluster/properties"),
         ("components: {a: {zzz: 1}}\n", "/definitions/component/properties"),
         ("components: {a: {chart: {zzz: 1}}}\n", "/definitions/chart/properties"),
+        ("components: {a: {ignore-differences: [{paths: [x], zzz: 1}]}}\n", "/definitions/ignoreRule/properties"),
         ("environments: {a: {cluster: b, zzz: 1}}\n", "/definitions/environment/properties"),
         ("environments: {a: {cluster: b, components: {c: {zzz: 1}}}}\n", "/definitions/environment/properties/components/additionalProperties/properties"),
     ];

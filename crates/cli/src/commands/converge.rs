@@ -91,6 +91,12 @@ async fn prepare_with(g: &Global, env: &str, select: &Select, flags: &RenderFlag
         waves: rekube_spec::graph::waves(&loaded.spec),
         spec_components: loaded.spec.components.keys().cloned().collect(),
         partial,
+        ignore: loaded
+            .spec
+            .components
+            .iter()
+            .map(|(n, c)| (n.clone(), c.ignore_differences.iter().map(|r| (r.value.kind.clone(), r.value.name.clone(), r.value.paths.clone())).collect()))
+            .collect(),
     };
     let hint = |e: &rekube_kube::KubeError| matches!(e, rekube_kube::KubeError::UnknownKind { .. }).then(|| "install the CustomResourceDefinition first (in a component this one `needs`), or fix apiVersion/kind".to_string());
     let drift = if want_drift {

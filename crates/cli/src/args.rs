@@ -96,6 +96,12 @@ pub enum Command {
     Drift {
         /// The environment.
         env: String,
+        /// Keep watching: print each new hand change as it appears, until interrupted.
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between checks with --watch.
+        #[arg(long, default_value_t = 5, requires = "watch")]
+        interval: u64,
         #[command(flatten)]
         render: RenderFlags,
     },

@@ -367,3 +367,36 @@ async fn drift_names_each_hand_change_with_its_manager_and_apply_reverts_it() {
     let after = p.rekube(&["drift", "test"]);
     assert_eq!(after.status.code(), Some(0), "{}{}", out(&after), err(&after));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drift_watch_reports_a_change_as_it_happens() {
+    let cluster = TestCluster::with_kubelet("watch").await;
+    let p = Platform::new(&cluster, "watch");
+    p.write("web/settings.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: \"1\"\n");
+    p.spec(WEB);
+    ok(&p.rekube(&["apply", "test"]));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rekube"))
+        .args(["drift", "test", "--watch", "--interval", "1"])
+        .current_dir(p.dir.path())
+        .env("REKUBE_HELM", tools::helm())
+        .env("REKUBE_CACHE", p.cache.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    get(&cluster, &["patch", "cm", "settings", "-n", "web", "-p", r#"{"data":{"a":"2"}}"#]);
+    let line = rx.recv_timeout(std::time::Duration::from_secs(30));
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.expect("the watch reported the change within 30 s");
+    assert_eq!(line, r#"web: ConfigMap web/settings data.a: "1" → "2" by kubectl-patch"#);
+}

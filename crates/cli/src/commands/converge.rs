@@ -261,3 +261,47 @@ pub async fn drift(g: &Global, env: &str, flags: &RenderFlags) -> Result<u8, Fai
     }
     Ok(if drifted > 0 { 2 } else { 0 })
 }
+
+/// `drift --watch`: one cheap check (a LIST per type) every `interval`
+/// seconds; each hand change is printed once, when it first appears.
+pub async fn watch_drift(g: &Global, env: &str, interval: u64, flags: &RenderFlags) -> Result<u8, Failure> {
+    let mut seen = std::collections::BTreeSet::new();
+    if g.output != Output::Json {
+        printer::message(format!("watching `{env}` for hand changes every {interval}s (Ctrl-C to stop)"));
+    }
+    loop {
+        let p = prepare_with(g, env, &Select::default(), flags, true).await?;
+        for d in p.drift.iter().filter(|d| d.state != "pending-apply") {
+            let name = match &d.namespace {
+                Some(ns) => format!("{} {ns}/{}", d.kind, d.name),
+                None => format!("{} {}", d.kind, d.name),
+            };
+            let lines: Vec<(String, Value)> = if d.fields.is_empty() {
+                vec![(format!("{}: {name}: missing", d.component), json!({"component": d.component, "kind": d.kind, "namespace": d.namespace, "name": d.name, "state": d.state}))]
+            } else {
+                d.fields
+                    .iter()
+                    .map(|f| {
+                        let who = f.manager.as_deref().unwrap_or("an unrecorded manager");
+                        (
+                            format!("{}: {name} {}: {} → {} by {who}", d.component, f.path, show(&f.applied), show(&f.live)),
+                            json!({"component": d.component, "kind": d.kind, "namespace": d.namespace, "name": d.name, "state": d.state, "field": f}),
+                        )
+                    })
+                    .collect()
+            };
+            for (text, value) in lines {
+                if seen.insert(text.clone()) {
+                    match g.output {
+                        Output::Json => printer::data(value),
+                        _ => printer::data(text),
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(0),
+            _ = tokio::time::sleep(Duration::from_secs(interval)) => {}
+        }
+    }
+}

@@ -27,7 +27,8 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
             let opts = rekube_kube::ApplyOptions { concurrency: *concurrency, timeout: std::time::Duration::from_secs(*timeout), dry_run: *dry_run, no_wait: *no_wait, ..Default::default() };
             converge::apply(g, env, opts, select, render).await
         }
-        Command::Drift { env, render } => converge::drift(g, env, render).await,
+        Command::Drift { env, watch: false, render, .. } => converge::drift(g, env, render).await,
+        Command::Drift { env, watch: true, interval, render } => converge::watch_drift(g, env, *interval, render).await,
         Command::Destroy { env, timeout } => converge::destroy(g, env, *timeout).await,
         Command::Lock { check, update } => render::lock(g, *check, *update).await,
         Command::Up { env } => cluster::up(g, env).await,

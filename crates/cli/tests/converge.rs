@@ -314,6 +314,7 @@ async fn drift_names_each_hand_change_with_its_manager_and_apply_reverts_it() {
     get(&cluster, &["label", "svc", "web", "-n", "web", "applyset.kubernetes.io/part-of=someone-else", "--overwrite"]);
     get(&cluster, &["set", "image", "deploy/app", "-n", "app", "app=busybox:1.37"]);
     get(&cluster, &["delete", "cm", "web-extra", "-n", "web"]);
+    get(&cluster, &["create", "configmap", "made-by-hand", "-n", "web", "--from-literal=x=y"]);
     get(&cluster, &["patch", "secret", "app-db", "-n", "app", "-p", r#"{"stringData":{"password":"correct-horse"}}"#]);
     // An HPA owns autoscaled's replicas: scaling it is not drift.
     get(&cluster, &["autoscale", "deploy", "autoscaled", "-n", "web", "--min=1", "--max=3"]);
@@ -351,6 +352,10 @@ async fn drift_names_each_hand_change_with_its_manager_and_apply_reverts_it() {
     assert_eq!((replicas["applied"].clone(), replicas["live"].clone()), (serde_json::json!(2), serde_json::json!(4)));
     let deleted = report["objects"].as_array().unwrap().iter().find(|o| o["name"] == "web-extra").unwrap();
     assert_eq!(deleted["state"], "deleted");
+    let added = report["objects"].as_array().unwrap().iter().find(|o| o["name"] == "made-by-hand").expect("hand-made object listed");
+    assert_eq!((added["state"].as_str(), added["manager"].as_str()), (Some("added"), Some("kubectl-create")));
+    assert!(added["time"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(!report["objects"].as_array().unwrap().iter().any(|o| o["name"] == "kube-root-ca.crt"), "system-made objects are not listed");
     assert!(!report["objects"].as_array().unwrap().iter().any(|o| o["name"] == "autoscaled"), "HPA-managed replicas are not drift: {report:#}");
     assert!(!report["objects"].as_array().unwrap().iter().any(|o| o["name"] == "tuned"), "ignored fields are not drift: {report:#}");
 
@@ -364,8 +369,14 @@ async fn drift_names_each_hand_change_with_its_manager_and_apply_reverts_it() {
     assert_eq!(get(&cluster, &["get", "cm", "settings", "-n", "web", "-o", "jsonpath={.data.a}"]), "1");
     assert_eq!(get(&cluster, &["get", "deploy", "app", "-n", "app", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]), "busybox:1.36");
     get(&cluster, &["get", "cm", "web-extra", "-n", "web"]);
+    // What apply did not create, it leaves: only the hand-made object remains.
     let after = p.rekube(&["drift", "test"]);
-    assert_eq!(after.status.code(), Some(0), "{}{}", out(&after), err(&after));
+    assert_eq!(after.status.code(), Some(2));
+    assert_eq!(out(&after).lines().count(), 1, "{}", out(&after));
+    assert!(out(&after).starts_with("web: ConfigMap web/made-by-hand: added by hand"), "{}", out(&after));
+    get(&cluster, &["delete", "cm", "made-by-hand", "-n", "web"]);
+    let clean = p.rekube(&["drift", "test"]);
+    assert_eq!(clean.status.code(), Some(0), "{}{}", out(&clean), err(&clean));
 }
 
 #[tokio::test(flavor = "multi_thread")]

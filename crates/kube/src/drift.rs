@@ -36,6 +36,24 @@ pub struct ObjectDrift {
     /// Fields changed by hand.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldDrift>,
+    /// For `added` objects: the manager that created it (`kubectl-create`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manager: Option<String>,
+    /// For `added` objects: when it was created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+}
+
+/// Objects a controller or the API server makes in every namespace: not hand-made.
+fn made_by_the_system(v: &serde_json::Value) -> bool {
+    let name = v.pointer("/metadata/name").and_then(serde_json::Value::as_str).unwrap_or_default();
+    let kind = v["kind"].as_str().unwrap_or_default();
+    v.pointer("/metadata/ownerReferences").and_then(serde_json::Value::as_array).is_some_and(|a| !a.is_empty())
+        || (kind == "ConfigMap" && name == "kube-root-ca.crt")
+        || (kind == "ServiceAccount" && name == "default")
+        || (kind == "Secret" && v["type"] == "kubernetes.io/service-account-token")
+        || kind == "Endpoints"
+        || kind == "Event"
 }
 
 /// Every drifted object of the environment's applied components.
@@ -68,6 +86,8 @@ pub async fn drift(res: &Resolver, want: &Desired<'_>) -> Result<Vec<ObjectDrift
                 name: o.name().to_string(),
                 state,
                 fields,
+                manager: None,
+                time: None,
             };
             match state.live.get(&key) {
                 None if parent.group_kinds.contains(&gk) => out.push(base("deleted", Vec::new())),
@@ -93,5 +113,36 @@ pub async fn drift(res: &Resolver, want: &Desired<'_>) -> Result<Vec<ObjectDrift
             }
         }
     }
+    // Objects added by hand to namespaces rekube owns (of the kinds it uses).
+    let owned_ns: std::collections::BTreeMap<String, String> = want
+        .rendered
+        .components
+        .iter()
+        .flat_map(|c| c.objects.iter().filter(|o| o.group().is_empty() && o.kind() == "Namespace").map(move |o| (o.name().to_string(), c.name.clone())))
+        .collect();
+    let mut added: Vec<ObjectDrift> = state
+        .live
+        .iter()
+        .filter(|((_, _, ns, _), v)| {
+            ns.as_ref().is_some_and(|ns| owned_ns.contains_key(ns))
+                && v.pointer("/metadata/labels").and_then(|l| l.get(rekube_plan::applyset::PART_OF_LABEL)).is_none()
+                && !made_by_the_system(v)
+        })
+        .map(|((_, kind, ns, name), v)| {
+            let creator = v.pointer("/metadata/managedFields").and_then(serde_json::Value::as_array).and_then(|m| m.first());
+            ObjectDrift {
+                component: owned_ns[ns.as_ref().expect("filtered")].clone(),
+                kind: kind.clone(),
+                namespace: ns.clone(),
+                name: name.clone(),
+                state: "added",
+                fields: Vec::new(),
+                manager: creator.and_then(|c| c["manager"].as_str()).map(str::to_string),
+                time: v.pointer("/metadata/creationTimestamp").and_then(serde_json::Value::as_str).map(str::to_string),
+            }
+        })
+        .collect();
+    added.sort_by(|a, b| (&a.namespace, &a.kind, &a.name).cmp(&(&b.namespace, &b.kind, &b.name)));
+    out.extend(added);
     Ok(out)
 }

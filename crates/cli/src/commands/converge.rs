@@ -239,6 +239,12 @@ pub async fn drift(g: &Global, env: &str, flags: &RenderFlags) -> Result<u8, Fai
                 match d.state {
                     "deleted" => printer::data(format!("{}: {name}: missing (deleted by hand, or new in the spec since the last apply)", d.component)),
                     "pending-apply" => printer::data(format!("{}: {name}: the spec changed since the last apply (see `rekube plan`)", d.component)),
+                    "added" => printer::data(format!(
+                        "{}: {name}: added by hand to a namespace rekube owns (by {} at {}; not in the spec, never pruned)",
+                        d.component,
+                        d.manager.as_deref().unwrap_or("an unknown manager"),
+                        d.time.as_deref().unwrap_or("?")
+                    )),
                     _ => {
                         printer::data(format!("{}: {name}", d.component));
                         for f in &d.fields {
@@ -252,10 +258,16 @@ pub async fn drift(g: &Global, env: &str, flags: &RenderFlags) -> Result<u8, Fai
                     }
                 }
             }
+            let added = p.drift.iter().filter(|d| d.state == "added").count();
+            let revertable = drifted - added;
             if drifted == 0 {
                 printer::message(format!("no drift: `{env}` is as rekube applied it"));
-            } else {
-                printer::message(format!("drift: {drifted} object(s) changed by hand; `rekube apply {env}` reverts them"));
+            }
+            if revertable > 0 {
+                printer::message(format!("drift: {revertable} object(s) changed by hand; `rekube apply {env}` reverts them"));
+            }
+            if added > 0 {
+                printer::message(format!("drift: {added} object(s) added by hand; apply never deletes what it did not create: delete them, or add them to the spec"));
             }
         }
     }

@@ -58,17 +58,22 @@ pub fn dir_digest(dir: &Path) -> std::io::Result<String> {
     Ok(format!("sha256:{}", hex::encode(h.finalize())))
 }
 
+/// Where a tool is: `explicit`, else `$var`, else `<cache>/tools/<name>` (as
+/// `scripts/testbed-setup.sh` installs it), else `name` on `PATH`.
+pub(crate) fn find_tool(cache: &Path, explicit: Option<&Path>, var: &str, name: &str) -> PathBuf {
+    explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(var).map(PathBuf::from))
+        .filter(|v| !v.as_os_str().is_empty())
+        .or_else(|| Some(cache.join("tools").join(name)).filter(|p| p.is_file()))
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
 impl Helm {
     /// Finds helm (`REKUBE_HELM`, then `<cache>/tools/helm`, then `PATH`) and
     /// reads its version.
     pub async fn discover(cache: &Path, explicit: Option<&Path>) -> Result<Self, RenderError> {
-        let bin = explicit
-            .map(Path::to_path_buf)
-            .or_else(|| std::env::var_os("REKUBE_HELM").map(PathBuf::from))
-            .filter(|v| !v.as_os_str().is_empty())
-            .map(PathBuf::from)
-            .or_else(|| Some(cache.join("tools/helm")).filter(|p| p.is_file()))
-            .unwrap_or_else(|| PathBuf::from("helm"));
+        let bin = find_tool(cache, explicit, "REKUBE_HELM", "helm");
         let mut helm = Self { bin, home: cache.join("helm"), version: String::new() };
         let out = helm.command().args(["version", "--short"]).output().await.map_err(|e| RenderError::ToolMissing {
             tool: "helm".into(),

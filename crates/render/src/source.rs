@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use rekube_spec::{Diagnostic, Diagnostics, Loaded, LockFile, Pos};
 use tokio::process::Command;
 
-use crate::helm::{ChartCache, Helm, RenderCache, dir_digest, render_key};
+use crate::helm::{ChartCache, Helm, RenderCache, dir_digest, find_tool, render_key};
 use crate::{RenderError, RenderOptions, shown, values};
 
 pub(crate) struct Ctx<'a> {
@@ -79,16 +79,6 @@ fn plain(dir: &Path, shown_dir: &Path) -> Result<Raw, RenderError> {
     Ok(Raw { streams, cached: false })
 }
 
-fn kubectl(cache: &Path, explicit: Option<&Path>) -> PathBuf {
-    explicit
-        .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os("REKUBE_KUBECTL").map(PathBuf::from))
-        .filter(|v| !v.as_os_str().is_empty())
-        .map(PathBuf::from)
-        .or_else(|| Some(cache.join("tools/kubectl")).filter(|p| p.is_file()))
-        .unwrap_or_else(|| PathBuf::from("kubectl"))
-}
-
 async fn kustomize(ctx: &Ctx<'_>, dir: &Path, shown_dir: &Path) -> Result<Raw, RenderError> {
     let digest = dir_digest(dir).map_err(io(dir))?;
     let key = render_key(&["kustomize", &digest]);
@@ -98,7 +88,7 @@ async fn kustomize(ctx: &Ctx<'_>, dir: &Path, shown_dir: &Path) -> Result<Raw, R
             return Ok(Raw { streams: vec![(text, Src::Kustomize(shown_dir.to_path_buf()))], cached: true });
         }
     }
-    let bin = kubectl(&ctx.opts.cache_dir, ctx.opts.kubectl.as_deref());
+    let bin = find_tool(&ctx.opts.cache_dir, ctx.opts.kubectl.as_deref(), "REKUBE_KUBECTL", "kubectl");
     let out = Command::new(&bin)
         .arg("kustomize")
         .arg(dir)

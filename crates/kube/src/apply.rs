@@ -275,8 +275,7 @@ async fn apply_component_inner(res: &Resolver, c: &ComponentPlan, rendered: &Ren
         write_parent(res, name, &superset, &namespaces, opts.dry_run).await.map_err(|e| e.to_string())?;
     }
 
-    let first: Vec<&Action> = writes.iter().copied().filter(|a| a.group().is_empty() && a.kind == "Namespace" || a.group() == "apiextensions.k8s.io" && a.kind == "CustomResourceDefinition").collect();
-    let rest: Vec<&Action> = writes.iter().copied().filter(|a| !first.iter().any(|f| std::ptr::eq(*f, *a))).collect();
+    let (first, rest): (Vec<&Action>, Vec<&Action>) = writes.iter().partition(|a| a.is_namespace() || a.is_crd());
     let mut done = 0;
     for batch in [first, rest] {
         let results = futures::stream::iter(batch.iter().copied())
@@ -288,7 +287,7 @@ async fn apply_component_inner(res: &Resolver, c: &ComponentPlan, rendered: &Ren
         for r in results {
             let a = r.map_err(|e| e.to_string())?;
             done += 1;
-            if a.kind == "CustomResourceDefinition" {
+            if a.is_crd() {
                 crds.push(a);
             }
         }
@@ -307,7 +306,7 @@ async fn apply_component_inner(res: &Resolver, c: &ComponentPlan, rendered: &Ren
     }
 
     // Prune: everything but namespaces first, so their contents go in order.
-    let (ns_deletes, other_deletes): (Vec<&Action>, Vec<&Action>) = deletes.iter().partition(|a| a.kind == "Namespace" && a.group().is_empty());
+    let (ns_deletes, other_deletes): (Vec<&Action>, Vec<&Action>) = deletes.iter().partition(|a| a.is_namespace());
     for batch in [other_deletes, ns_deletes] {
         let results = futures::stream::iter(batch).map(|a| delete_object(res, a, opts.dry_run)).buffer_unordered(opts.object_concurrency.max(1)).collect::<Vec<_>>().await;
         for r in results {

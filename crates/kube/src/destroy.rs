@@ -4,16 +4,14 @@
 
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use kube::Api;
 use kube::api::{DeleteParams, DynamicObject};
 use rekube_plan::applyset::{self, PARENT_NAMESPACE, PART_OF_LABEL};
 use rekube_plan::{Action, Op};
-use serde_json::Value;
 
 use crate::apply::{ComponentOutcome, Event, delete_object};
-use futures::StreamExt;
-
-use crate::planner::{Parent, api_for, configmap_resource, list_type, parents};
+use crate::planner::{Parent, action, api_for, configmap_resource, list_type, parents};
 use crate::{ApplyReport, KubeError, Resolver};
 
 pub(crate) async fn delete_parent(res: &Resolver, component: &str) -> Result<(), KubeError> {
@@ -80,20 +78,10 @@ async fn destroy_component(res: &Resolver, parent: &Parent, timeout: Duration, o
     for gk in &parent.group_kinds {
         let Some(r) = res.resolve_group_kind(gk).await.map_err(KubeError::api(format!("discover {gk}")))? else { continue };
         for o in list_type(res.client(), &r, Some(&format!("{PART_OF_LABEL}={}", parent.id))).await? {
-            let v = serde_json::to_value(&o).expect("serialises");
-            members.push(Action {
-                op: Op::Delete,
-                api_version: v["apiVersion"].as_str().unwrap_or_default().to_string(),
-                kind: v["kind"].as_str().unwrap_or_default().to_string(),
-                namespace: v.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string),
-                name: v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string(),
-                changes: Vec::new(),
-                object: None,
-                reverts: Vec::new(),
-            });
+            members.push(action(Op::Delete, &serde_json::to_value(&o).expect("serialises"), None));
         }
     }
-    let (namespaces, others): (Vec<&Action>, Vec<&Action>) = members.iter().partition(|a| a.kind == "Namespace" && a.group().is_empty());
+    let (namespaces, others): (Vec<&Action>, Vec<&Action>) = members.iter().partition(|a| a.is_namespace());
     for batch in [others, namespaces] {
         let results = futures::stream::iter(batch.iter().copied()).map(|a| delete_object(res, a, false)).buffer_unordered(16).collect::<Vec<_>>().await;
         for r in results {

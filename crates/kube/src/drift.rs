@@ -125,7 +125,7 @@ pub async fn drift(res: &Resolver, want: &Desired<'_>) -> Result<Vec<ObjectDrift
         .iter()
         .filter(|((_, _, ns, _), v)| {
             ns.as_ref().is_some_and(|ns| owned_ns.contains_key(ns))
-                && v.pointer("/metadata/labels").and_then(|l| l.get(rekube_plan::applyset::PART_OF_LABEL)).is_none()
+                && applyset::part_of(v).is_none()
                 && !made_by_the_system(v)
         })
         .map(|((_, kind, ns, name), v)| {

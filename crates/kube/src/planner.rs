@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use futures::StreamExt;
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, Client};
-use rekube_plan::applyset::{self, CONTAINS_ANNOTATION, FIELD_MANAGER, ID_LABEL, PARENT_NAMESPACE, PART_OF_LABEL};
+use rekube_plan::applyset::{self, CONTAINS_ANNOTATION, FIELD_MANAGER, ID_LABEL, PARENT_NAMESPACE};
 use rekube_plan::diff::{field_diff, subset_matches};
 use rekube_plan::normalize::{live_hash, prepare};
 use rekube_plan::{Action, ComponentPlan, Op, Plan};
@@ -119,16 +119,16 @@ pub(crate) fn api_for(client: &Client, r: &Resolved, ns: Option<&str>) -> Api<Dy
     }
 }
 
-fn action(op: Op, v: &Value, object: Option<Value>) -> Action {
+pub(crate) fn action(op: Op, v: &Value, object: Option<Value>) -> Action {
     let (_, kind, namespace, name) = key_of(v);
     Action { op, api_version: v["apiVersion"].as_str().unwrap_or_default().to_string(), kind, namespace, name, changes: Vec::new(), object, reverts: Vec::new() }
 }
 
 fn apply_rank(a: &Action) -> u8 {
-    match (a.group(), a.kind.as_str(), a.op) {
-        (_, _, Op::Delete) => 3,
-        ("", "Namespace", _) => 0,
-        ("apiextensions.k8s.io", "CustomResourceDefinition", _) => 1,
+    match a.op {
+        Op::Delete => 3,
+        _ if a.is_namespace() => 0,
+        _ if a.is_crd() => 1,
         _ => 2,
     }
 }
@@ -207,7 +207,6 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
     let LiveState { types, live, parents: live_parents } = load_live(res, want).await?;
     let wave_of: HashMap<&str, usize> = want.waves.iter().enumerate().flat_map(|(i, w)| w.iter().map(move |c| (c.as_str(), i))).collect();
     let mut components = Vec::new();
-    let mut dry_run: Vec<(usize, usize)> = Vec::new(); // (component index, action index)
     for comp in &want.rendered.components {
         let id = applyset::id(&comp.name);
         let mut actions = Vec::new();
@@ -219,47 +218,35 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
             let a = match live.get(&key) {
                 None => action(Op::Create, &prepared, Some(prepared.clone())),
                 Some(l) if live_hash(l) == live_hash(&prepared) && subset_matches(&prepared, l) => action(Op::Unchanged, &prepared, None),
-                Some(_) => {
-                    dry_run.push((components.len(), actions.len()));
-                    action(Op::Update, &prepared, Some(prepared.clone()))
-                }
+                Some(_) => action(Op::Update, &prepared, Some(prepared.clone())),
             };
             actions.push(a);
         }
         // Prune: members of this component's ApplySet that left it.
-        let mut prunes: Vec<Action> = live
+        let prunes = live
             .iter()
-            .filter(|(k, v)| !k.1.is_empty() && !k.3.is_empty() && !desired_keys.contains(*k) && v.pointer("/metadata/labels").and_then(|l| l.get(PART_OF_LABEL)).and_then(Value::as_str) == Some(id.as_str()))
-            .map(|(_, v)| action(Op::Delete, v, None))
-            .collect();
-        prunes.sort_by_key(|a| (a.kind == "Namespace", a.display_name()));
-        actions.extend(prunes);
-        let wave = wave_of.get(comp.name.as_str()).copied().unwrap_or(0);
-        components.push(ComponentPlan { name: comp.name.clone(), wave, removed: false, actions });
-    }
-    for c in &mut components {
+            .filter(|(k, v)| !k.1.is_empty() && !k.3.is_empty() && !desired_keys.contains(*k) && applyset::part_of(v) == Some(id.as_str()))
+            .map(|(_, v)| action(Op::Delete, v, None));
+        actions.extend(deletion_order(prunes));
         // Stable: Namespaces, CRDs, everything else in render order, deletes.
-        let mut indexed: Vec<(usize, Action)> = std::mem::take(&mut c.actions).into_iter().enumerate().collect();
+        let mut indexed: Vec<(usize, Action)> = actions.into_iter().enumerate().collect();
         indexed.sort_by_key(|(i, a)| (apply_rank(a), *i));
-        let remap: HashMap<usize, usize> = indexed.iter().enumerate().map(|(new, (old, _))| (*old, new)).collect();
-        c.actions = indexed.into_iter().map(|(_, a)| a).collect();
-        let ci = components_index(&want.rendered.components, &c.name);
-        for d in dry_run.iter_mut().filter(|(x, _)| *x == ci) {
-            d.1 = remap[&d.1];
-        }
+        let wave = wave_of.get(comp.name.as_str()).copied().unwrap_or(0);
+        components.push(ComponentPlan { name: comp.name.clone(), wave, removed: false, actions: indexed.into_iter().map(|(_, a)| a).collect() });
     }
+    // Every update candidate gets the server's dry-run, below.
+    let dry_run: Vec<(usize, usize)> = components
+        .iter()
+        .enumerate()
+        .flat_map(|(ci, c)| c.actions.iter().enumerate().filter(|(_, a)| a.op == Op::Update).map(move |(ai, _)| (ci, ai)))
+        .collect();
 
     // Components that left the spec: everything in their ApplySet goes.
     if !want.partial {
         let mut removed: Vec<&Parent> = live_parents.iter().filter(|p| !want.spec_components.contains(&p.component)).collect();
         removed.sort_by(|a, b| b.component.cmp(&a.component));
         for p in removed {
-            let mut actions: Vec<Action> = live
-                .values()
-                .filter(|v| v.pointer("/metadata/labels").and_then(|l| l.get(PART_OF_LABEL)).and_then(Value::as_str) == Some(p.id.as_str()))
-                .map(|v| action(Op::Delete, v, None))
-                .collect();
-            actions.sort_by_key(|a| (a.kind == "Namespace", a.display_name()));
+            let actions = deletion_order(live.values().filter(|v| applyset::part_of(v) == Some(p.id.as_str())).map(|v| action(Op::Delete, v, None)));
             components.push(ComponentPlan { name: p.component.clone(), wave: usize::MAX, removed: true, actions });
         }
     }
@@ -290,14 +277,15 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
         let before = &live[&key_of(a.object.as_ref().expect("object"))];
         let changes = field_diff(&a.kind, before, &after);
         let a = &mut components[ci].actions[ai];
-        if changes.is_empty() && live_hash(before) == live_hash(a.object.as_ref().expect("object")) {
+        // Same hash: the spec is what rekube last applied.
+        let same_spec = live_hash(before) == live_hash(a.object.as_ref().expect("object"));
+        if changes.is_empty() && same_spec {
             a.op = Op::Unchanged;
             a.object = None;
         } else {
             a.changes = changes;
-            // Same hash: the spec is what rekube last applied, so each
-            // difference is a hand change; name who made it.
-            if live_hash(before) == live_hash(a.object.as_ref().expect("object")) {
+            // The spec is unchanged, so each difference is a hand change; name who made it.
+            if same_spec {
                 let applied = rekube_plan::normalize::fold_string_data(a.object.as_ref().expect("object"));
                 a.reverts = rekube_plan::drift::object_drift(&a.kind, &applied, before, FIELD_MANAGER, &[]);
             }
@@ -306,6 +294,9 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
     Ok(Plan { environment: want.environment.to_string(), cluster: want.cluster.to_string(), components })
 }
 
-fn components_index(components: &[rekube_render::ComponentOutput], name: &str) -> usize {
-    components.iter().position(|c| c.name == name).unwrap_or(usize::MAX)
+/// Deletes in a stable order, Namespaces last (their contents go first).
+pub(crate) fn deletion_order(actions: impl Iterator<Item = Action>) -> Vec<Action> {
+    let mut v: Vec<Action> = actions.collect();
+    v.sort_by_key(|a| (a.is_namespace(), a.display_name()));
+    v
 }

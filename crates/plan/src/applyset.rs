@@ -41,6 +41,11 @@ pub fn component_of(parent: &str) -> Option<&str> {
     parent.strip_prefix("rekube.")
 }
 
+/// The ApplySet a live object belongs to: its `part-of` label.
+pub fn part_of(obj: &serde_json::Value) -> Option<&str> {
+    obj.pointer("/metadata/labels")?.get(PART_OF_LABEL)?.as_str()
+}
+
 /// `Kind.group` as the annotation writes it (`Kind` alone for the core group).
 pub fn group_kind(group: &str, kind: &str) -> String {
     if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") }

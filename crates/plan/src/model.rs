@@ -68,6 +68,16 @@ impl Action {
     pub fn group(&self) -> &str {
         self.api_version.rsplit_once('/').map_or("", |(g, _)| g)
     }
+
+    /// Whether it is a Namespace (created first, deleted last).
+    pub fn is_namespace(&self) -> bool {
+        self.group().is_empty() && self.kind == "Namespace"
+    }
+
+    /// Whether it is a CustomResourceDefinition (created first, waited for).
+    pub fn is_crd(&self) -> bool {
+        self.group() == "apiextensions.k8s.io" && self.kind == "CustomResourceDefinition"
+    }
 }
 
 /// One component's part of the plan.

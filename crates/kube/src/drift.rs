@@ -44,6 +44,16 @@ pub struct ObjectDrift {
     pub time: Option<String>,
 }
 
+impl ObjectDrift {
+    /// `Kind namespace/name`.
+    pub fn display_name(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{} {ns}/{}", self.kind, self.name),
+            None => format!("{} {}", self.kind, self.name),
+        }
+    }
+}
+
 /// Objects a controller or the API server makes in every namespace: not hand-made.
 fn made_by_the_system(v: &serde_json::Value) -> bool {
     let name = v.pointer("/metadata/name").and_then(serde_json::Value::as_str).unwrap_or_default();

@@ -14,7 +14,7 @@ use crate::Failure;
 use crate::args::{Global, Output, RenderFlags, Select};
 use crate::commands::progress::Progress;
 use crate::commands::render::{options, render_env};
-use crate::commands::{environment, load_valid, state_root};
+use crate::commands::{check_components, environment, load_valid, state_root};
 use crate::printer;
 
 /// A client for the environment's cluster.
@@ -51,71 +51,66 @@ fn selection(loaded: &Loaded, select: &Select) -> Result<Option<BTreeSet<String>
     if select.components.is_empty() {
         return Ok(None);
     }
-    for c in &select.components {
-        if !loaded.spec.components.contains_key(c) {
-            let names: Vec<&str> = loaded.spec.components.keys().map(String::as_str).collect();
-            return Err(Failure::Error(anyhow::anyhow!("no component `{c}`"), Some(format!("declared components: {}", names.join(", ")))));
-        }
-    }
+    check_components(loaded, &select.components)?;
     Ok(Some(if select.with_needs { rekube_spec::graph::with_needs(&loaded.spec, &select.components) } else { select.components.iter().cloned().collect() }))
 }
 
-struct Prepared {
-    plan: Plan,
+/// Everything plan, apply and drift share: the rendered environment and a
+/// way to its cluster. Rendering comes first, so a bad input stops
+/// everything before the cluster is asked anything but its version.
+struct Context {
+    loaded: Loaded,
+    env: String,
+    cluster: String,
     rendered: rekube_render::Rendered,
     resolver: Resolver,
-    drift: Vec<rekube_kube::ObjectDrift>,
+    partial: bool,
 }
 
-async fn prepare(g: &Global, env: &str, select: &Select, flags: &RenderFlags) -> Result<Prepared, Failure> {
-    prepare_with(g, env, select, flags, false).await
-}
-
-async fn prepare_with(g: &Global, env: &str, select: &Select, flags: &RenderFlags, want_drift: bool) -> Result<Prepared, Failure> {
-    let loaded = load_valid(g)?;
-    environment(&loaded, env)?;
-    let only = selection(&loaded, select)?;
-    let partial = only.is_some();
-    // Render first: a bad input stops everything before the cluster is asked.
-    let mut opts = options(&loaded, env, flags, only);
-    let (client, cluster) = cluster_client(&loaded, env).await?;
-    if let Ok(v) = client.apiserver_version().await {
-        opts.kube_version = Some(v.git_version.trim_start_matches('v').split(['-', '+']).next().unwrap_or_default().to_string());
+impl Context {
+    async fn new(g: &Global, env: &str, select: &Select, flags: &RenderFlags) -> Result<Self, Failure> {
+        let loaded = load_valid(g)?;
+        environment(&loaded, env)?;
+        let only = selection(&loaded, select)?;
+        let partial = only.is_some();
+        let mut opts = options(&loaded, env, flags, only);
+        let (client, cluster) = cluster_client(&loaded, env).await?;
+        if let Ok(v) = client.apiserver_version().await {
+            opts.kube_version = Some(v.git_version.trim_start_matches('v').split(['-', '+']).next().unwrap_or_default().to_string());
+        }
+        let rendered = render_env(&loaded, env, &opts).await?;
+        Ok(Self { loaded, env: env.to_string(), cluster, rendered, resolver: Resolver::new(client), partial })
     }
-    let rendered = render_env(&loaded, env, &opts).await?;
-    let resolver = Resolver::new(client);
-    let want = Desired {
-        environment: env,
-        cluster: &cluster,
-        rendered: &rendered,
-        waves: rekube_spec::graph::waves(&loaded.spec),
-        spec_components: loaded.spec.components.keys().cloned().collect(),
-        partial,
-        ignore: loaded
-            .spec
-            .components
-            .iter()
-            .map(|(n, c)| (n.clone(), c.ignore_differences.iter().map(|r| (r.value.kind.clone(), r.value.name.clone(), r.value.paths.clone())).collect()))
-            .collect(),
-    };
-    let hint = |e: &rekube_kube::KubeError| matches!(e, rekube_kube::KubeError::UnknownKind { .. }).then(|| "install the CustomResourceDefinition first (in a component this one `needs`), or fix apiVersion/kind".to_string());
-    let drift = if want_drift {
-        rekube_kube::drift(&resolver, &want).await.map_err(|e| {
-            let h = hint(&e);
-            Failure::Error(e.into(), h)
-        })?
-    } else {
-        Vec::new()
-    };
-    let plan = if want_drift {
-        Plan { environment: env.to_string(), cluster: cluster.clone(), components: Vec::new() }
-    } else {
-        rekube_kube::build_plan(&resolver, &want).await.map_err(|e| {
-            let h = hint(&e);
-            Failure::Error(e.into(), h)
-        })?
-    };
-    Ok(Prepared { plan, rendered, resolver, drift })
+
+    fn desired(&self) -> Desired<'_> {
+        let spec = &self.loaded.spec;
+        Desired {
+            environment: &self.env,
+            cluster: &self.cluster,
+            rendered: &self.rendered,
+            waves: rekube_spec::graph::waves(spec),
+            spec_components: spec.components.keys().cloned().collect(),
+            partial: self.partial,
+            ignore: spec
+                .components
+                .iter()
+                .map(|(n, c)| (n.clone(), c.ignore_differences.iter().map(|r| (r.value.kind.clone(), r.value.name.clone(), r.value.paths.clone())).collect()))
+                .collect(),
+        }
+    }
+
+    async fn plan(&self) -> Result<Plan, Failure> {
+        rekube_kube::build_plan(&self.resolver, &self.desired()).await.map_err(kube_failure)
+    }
+
+    async fn drift(&self) -> Result<Vec<rekube_kube::ObjectDrift>, Failure> {
+        rekube_kube::drift(&self.resolver, &self.desired()).await.map_err(kube_failure)
+    }
+}
+
+fn kube_failure(e: rekube_kube::KubeError) -> Failure {
+    let hint = matches!(e, rekube_kube::KubeError::UnknownKind { .. }).then(|| "install the CustomResourceDefinition first (in a component this one `needs`), or fix apiVersion/kind".to_string());
+    Failure::Error(e.into(), hint)
 }
 
 fn show(v: &Option<Value>) -> String {
@@ -163,24 +158,25 @@ fn plan_json(plan: &Plan) -> Value {
 }
 
 pub async fn plan(g: &Global, env: &str, detailed: bool, select: &Select, flags: &RenderFlags) -> Result<u8, Failure> {
-    let p = prepare(g, env, select, flags).await?;
+    let plan = Context::new(g, env, select, flags).await?.plan().await?;
     match g.output {
-        Output::Json => printer::json(&plan_json(&p.plan)),
-        _ => printer::data(plan_text(&p.plan).trim_end()),
+        Output::Json => printer::json(&plan_json(&plan)),
+        _ => printer::data(plan_text(&plan).trim_end()),
     }
-    Ok(if detailed && p.plan.has_changes() { 2 } else { 0 })
+    Ok(if detailed && plan.has_changes() { 2 } else { 0 })
 }
 
 pub async fn apply(g: &Global, env: &str, opts: ApplyOptions, select: &Select, flags: &RenderFlags) -> Result<u8, Failure> {
     let dry_run = opts.dry_run;
-    let p = prepare(g, env, select, flags).await?;
-    let s = p.plan.summary();
+    let ctx = Context::new(g, env, select, flags).await?;
+    let plan = ctx.plan().await?;
+    let s = plan.summary();
     if g.output != Output::Json {
         let mode = if dry_run { " (server dry-run: nothing is persisted)" } else { "" };
         printer::message(format!("applying `{env}`{mode}: {} to create, {} to update, {} to delete, {} unchanged", s.create, s.update, s.delete, s.unchanged));
     }
     let progress = Progress::new(if dry_run { "dry-run" } else { "applying" });
-    let report = rekube_kube::apply(&p.resolver, &p.plan, &p.rendered, &opts, &|e| progress.on(e)).await?;
+    let report = rekube_kube::apply(&ctx.resolver, &plan, &ctx.rendered, &opts, &|e| progress.on(e)).await?;
     let failed = report.failed();
     match g.output {
         Output::Json => printer::json(&json!({
@@ -192,11 +188,11 @@ pub async fn apply(g: &Global, env: &str, opts: ApplyOptions, select: &Select, f
             }})).collect::<Vec<_>>(),
         })),
         _ if failed => printer::message(format!("apply of `{env}` FAILED after {:.1}s", progress.elapsed())),
-        _ if !p.plan.has_changes() => printer::message(format!("no changes: `{env}` already matches the spec ({} objects checked, all healthy)", s.unchanged)),
+        _ if !plan.has_changes() => printer::message(format!("no changes: `{env}` already matches the spec ({} objects checked, all healthy)", s.unchanged)),
         _ => {
             printer::message(format!("applied `{env}` in {:.1}s: {} written, {} deleted, {} unchanged", progress.elapsed(), report.written(), s.delete, s.unchanged));
             if !dry_run {
-                for a in p.plan.components.iter().flat_map(|c| &c.actions) {
+                for a in plan.components.iter().flat_map(|c| &c.actions) {
                     for r in &a.reverts {
                         let who = r.manager.as_deref().map_or("a /scale write or an unrecorded manager".to_string(), |m| format!("{m} at {}", r.time.as_deref().unwrap_or("?")));
                         printer::message(format!("  reverted {} {}: {} → {} (changed by {who})", a.display_name(), r.path, show(&r.live), show(&r.applied)));
@@ -226,16 +222,13 @@ pub async fn destroy(g: &Global, env: &str, timeout: u64) -> Result<u8, Failure>
 }
 
 pub async fn drift(g: &Global, env: &str, flags: &RenderFlags) -> Result<u8, Failure> {
-    let p = prepare_with(g, env, &Select::default(), flags, true).await?;
-    let drifted = p.drift.iter().filter(|d| d.state != "pending-apply").count();
+    let report = Context::new(g, env, &Select::default(), flags).await?.drift().await?;
+    let drifted = report.iter().filter(|d| d.state != "pending-apply").count();
     match g.output {
-        Output::Json => printer::json(&json!({"environment": env, "drifted": drifted, "objects": p.drift})),
+        Output::Json => printer::json(&json!({"environment": env, "drifted": drifted, "objects": report})),
         _ => {
-            for d in &p.drift {
-                let name = match &d.namespace {
-                    Some(ns) => format!("{} {ns}/{}", d.kind, d.name),
-                    None => format!("{} {}", d.kind, d.name),
-                };
+            for d in &report {
+                let name = d.display_name();
                 match d.state {
                     "deleted" => printer::data(format!("{}: {name}: missing (deleted by hand, or new in the spec since the last apply)", d.component)),
                     "pending-apply" => printer::data(format!("{}: {name}: the spec changed since the last apply (see `rekube plan`)", d.component)),
@@ -258,7 +251,7 @@ pub async fn drift(g: &Global, env: &str, flags: &RenderFlags) -> Result<u8, Fai
                     }
                 }
             }
-            let added = p.drift.iter().filter(|d| d.state == "added").count();
+            let added = report.iter().filter(|d| d.state == "added").count();
             let revertable = drifted - added;
             if drifted == 0 {
                 printer::message(format!("no drift: `{env}` is as rekube applied it"));
@@ -281,13 +274,12 @@ pub async fn watch_drift(g: &Global, env: &str, interval: u64, flags: &RenderFla
     if g.output != Output::Json {
         printer::message(format!("watching `{env}` for hand changes every {interval}s (Ctrl-C to stop)"));
     }
+    // Rendered and connected once: each poll only reads live state.
+    let ctx = Context::new(g, env, &Select::default(), flags).await?;
     loop {
-        let p = prepare_with(g, env, &Select::default(), flags, true).await?;
-        for d in p.drift.iter().filter(|d| d.state != "pending-apply") {
-            let name = match &d.namespace {
-                Some(ns) => format!("{} {ns}/{}", d.kind, d.name),
-                None => format!("{} {}", d.kind, d.name),
-            };
+        let report = ctx.drift().await?;
+        for d in report.iter().filter(|d| d.state != "pending-apply") {
+            let name = d.display_name();
             let lines: Vec<(String, Value)> = if d.fields.is_empty() {
                 vec![(format!("{}: {name}: missing", d.component), json!({"component": d.component, "kind": d.kind, "namespace": d.namespace, "name": d.name, "state": d.state}))]
             } else {

@@ -67,6 +67,17 @@ pub fn state_root(loaded: &Loaded) -> PathBuf {
     loaded.dir.join(".rekube")
 }
 
+/// Fails unless every name in `names` is a declared component.
+pub fn check_components(loaded: &Loaded, names: &[String]) -> Result<(), Failure> {
+    match names.iter().find(|c| !loaded.spec.components.contains_key(*c)) {
+        None => Ok(()),
+        Some(c) => {
+            let declared: Vec<&str> = loaded.spec.components.keys().map(String::as_str).collect();
+            Err(Failure::Error(anyhow::anyhow!("no component `{c}`"), Some(format!("declared components: {}", declared.join(", ")))))
+        }
+    }
+}
+
 /// The environment named `env`, or a diagnostic naming the declared ones.
 pub fn environment<'a>(loaded: &'a Loaded, env: &str) -> Result<&'a rekube_spec::Environment, Failure> {
     loaded.spec.environments.get(env).ok_or_else(|| {

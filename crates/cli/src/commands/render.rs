@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::Failure;
 use crate::args::{Global, Output, RenderFlags};
-use crate::commands::{environment, load_valid};
+use crate::commands::{check_components, environment, load_valid};
 use crate::printer;
 
 /// Render options for environment `env`: the cluster's Kubernetes version
@@ -69,12 +69,7 @@ pub async fn render_env(loaded: &Loaded, env: &str, opts: &RenderOptions) -> Res
 pub async fn render(g: &Global, env: &str, components: &[String], flags: &RenderFlags) -> Result<u8, Failure> {
     let loaded = load_valid(g)?;
     environment(&loaded, env)?;
-    for c in components {
-        if !loaded.spec.components.contains_key(c) {
-            let names: Vec<&str> = loaded.spec.components.keys().map(String::as_str).collect();
-            return Err(Failure::Error(anyhow::anyhow!("no component `{c}`"), Some(format!("declared components: {}", names.join(", ")))));
-        }
-    }
+    check_components(&loaded, components)?;
     let only = (!components.is_empty()).then(|| components.iter().cloned().collect());
     let rendered = render_env(&loaded, env, &options(&loaded, env, flags, only)).await?;
     match g.output {

@@ -180,6 +180,7 @@ async fn create_update_unchanged_prune_and_destroy() {
     get(&cluster, &["create", "configmap", "not-ours", "-n", "default", "--from-literal=a=b"]);
     let destroy = p.rekube(&["destroy", "test"]);
     ok(&destroy);
+    settings().bind(|| insta::assert_snapshot!("destroy_progress", err(&destroy)));
     assert_eq!(kubectl(&cluster, &["get", "ns", "web"]).status.code(), Some(1), "namespace web is really gone after destroy returns");
     get(&cluster, &["get", "cm", "not-ours", "-n", "default"]);
     assert_eq!(get(&cluster, &["get", "cm", "-n", "rekube-system", "-o", "name"]).lines().filter(|l| l.contains("rekube.")).count(), 0);

@@ -80,6 +80,9 @@ fn up_status_down_of_the_example_platform() {
 
     let status: serde_json::Value = serde_json::from_str(&ok(&rekube(dir.path(), &["status", "dev", "-o", "json"]))).unwrap();
     assert_eq!(status[0]["state"], "running");
+    let mut filters = insta::Settings::clone_current();
+    filters.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]");
+    filters.bind(|| insta::assert_snapshot!("status_running", ok(&rekube(dir.path(), &["status"]))));
     assert_eq!(status[0]["endpoint"], up["endpoint"]);
 
     // A second `up` finds it running and changes nothing.
@@ -91,7 +94,9 @@ fn up_status_down_of_the_example_platform() {
     let cluster_dir = std::path::absolute(&cluster_dir).unwrap();
     assert_eq!(processes_in(&cluster_dir).len(), 4, "etcd, apiserver, controller-manager and fake kubelet run");
 
-    ok(&rekube(dir.path(), &["down", "dev"]));
+    let down = rekube(dir.path(), &["down", "dev"]);
+    ok(&down);
+    insta::assert_snapshot!("down", String::from_utf8_lossy(&down.stderr));
     assert_eq!(processes_in(&cluster_dir), Vec::<u32>::new(), "no process of the cluster survives `down`");
     assert!(!cluster_dir.exists(), "`down` deletes the cluster's data");
     let status: serde_json::Value = serde_json::from_str(&ok(&rekube(dir.path(), &["status", "dev", "-o", "json"]))).unwrap();

@@ -95,6 +95,9 @@ fn lock_check_fails_without_a_lock_and_passes_after_lock() {
 
     let out = rekube(dir.path(), &["lock"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut filters = insta::Settings::clone_current();
+    filters.add_filter(r"sha256:[0-9a-f]+", "sha256:[DIGEST]");
+    filters.bind(|| insta::assert_snapshot!("lock_output", text(&out.stderr)));
     let lock = std::fs::read_to_string(dir.path().join("rekube.lock")).unwrap();
     assert!(lock.contains("version: \"0.1.0\"") && lock.contains("digest: sha256:"), "{lock}");
 
@@ -111,3 +114,4 @@ fn schema_is_valid_json() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["title"], "rekube.yaml");
 }
+

@@ -20,6 +20,25 @@ pub struct Spec {
     /// Environments by name: each binds a cluster and layers values.
     #[serde(default)]
     pub environments: BTreeMap<String, Environment>,
+    /// Where backups go, who can decrypt their Secrets, how many to keep.
+    pub backup: Option<Spanned<Backup>>,
+}
+
+/// `backup:`: the store, the age recipients of Secrets, and retention.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Backup {
+    /// `s3://bucket/prefix`, `file:///dir`, or a directory relative to the spec.
+    pub store: Spanned<String>,
+    /// age recipients (`age1...`) that Secrets are encrypted to.
+    #[serde(default)]
+    pub encrypt_secrets: Vec<Spanned<String>>,
+    /// How many backups of each environment to keep (default: all).
+    pub keep: Option<Spanned<u32>>,
+    /// S3: the endpoint URL, for S3-compatible stores (default: AWS, or `$AWS_ENDPOINT`).
+    pub endpoint: Option<Spanned<String>>,
+    /// S3: the region (default: `$AWS_REGION`, else us-east-1).
+    pub region: Option<Spanned<String>>,
 }
 
 /// Who creates and destroys a cluster.

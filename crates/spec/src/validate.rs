@@ -180,6 +180,10 @@ pub fn validate(loaded: &Loaded) -> Result<Vec<Diagnostic>, Diagnostics> {
         }
     }
 
+    if let Some(backup) = &spec.backup {
+        check_backup(&mut c, &backup.value);
+    }
+
     match crate::lock::read_lock(&crate::lock::lock_path(loaded)) {
         Ok(lock) => c.out.extend(crate::lock::check_lock(loaded, lock.as_ref())),
         Err(d) => c.out.extend(d.0),
@@ -188,6 +192,43 @@ pub fn validate(loaded: &Loaded) -> Result<Vec<Diagnostic>, Diagnostics> {
     c.out.sort_by(|a, b| (a.file.clone(), a.pos).cmp(&(b.file.clone(), b.pos)));
     let (errors, warnings): (Vec<_>, Vec<_>) = c.out.into_iter().partition(|d| !d.warning);
     if errors.is_empty() { Ok(warnings) } else { Err(Diagnostics(errors.into_iter().chain(warnings).collect())) }
+}
+
+/// `backup:`: a store rekube can open, recipients age can read, a sane `keep`.
+fn check_backup(c: &mut Checker, b: &crate::model::Backup) {
+    let store = b.store.value.trim();
+    match store.split_once("://") {
+        Some(("s3", rest)) if rest.split('/').next().is_some_and(|bucket| !bucket.is_empty()) => {}
+        Some(("s3", _)) => c.err(at(&b.store), format!("store `{store}` names no bucket"), "write `s3://<bucket>/<prefix>`"),
+        Some(("file", _)) => {}
+        Some((scheme, _)) => c.err(
+            at(&b.store),
+            format!("store scheme `{scheme}://` is not supported"),
+            "use `s3://bucket/prefix` (any S3-compatible store, see `endpoint`), `file:///dir`, or a directory relative to the spec",
+        ),
+        None if store.is_empty() => c.err(at(&b.store), "`store` is empty", "write `s3://bucket/prefix` or a directory such as `./backups`"),
+        None => {}
+    }
+    for r in &b.encrypt_secrets {
+        let v = r.value.trim();
+        if !(v.starts_with("age1") && v.len() == 62 && v[4..].bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())) {
+            c.err(
+                at(r),
+                format!("`{v}` is not an age recipient"),
+                "recipients are public keys such as `age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p`; `age-keygen` prints one",
+            );
+        }
+    }
+    if let Some(k) = &b.keep {
+        if k.value == 0 {
+            c.err(at(k), "`keep: 0` would delete every backup, including the new one", "keep at least 1, or remove `keep` to keep all");
+        }
+    }
+    if let Some(e) = &b.endpoint {
+        if !(e.value.starts_with("http://") || e.value.starts_with("https://")) {
+            c.err(at(e), format!("endpoint `{}` is not an http(s) URL", e.value), "write it like `https://s3.example.com` or `http://127.0.0.1:9000`");
+        }
+    }
 }
 
 /// `environments: <env>: components: <comp>:` position (best effort).

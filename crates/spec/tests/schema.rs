@@ -29,6 +29,7 @@ fn schema_lists_exactly_the_keys_the_parser_accepts() {
         ("components: {a: {chart: {zzz: 1}}}\n", "/definitions/chart/properties"),
         ("components: {a: {ignore-differences: [{paths: [x], zzz: 1}]}}\n", "/definitions/ignoreRule/properties"),
         ("environments: {a: {cluster: b, zzz: 1}}\n", "/definitions/environment/properties"),
+        ("backup: {store: x, zzz: 1}\n", "/definitions/backup/properties"),
         ("environments: {a: {cluster: b, components: {c: {zzz: 1}}}}\n", "/definitions/environment/properties/components/additionalProperties/properties"),
     ];
     for (probe, pointer) in levels {

@@ -1,0 +1,144 @@
+//! Backups in a store: list, read a manifest, verify, delete, retention.
+
+use serde_json::Value;
+use tokio_util::io::SyncIoBridge;
+
+use crate::archive::{self, Manifest};
+use crate::crypt::Identities;
+use crate::store::Store;
+use crate::BackupError;
+
+/// One backup found in a store.
+#[derive(Debug)]
+pub struct Listed {
+    /// Its name.
+    pub name: String,
+    /// Its manifest, or why it cannot be read (an interrupted backup has none).
+    pub manifest: Result<Manifest, String>,
+}
+
+/// Every backup in the store, oldest name first.
+pub async fn list(store: &Store) -> Result<Vec<Listed>, BackupError> {
+    let mut out = Vec::new();
+    for name in store.names().await? {
+        let manifest = match store.read_small(&store.path(&name, archive::MANIFEST_FILE)).await? {
+            None => Err("incomplete: no manifest (interrupted?)".to_string()),
+            Some(bytes) => serde_json::from_slice::<Manifest>(&bytes).map_err(|e| format!("unreadable manifest: {e}")),
+        };
+        out.push(Listed { name, manifest });
+    }
+    Ok(out)
+}
+
+/// The manifest of backup `name`.
+pub async fn load_manifest(store: &Store, name: &str) -> Result<Manifest, BackupError> {
+    match store.read_small(&store.path(name, archive::MANIFEST_FILE)).await? {
+        Some(bytes) => {
+            let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| BackupError::refused(format!("backup {name}: unreadable manifest: {e}"), "the backup is damaged; pick another"))?;
+            if m.format != archive::FORMAT {
+                return Err(BackupError::refused(format!("backup {name} has format `{}`", m.format), format!("this rekube reads `{}`", archive::FORMAT)));
+            }
+            Ok(m)
+        }
+        None => {
+            let names = store.names().await.unwrap_or_default();
+            let hint = match names.iter().min_by_key(|n| distance(n, name)) {
+                Some(best) if distance(best, name) <= 3 => format!("did you mean `{best}`?"),
+                _ if names.is_empty() => format!("{} holds no backups", store.display()),
+                _ => "`rekube backup list` shows the backups".to_string(),
+            };
+            Err(BackupError::refused(format!("no backup `{name}` in {}", store.display()), hint))
+        }
+    }
+}
+
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for j in 0..b.len() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == b[j] { prev } else { 1 + prev.min(row[j]).min(cur) };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// What `verify` read.
+#[derive(Debug, Clone, Default)]
+pub struct Verified {
+    /// Entries checked.
+    pub entries: usize,
+    /// Bytes read (compressed).
+    pub bytes: u64,
+    /// Secrets decrypted.
+    pub decrypted: usize,
+}
+
+/// Reads the whole archive: every checksum, every document, and every
+/// Secret decrypted with `identities`. Encrypted Secrets without an identity
+/// are refused, since decryption could not be proven.
+pub async fn verify(store: &Store, manifest: &Manifest, identities: Option<&Identities>) -> Result<Verified, BackupError> {
+    if manifest.secrets.encrypted && manifest.secrets.count > 0 && identities.is_none() {
+        return Err(BackupError::refused(
+            format!("backup {} holds {} encrypted Secrets, and no identity was given to decrypt them", manifest.name, manifest.secrets.count),
+            "pass --identity <age key file> (or set REKUBE_AGE_IDENTITY)",
+        ));
+    }
+    let reader = store.reader(&store.path(&manifest.name, &manifest.archive.file)).await?;
+    let bridge = SyncIoBridge::new(reader);
+    let m = manifest.clone();
+    let name = manifest.name.clone();
+    let identities = identities.cloned();
+    let work = tokio::task::spawn_blocking(move || {
+        let mut v = Verified::default();
+        archive::read(bridge, &m, |_, entry, data| {
+            let doc = if entry.path.ends_with(".age") {
+                let ids = identities.as_ref().ok_or("an encrypted entry needs an identity")?;
+                v.decrypted += 1;
+                ids.decrypt(&data).map_err(|e| format!("entry {} cannot be decrypted: {e}", entry.path))?
+            } else {
+                data
+            };
+            let obj: Value = serde_json::from_slice(&doc).map_err(|e| format!("entry {} is not JSON: {e}", entry.path))?;
+            if obj["apiVersion"].as_str().is_none() || obj["kind"].as_str().is_none() || obj["metadata"]["name"].as_str().is_none() {
+                return Err(format!("entry {} is not a Kubernetes object", entry.path));
+            }
+            v.entries += 1;
+            Ok(())
+        })
+        .map_err(|source| BackupError::Damaged { name, source })?;
+        v.bytes = m.archive.size;
+        Ok(v)
+    });
+    work.await.map_err(|e| BackupError::Io { what: "verify stopped".into(), source: std::io::Error::other(e) })?
+}
+
+/// Deletes backup `name`; refuses names that are not in the store.
+pub async fn delete(store: &Store, name: &str) -> Result<usize, BackupError> {
+    if !store.names().await?.iter().any(|n| n == name) {
+        load_manifest(store, name).await?;
+    }
+    store.delete(name).await
+}
+
+/// Keeps the newest `keep` complete backups of `environment`; returns the
+/// names deleted.
+pub async fn retain(store: &Store, environment: &str, keep: usize) -> Result<Vec<String>, BackupError> {
+    let mut mine: Vec<(String, String)> = list(store)
+        .await?
+        .into_iter()
+        .filter_map(|l| l.manifest.ok().filter(|m| m.environment == environment).map(|m| (m.created, l.name)))
+        .collect();
+    mine.sort();
+    let excess = mine.len().saturating_sub(keep);
+    let mut deleted = Vec::new();
+    for (_, name) in mine.into_iter().take(excess) {
+        store.delete(&name).await?;
+        deleted.push(name);
+    }
+    Ok(deleted)
+}

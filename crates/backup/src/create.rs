@@ -65,7 +65,8 @@ pub(crate) async fn kinds(client: &Client) -> Result<(Vec<Kind>, Vec<String>), B
             continue;
         }
         let api_version = if group.is_empty() { version.clone() } else { format!("{group}/{version}") };
-        let list = match client.list_api_group_resources(&api_version).await {
+        let list = if group.is_empty() { client.list_core_api_resources(&version).await } else { client.list_api_group_resources(&api_version).await };
+        let list = match list {
             Ok(l) => l,
             Err(e) => {
                 warnings.push(format!("cannot read {api_version}: {e}; its objects are not backed up"));
@@ -255,7 +256,7 @@ pub async fn create(client: &Client, store: &Store, opts: &CreateOptions) -> Res
         format: archive::FORMAT.into(),
         name: opts.name.clone(),
         environment: opts.environment.clone(),
-        created: created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        created: created.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         tool_version: env!("CARGO_PKG_VERSION").into(),
         cluster: ClusterInfo { name: opts.cluster.clone(), version },
         filter: opts.filter.clone(),

@@ -59,6 +59,9 @@ pub struct RestoreReport {
     pub skipped: Vec<String>,
     /// Objects that failed, with the server's answer.
     pub failed: Vec<String>,
+    /// Dry run: each object with what would happen to it (`+` create,
+    /// `~` replace, `=` leave), sorted.
+    pub plan: Vec<String>,
     /// Namespaces created because objects needed them.
     pub namespaces_created: Vec<String>,
     /// Owner references dropped, and other things worth knowing.
@@ -81,6 +84,8 @@ struct Restorer<'a> {
     crd_gate: Mutex<()>,
     /// Groups whose CRDs a dry run would create.
     planned_groups: std::sync::Mutex<HashSet<String>>,
+    /// Namespaces a dry run would create from their own entries.
+    planned_namespaces: std::sync::Mutex<HashSet<String>>,
     deferred: std::sync::Mutex<Vec<Pending>>,
     report: std::sync::Mutex<RestoreReport>,
 }
@@ -93,6 +98,14 @@ struct Pending {
 
 fn str_at<'v>(v: &'v Value, p: &str) -> &'v str {
     v.pointer(p).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The server's message without the status struct around it.
+fn brief(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({})", s.message, s.reason),
+        e => e.to_string(),
+    }
 }
 
 fn describe(key: &str, obj: &Value) -> String {
@@ -115,6 +128,7 @@ pub async fn restore(client: &Client, store: &Store, manifest: &Manifest, opts: 
         crds: Default::default(),
         crd_gate: Mutex::new(()),
         planned_groups: Default::default(),
+        planned_namespaces: Default::default(),
         deferred: Default::default(),
         report: std::sync::Mutex::new(RestoreReport { dry_run: opts.dry_run, ..Default::default() }),
     };
@@ -145,7 +159,11 @@ pub async fn restore(client: &Client, store: &Store, manifest: &Manifest, opts: 
         .map_err(|e| BackupError::Io { what: "restore stopped".into(), source: std::io::Error::other(e) })?
         .map_err(|source| BackupError::Damaged { name: manifest.name.clone(), source })?;
     r.finish_deferred().await;
-    Ok(r.report.into_inner().expect("not poisoned"))
+    let mut report = r.report.into_inner().expect("not poisoned");
+    report.plan.sort_by(|a, b| a[2..].cmp(&b[2..]));
+    report.skipped.sort();
+    report.failed.sort();
+    Ok(report)
 }
 
 impl Restorer<'_> {
@@ -313,6 +331,9 @@ impl Restorer<'_> {
         if known.contains(ns) {
             return Ok(true);
         }
+        if self.planned_namespaces.lock().expect("not poisoned").contains(ns) {
+            return Ok(false);
+        }
         let ar = ApiResource { group: String::new(), version: "v1".into(), api_version: "v1".into(), kind: "Namespace".into(), plural: "namespaces".into() };
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
         match api.get_opt(ns).await {
@@ -329,12 +350,12 @@ impl Restorer<'_> {
             }
             Ok(None) => {
                 let obj: DynamicObject = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})).expect("a namespace");
-                api.create(&self.post_params(), &obj).await.map_err(|e| format!("cannot create namespace {ns}: {e}"))?;
+                api.create(&self.post_params(), &obj).await.map_err(|e| format!("cannot create namespace {ns}: {}", brief(&e)))?;
                 known.insert(ns.to_string());
                 self.report.lock().expect("not poisoned").namespaces_created.push(ns.to_string());
                 Ok(true)
             }
-            Err(e) => Err(format!("cannot read namespace {ns}: {e}")),
+            Err(e) => Err(format!("cannot read namespace {ns}: {}", brief(&e))),
         }
     }
 
@@ -342,8 +363,11 @@ impl Restorer<'_> {
         PostParams { dry_run: self.opts.dry_run, field_manager: Some(FIELD_MANAGER.into()) }
     }
 
-    fn count(&self, key: &str, updated: bool) {
+    fn count(&self, key: &str, updated: bool, what: &str) {
         let mut rep = self.report.lock().expect("not poisoned");
+        if self.opts.dry_run {
+            rep.plan.push(format!("{} {what}", if updated { "~" } else { "+" }));
+        }
         *(if updated { &mut rep.updated } else { &mut rep.created }).entry(key.to_string()).or_default() += 1;
     }
 
@@ -353,16 +377,16 @@ impl Restorer<'_> {
         let group = api_version.rsplit_once('/').map_or("", |(g, _)| g).to_string();
         let res = match self.resolve(&api_version, &kind).await {
             Ok(Some(r)) => r,
-            Ok(None) if self.opts.dry_run && self.planned_groups.lock().expect("not poisoned").contains(&group) => return self.count(key, false),
+            Ok(None) if self.opts.dry_run && self.planned_groups.lock().expect("not poisoned").contains(&group) => return self.count(key, false, &what),
             Ok(None) => return self.fail(format!("{what}: the cluster does not serve {kind} ({api_version})")),
-            Err(e) => return self.fail(format!("{what}: {e}")),
+            Err(e) => return self.fail(format!("{what}: {}", brief(&e))),
         };
         let ns = str_at(&obj, "/metadata/namespace").to_string();
         let api: Api<DynamicObject> = if res.namespaced {
             match self.ensure_namespace(&ns).await {
                 Ok(true) => {}
                 // Dry run into a namespace that does not exist yet: the server cannot check it.
-                Ok(false) => return self.count(key, false),
+                Ok(false) => return self.count(key, false, &what),
                 Err(e) => return self.fail(format!("{what}: {e}")),
             }
             Api::namespaced_with(self.client.clone(), &ns, &res.resource)
@@ -375,34 +399,51 @@ impl Restorer<'_> {
         };
         let name = dynobj.metadata.name.clone().unwrap_or_default();
         let (uid, updated) = match api.create(&self.post_params(), &dynobj).await {
-            Ok(created) => (created.metadata.uid, false),
+            Ok(created) => {
+                if self.opts.dry_run && key == "namespaces" {
+                    self.planned_namespaces.lock().expect("not poisoned").insert(name.clone());
+                }
+                (created.metadata.uid, false)
+            }
             Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "AlreadyExists" => {
                 let live = match api.get(&name).await {
                     Ok(l) => l,
-                    Err(e) => return self.fail(format!("{what}: exists, but cannot be read: {e}")),
+                    Err(e) => return self.fail(format!("{what}: exists, but cannot be read: {}", brief(&e))),
                 };
                 if self.opts.existing != Some(Existing::Update) {
                     self.remember(key, &obj, old_uid, live.metadata.uid);
-                    self.report.lock().expect("not poisoned").skipped.push(format!("{what}: already exists"));
+                    let mut rep = self.report.lock().expect("not poisoned");
+                    if self.opts.dry_run {
+                        rep.plan.push(format!("= {what}"));
+                    }
+                    rep.skipped.push(format!("{what}: already exists"));
                     return;
                 }
                 dynobj.metadata.resource_version = live.metadata.resource_version;
+                // The cluster IP is the target cluster's, and immutable.
+                if key == "services" {
+                    for f in ["clusterIP", "clusterIPs"] {
+                        if dynobj.data["spec"].get(f).is_none() && !live.data["spec"][f].is_null() {
+                            dynobj.data["spec"][f] = live.data["spec"][f].clone();
+                        }
+                    }
+                }
                 match api.replace(&name, &self.post_params(), &dynobj).await {
                     Ok(replaced) => (replaced.metadata.uid, true),
-                    Err(e) => return self.fail(format!("{what}: exists, and cannot be replaced: {e}")),
+                    Err(e) => return self.fail(format!("{what}: exists, and cannot be replaced: {}", brief(&e))),
                 }
             }
-            Err(e) => return self.fail(format!("{what}: {e}")),
+            Err(e) => return self.fail(format!("{what}: {}", brief(&e))),
         };
         self.remember(key, &obj, old_uid, uid);
-        self.count(key, updated);
+        self.count(key, updated, &what);
         if self.opts.restore_status && !self.opts.dry_run {
             if let Some(status) = obj.get("status").filter(|s| !s.is_null()) {
                 match api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({ "status": status }))).await {
                     Ok(_) => {}
                     // No status subresource: the status went in with the object.
                     Err(kube::Error::Api(s)) if s.code == 404 || s.code == 405 => {}
-                    Err(e) => self.report.lock().expect("not poisoned").warnings.push(format!("{what}: status not restored: {e}")),
+                    Err(e) => self.report.lock().expect("not poisoned").warnings.push(format!("{what}: status not restored: {}", brief(&e))),
                 }
             }
         }

@@ -86,7 +86,7 @@ pub fn excluded(key: &str, obj: &Value, ctx: &Context) -> Option<&'static str> {
         })
     });
     if owned_by_controller {
-        return Some("recreated by its controller (owned by a Deployment, ReplicaSet, StatefulSet, DaemonSet or Job)");
+        return Some("recreated by its controller (Deployment, ReplicaSet, Job...)");
     }
     let builtin = "built into Kubernetes";
     match key {
@@ -101,12 +101,20 @@ pub fn excluded(key: &str, obj: &Value, ctx: &Context) -> Option<&'static str> {
         "priorityclasses.scheduling.k8s.io" if name.starts_with("system-") => Some(builtin),
         "apiservices.apiregistration.k8s.io" if obj.pointer("/metadata/labels/kube-aggregator.kubernetes.io~1automanaged").is_some() => Some(builtin),
         _ if key.starts_with("flowschemas.") || key.starts_with("prioritylevelconfigurations.") => {
-            (str_at(obj, "/metadata/annotations/apf.kubernetes.io~1autoupdate-spec") == "true").then_some(builtin)
+            (APF_DEFAULTS.contains(&name) || str_at(obj, "/metadata/annotations/apf.kubernetes.io~1autoupdate-spec") == "true").then_some(builtin)
         }
         _ if ns.is_empty() && (name.starts_with("system:") || str_at(obj, "/metadata/labels/kubernetes.io~1bootstrapping") == "rbac-defaults") => Some(builtin),
         _ => None,
     }
 }
+
+/// API priority and fairness objects the API server creates and keeps
+/// (1.20 marks them with no annotation yet).
+const APF_DEFAULTS: &[&str] = &[
+    "exempt", "catch-all", "global-default", "system", "leader-election", "workload-high", "workload-low", "node-high",
+    "kube-controller-manager", "kube-scheduler", "kube-system-service-accounts", "service-accounts", "system-leader-election",
+    "system-nodes", "workload-leader-election", "endpoint-controller", "probes",
+];
 
 /// A `default` ServiceAccount that carries nothing but its token.
 fn is_plain_default_sa(obj: &Value) -> bool {

@@ -27,6 +27,8 @@ pub struct Store {
     inner: Arc<dyn ObjectStore>,
     prefix: Vec<String>,
     display: String,
+    /// A local store's directory (object_store leaves empty directories).
+    local: Option<std::path::PathBuf>,
 }
 
 impl Store {
@@ -48,7 +50,7 @@ impl Store {
             let region = opts.region.clone().or_else(|| std::env::var("AWS_REGION").ok()).or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
             b = b.with_region(region.unwrap_or_else(|| "us-east-1".into()));
             let s3 = b.build().map_err(store_err)?;
-            return Ok(Self { inner: Arc::new(s3), prefix: split(prefix), display: url.to_string() });
+            return Ok(Self { inner: Arc::new(s3), prefix: split(prefix), display: url.to_string(), local: None });
         }
         let dir = match url.strip_prefix("file://") {
             Some(p) => FsPath::new(p).to_path_buf(),
@@ -56,7 +58,7 @@ impl Store {
         };
         std::fs::create_dir_all(&dir).map_err(|e| BackupError::Io { what: format!("cannot create the backup directory {}", dir.display()), source: e })?;
         let fs = object_store::local::LocalFileSystem::new_with_prefix(&dir).map_err(store_err)?;
-        Ok(Self { inner: Arc::new(fs), prefix: Vec::new(), display: dir.display().to_string() })
+        Ok(Self { inner: Arc::new(fs), prefix: Vec::new(), display: dir.display().to_string(), local: Some(dir) })
     }
 
     /// How to name the store in messages.
@@ -117,6 +119,9 @@ impl Store {
         files.sort_by_key(|p| p.filename() != Some(crate::archive::MANIFEST_FILE));
         for f in &files {
             self.inner.delete(f).await.map_err(self.err())?;
+        }
+        if let Some(dir) = &self.local {
+            let _ = std::fs::remove_dir(dir.join(name));
         }
         Ok(files.len())
     }

@@ -137,11 +137,97 @@ pub enum Command {
         /// Only this environment.
         env: Option<String>,
     },
+    /// Back up a cluster's objects (Secrets encrypted), and restore them anywhere.
+    #[command(subcommand)]
+    Backup(Backup),
     /// Print the JSON Schema of rekube.yaml, for editor completion.
     Schema,
     /// Internal helpers that rekube starts itself.
     #[command(hide = true, subcommand)]
     Internal(Internal),
+}
+
+/// `rekube backup ...`: the store and recipients come from `backup:` in the spec.
+#[derive(Debug, Subcommand)]
+pub enum Backup {
+    /// Back up an environment's cluster into the store.
+    Create {
+        /// The environment.
+        env: String,
+        /// Only these namespaces (repeatable; default: all but kube-system, kube-public, kube-node-lease).
+        #[arg(long = "namespace", short = 'n')]
+        namespaces: Vec<String>,
+        /// Only objects with these labels (`app=web,tier!=db`).
+        #[arg(long, short = 'l')]
+        selector: Option<String>,
+        /// Include cluster-scoped objects (the default when neither --namespace nor --selector is given).
+        #[arg(long)]
+        include_cluster_resources: bool,
+        /// The backup's name (default: `<env>-<UTC time>`).
+        #[arg(long)]
+        name: Option<String>,
+        /// Write Secrets unencrypted when the spec names no age recipient.
+        #[arg(long)]
+        allow_plaintext_secrets: bool,
+    },
+    /// List the backups in the store.
+    List,
+    /// Show a backup: counts by kind, size, cluster version, checksums.
+    Describe {
+        /// The backup.
+        name: String,
+    },
+    /// Read the whole backup: every checksum, every document, every Secret decrypted.
+    Verify {
+        /// The backup.
+        name: String,
+        #[command(flatten)]
+        identity: Identity,
+    },
+    /// Restore a backup into an environment's cluster (verified whole first).
+    Restore {
+        /// The backup.
+        name: String,
+        /// The environment to restore into.
+        #[arg(long)]
+        to: String,
+        /// Rename a namespace on the way (`old:new`, repeatable).
+        #[arg(long = "namespace-map", value_name = "OLD:NEW")]
+        namespace_map: Vec<String>,
+        /// What to do with objects that already exist.
+        #[arg(long, value_enum, default_value_t = ExistingMode::Skip)]
+        existing: ExistingMode,
+        /// Show what would be restored; write nothing (the server checks each object).
+        #[arg(long)]
+        dry_run: bool,
+        /// Restore `status` as it was (controllers usually rewrite it).
+        #[arg(long)]
+        restore_status: bool,
+        #[command(flatten)]
+        identity: Identity,
+    },
+    /// Delete a backup from the store.
+    Delete {
+        /// The backup.
+        name: String,
+    },
+}
+
+/// The age key that opens encrypted Secrets.
+#[derive(Debug, Args)]
+pub struct Identity {
+    /// An age identity file (`AGE-SECRET-KEY-1...`).
+    #[arg(long, short = 'i', env = "REKUBE_AGE_IDENTITY")]
+    pub identity: Option<PathBuf>,
+}
+
+/// `--existing`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExistingMode {
+    /// Leave it and list it as skipped.
+    Skip,
+    /// Replace it with the backed-up version.
+    Update,
 }
 
 /// Choosing components.

@@ -2,84 +2,44 @@
 //! plane with the fake kubelet (an `existing` cluster pointing at it).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use rekube_testbed::{FAIL_LABEL, TestCluster, tools};
+use rekube_testbed::{FAIL_LABEL, TestCluster};
+
+mod common;
+
+use common::{Workdir, err, get, ok, out, settings};
 
 struct Platform {
-    dir: tempfile::TempDir,
-    cache: tempfile::TempDir,
+    w: Workdir,
+    cluster: String,
 }
 
 impl Platform {
     fn new(cluster: &TestCluster, context: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let p = Self { dir, cache: tempfile::tempdir().unwrap() };
-        p.write("clusters.yaml", &format!("{} {context}", cluster.kubeconfig().display()));
-        p
+        Self { w: Workdir::new(), cluster: common::existing("test", cluster, context) }
     }
 
     fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
+        self.w.path(rel)
     }
 
     fn write(&self, rel: &str, text: &str) {
-        let path = self.path(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
+        self.w.write(rel, text);
     }
 
     /// Writes rekube.yaml with `components` under an `existing` cluster.
     fn spec(&self, components: &str) {
-        let cluster = std::fs::read_to_string(self.path("clusters.yaml")).unwrap();
-        let (kubeconfig, context) = cluster.split_once(' ').unwrap();
-        self.write(
-            "rekube.yaml",
-            &format!("clusters:\n  test: {{ provider: existing, kubeconfig: {kubeconfig}, context: {context} }}\ncomponents:\n{components}environments:\n  test: {{ cluster: test }}\n"),
-        );
+        self.write("rekube.yaml", &format!("clusters:\n{}components:\n{components}environments:\n  test: {{ cluster: test }}\n", self.cluster));
     }
 
     fn rekube(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_rekube"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("REKUBE_HELM", tools::helm())
-            .env("REKUBE_KUBECTL", tools::kubectl())
-            .env("REKUBE_CACHE", self.cache.path())
-            .output()
-            .unwrap()
+        self.w.rekube(args)
     }
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "rekube failed ({}):\nstdout:\n{}\nstderr:\n{}", o.status, out(o), err(o));
-    out(o)
-}
-
-/// Filters times and ports out of progress output.
-fn settings() -> insta::Settings {
-    let mut s = insta::Settings::clone_current();
-    s.add_filter(r"\d+\.\ds", "[TIME]");
-    s.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]");
-    s
 }
 
 fn kubectl(cluster: &TestCluster, args: &[&str]) -> Output {
     cluster.kubectl().args(args).output().unwrap()
-}
-
-fn get(cluster: &TestCluster, args: &[&str]) -> String {
-    let o = kubectl(cluster, args);
-    assert!(o.status.success(), "kubectl {args:?}: {}", err(&o));
-    out(&o)
 }
 
 const WEB: &str = "  web:\n    manifests: ./web\n    namespace: web\n";
@@ -387,11 +347,9 @@ async fn drift_watch_reports_a_change_as_it_happens() {
     p.write("web/settings.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: \"1\"\n");
     p.spec(WEB);
     ok(&p.rekube(&["apply", "test"]));
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rekube"))
-        .args(["drift", "test", "--watch", "--interval", "1"])
-        .current_dir(p.dir.path())
-        .env("REKUBE_HELM", tools::helm())
-        .env("REKUBE_CACHE", p.cache.path())
+    let mut child = p
+        .w
+        .command(&["drift", "test", "--watch", "--interval", "1"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

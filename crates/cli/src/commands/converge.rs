@@ -18,7 +18,7 @@ use crate::commands::{check_components, environment, load_valid, state_root};
 use crate::printer;
 
 /// A client for the environment's cluster.
-async fn cluster_client(loaded: &Loaded, env: &str) -> Result<(kube::Client, String), Failure> {
+pub(crate) async fn cluster_client(loaded: &Loaded, env: &str) -> Result<(kube::Client, String), Failure> {
     let e = environment(loaded, env)?;
     let name = e.cluster.value.clone();
     let cluster = &loaded.spec.clusters[&name];

@@ -1,6 +1,7 @@
 //! One module per command family; each turns arguments into calls on the
 //! library crates and hands results to the printer.
 
+mod backup;
 mod cluster;
 mod converge;
 mod internal;
@@ -34,6 +35,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Up { env } => cluster::up(g, env).await,
         Command::Down { env } => cluster::down(g, env),
         Command::Status { env } => cluster::status(g, env.as_deref()).await,
+        Command::Backup(cmd) => backup::run(g, cmd).await,
         Command::Schema => {
             printer::data(rekube_spec::SCHEMA.trim_end());
             Ok(0)

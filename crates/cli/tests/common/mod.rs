@@ -1,0 +1,92 @@
+//! What the CLI tests share: a scratch directory holding a spec, the real
+//! binary run in it with the test bed's tools, and output helpers.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use rekube_testbed::{TestCluster, tools};
+
+/// A spec directory with its own render cache.
+pub struct Workdir {
+    dir: tempfile::TempDir,
+    cache: tempfile::TempDir,
+    envs: Vec<(String, String)>,
+}
+
+impl Workdir {
+    /// An empty directory.
+    pub fn new() -> Self {
+        Self { dir: tempfile::tempdir().unwrap(), cache: tempfile::tempdir().unwrap(), envs: Vec::new() }
+    }
+
+    /// A path inside it.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes a file, creating directories.
+    pub fn write(&self, rel: &str, text: &str) {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// Sets an environment variable for every later run.
+    pub fn env(&mut self, key: &str, value: &str) {
+        self.envs.push((key.to_string(), value.to_string()));
+    }
+
+    /// The real `rekube` binary, to run here.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rekube"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("REKUBE_HELM", tools::helm())
+            .env("REKUBE_KUBECTL", tools::kubectl())
+            .env("REKUBE_CACHE", self.cache.path())
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        cmd
+    }
+
+    /// Runs the real `rekube` binary here.
+    pub fn rekube(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+}
+
+/// A `clusters:` entry for a test cluster started as `context`.
+pub fn existing(name: &str, cluster: &TestCluster, context: &str) -> String {
+    format!("  {name}: {{ provider: existing, kubeconfig: {}, context: {context} }}\n", cluster.kubeconfig().display())
+}
+
+/// stdout.
+pub fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr.
+pub fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// stdout, after asserting success.
+pub fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "rekube failed ({}):\nstdout:\n{}\nstderr:\n{}", o.status, out(o), err(o));
+    out(o)
+}
+
+/// Filters times and ports out of output.
+pub fn settings() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.add_filter(r"\d+\.\ds", "[TIME]");
+    s.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]");
+    s
+}
+
+/// `kubectl` on a test cluster, asserting success.
+pub fn get(cluster: &TestCluster, args: &[&str]) -> String {
+    let o = cluster.kubectl().args(args).output().unwrap();
+    assert!(o.status.success(), "kubectl {args:?}: {}", err(&o));
+    out(&o)
+}

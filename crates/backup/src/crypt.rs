@@ -33,6 +33,14 @@ impl Recipients {
     }
 }
 
+/// A new identity: its public key (`age1...`) and its secret line
+/// (`AGE-SECRET-KEY-1...`), in age-keygen's file format.
+pub fn generate() -> (String, String) {
+    use age::secrecy::ExposeSecret;
+    let id = age::x25519::Identity::generate();
+    (id.to_public().to_string(), id.to_string().expose_secret().to_string())
+}
+
 /// Identities that can decrypt (cheap to clone).
 #[derive(Clone)]
 pub struct Identities(std::sync::Arc<Vec<Box<dyn age::Identity + Send + Sync>>>);

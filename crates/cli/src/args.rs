@@ -211,6 +211,8 @@ pub enum Backup {
         /// The backup.
         name: String,
     },
+    /// Print a new age identity (like `age-keygen`); its public key goes under `encrypt-secrets`.
+    Keygen,
 }
 
 /// The age key that opens encrypted Secrets.

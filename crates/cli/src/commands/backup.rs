@@ -38,6 +38,12 @@ fn identities(i: &Identity) -> Result<Option<Identities>, Failure> {
 
 /// Runs one backup subcommand.
 pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
+    if let Backup::Keygen = cmd {
+        let (public, secret) = rekube_backup::crypt::generate();
+        printer::message(format!("Public key: {public}"));
+        printer::data(format!("# public key: {public}\n{secret}"));
+        return Ok(0);
+    }
     let loaded = load_valid(g)?;
     let (store, spec) = open_store(&loaded)?;
     match cmd {
@@ -140,6 +146,7 @@ pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
             }
             Ok(if report.failed.is_empty() { 0 } else { 1 })
         }
+        Backup::Keygen => unreachable!("handled above"),
         Backup::Delete { name } => {
             let n = rekube_backup::delete(&store, name).await.map_err(failure)?;
             printer::data(format!("Deleted backup {name} ({n} files) from {}.", store.display()));

@@ -13,7 +13,7 @@ mod validate;
 
 pub use diag::{Diagnostic, Diagnostics, Pos};
 pub use load::{Loaded, load, parse, yaml_diagnostic, yaml_options};
-pub use model::{Backup, Cluster, Component, Environment, Provider, Spec};
+pub use model::{Backup, Cluster, Component, Environment, Prerequisite, Provider, Spec};
 pub use lock::{LockFile, LockedChart};
 pub use validate::validate;
 

@@ -89,6 +89,26 @@ pub struct Cluster {
     /// May be destroyed and rebuilt by `rekube rebuild-check`.
     #[serde(default)]
     pub disposable: bool,
+    /// Steps that must exist before the cluster (a state bucket, a DNS zone,
+    /// IAM), in order; torn down in reverse by `down`.
+    #[serde(default)]
+    pub prerequisites: Vec<Spanned<Prerequisite>>,
+}
+
+/// One idempotent prerequisite: commands are argument lists, run from the
+/// spec's directory without a shell.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Prerequisite {
+    /// Its name, for progress and the journal.
+    pub name: String,
+    /// Exits 0 when the thing exists.
+    pub check: Vec<String>,
+    /// Makes it.
+    pub create: Vec<String>,
+    /// Removes it (on `down`); none leaves it in place.
+    #[serde(default)]
+    pub delete: Vec<String>,
 }
 
 /// Where a component's chart comes from.

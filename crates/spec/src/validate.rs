@@ -122,6 +122,20 @@ pub fn validate(loaded: &Loaded) -> Result<Vec<Diagnostic>, Diagnostics> {
             },
             _ => {}
         }
+        let mut seen = BTreeSet::new();
+        for p in &cluster.prerequisites {
+            let pre = &p.value;
+            if !seen.insert(pre.name.as_str()) {
+                c.err(at(p), format!("cluster `{name}` has two prerequisites named `{}`", pre.name), "give each prerequisite its own name; the journal records steps by name");
+            }
+            if pre.check.is_empty() || pre.create.is_empty() {
+                c.err(
+                    at(p),
+                    format!("prerequisite `{}` needs both `check` and `create`", pre.name),
+                    "`check` exits 0 when it exists, `create` makes it; both are argument lists such as [aws, s3api, head-bucket, --bucket, state]",
+                );
+            }
+        }
         if let Some(v) = &cluster.kubernetes {
             if !v.value.trim_start_matches('v').split('.').take(2).all(|p| p.parse::<u32>().is_ok()) {
                 c.err(at(v), format!("`{}` is not a Kubernetes version", v.value), "write it as MAJOR.MINOR or MAJOR.MINOR.PATCH, e.g. \"1.30\"");

@@ -30,6 +30,7 @@ fn schema_lists_exactly_the_keys_the_parser_accepts() {
         ("components: {a: {ignore-differences: [{paths: [x], zzz: 1}]}}\n", "/definitions/ignoreRule/properties"),
         ("environments: {a: {cluster: b, zzz: 1}}\n", "/definitions/environment/properties"),
         ("backup: {store: x, zzz: 1}\n", "/definitions/backup/properties"),
+        ("clusters: {a: {provider: local, prerequisites: [{name: n, check: [t], create: [t], zzz: 1}]}}\n", "/definitions/prerequisite/properties"),
         ("environments: {a: {cluster: b, components: {c: {zzz: 1}}}}\n", "/definitions/environment/properties/components/additionalProperties/properties"),
     ];
     for (probe, pointer) in levels {

@@ -122,20 +122,25 @@ pub enum Command {
         #[arg(long, conflicts_with = "check")]
         update: bool,
     },
-    /// Create the environment's cluster if needed, then apply every component.
+    /// Run the prerequisites, create the cluster if needed, apply every component (resumable).
     Up {
         /// The environment.
         env: String,
     },
-    /// Stop and delete the environment's cluster (local provider).
+    /// Release load balancers, destroy the components, delete the cluster, tear down prerequisites (resumable).
     Down {
         /// The environment.
         env: String,
     },
-    /// Show every environment's cluster: running, endpoint, version.
+    /// Every environment: cluster, version, each component's health and drift, last apply.
     Status {
         /// Only this environment.
         env: Option<String>,
+    },
+    /// Prove the environment can be rebuilt: fingerprint, down, up, compare (exit 2 when different).
+    RebuildCheck {
+        /// The environment (its cluster must be `local` or `disposable: true`).
+        env: String,
     },
     /// Back up a cluster's objects (Secrets encrypted), and restore them anywhere.
     #[command(subcommand)]

@@ -9,13 +9,15 @@ mod drift;
 mod discovery;
 mod health;
 mod planner;
+mod release;
 
 pub use apply::{ApplyOptions, ApplyReport, ComponentOutcome, Event, apply};
 pub use destroy::destroy;
 pub use drift::{ObjectDrift, drift};
 pub use discovery::{Resolved, Resolver};
 pub use health::{Health, check as check_health};
-pub use planner::{Desired, build_plan};
+pub use planner::{Desired, build_plan, managed_objects};
+pub use release::release_load_balancers;
 
 /// Errors talking to the cluster.
 #[derive(Debug, thiserror::Error)]

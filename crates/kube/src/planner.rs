@@ -199,6 +199,20 @@ pub(crate) async fn load_live(res: &Resolver, want: &Desired<'_>) -> Result<Live
     Ok(LiveState { types, live, parents: live_parents })
 }
 
+/// Every object rekube manages on the cluster (members of its ApplySets,
+/// among the kinds the platform uses and its inventories name) and the
+/// ApplySet parents themselves, as the server has them.
+pub async fn managed_objects(res: &Resolver, want: &Desired<'_>) -> Result<Vec<Value>, KubeError> {
+    let state = load_live(res, want).await?;
+    let mut out: Vec<Value> = state.live.into_values().filter(|v| applyset::part_of(v).is_some()).collect();
+    let api: Api<DynamicObject> = Api::namespaced_with(res.client().clone(), PARENT_NAMESPACE, &configmap_resource());
+    for mut p in api.list(&ListParams::default().labels(ID_LABEL)).await.map_err(KubeError::api("list ApplySet parents"))?.items {
+        p.types = Some(kube::core::TypeMeta { api_version: "v1".into(), kind: "ConfigMap".into() });
+        out.push(serde_json::to_value(&p).expect("objects serialise"));
+    }
+    Ok(out)
+}
+
 /// Builds the plan. CRs whose CRD is in the platform but not yet on the
 /// cluster are planned as creates; any other kind the cluster does not serve
 /// is an error naming the manifest.

@@ -7,6 +7,7 @@
 pub mod applyset;
 pub mod diff;
 pub mod drift;
+pub mod fingerprint;
 pub mod model;
 pub mod normalize;
 

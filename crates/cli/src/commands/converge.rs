@@ -4,46 +4,31 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use rekube_cluster::local::{LocalCluster, LocalStatus};
+use rekube_cluster::provider::State;
 use rekube_kube::{ApplyOptions, ComponentOutcome, Desired, Resolver};
 use rekube_plan::{Op, Plan};
-use rekube_spec::{Loaded, Provider};
+use rekube_spec::Loaded;
 use serde_json::{Value, json};
 
 use crate::Failure;
 use crate::args::{Global, Output, RenderFlags, Select};
 use crate::commands::progress::Progress;
 use crate::commands::render::{options, render_env};
-use crate::commands::{check_components, environment, load_valid, state_root};
+use crate::commands::{check_components, environment, load_valid, provider_cluster};
 use crate::printer;
 
-/// A client for the environment's cluster.
+/// A client for the environment's cluster, which must exist.
 pub(crate) async fn cluster_client(loaded: &Loaded, env: &str) -> Result<(kube::Client, String), Failure> {
-    let e = environment(loaded, env)?;
-    let name = e.cluster.value.clone();
-    let cluster = &loaded.spec.clusters[&name];
-    let client = match cluster.provider.value {
-        Provider::Local => {
-            let local = LocalCluster::new(&state_root(loaded), &name);
-            if !matches!(local.status(), LocalStatus::Running { .. }) {
-                return Err(Failure::Error(anyhow::anyhow!("cluster `{name}` is not running"), Some(format!("start it with `rekube up {env}`"))));
-            }
-            rekube_cluster::local::client_for(&local.kubeconfig()).await?
+    let (cluster, _) = provider_cluster(loaded, env)?;
+    let name = cluster.name.clone();
+    match cluster.state().await.map_err(|e| Failure::Error(e.into(), None))? {
+        State::Absent => return Err(Failure::Error(anyhow::anyhow!("cluster `{name}` does not exist"), Some(format!("create it with `rekube up {env}`")))),
+        State::Present { problem: Some(p), .. } if matches!(cluster.kind, rekube_cluster::provider::Kind::Local { .. }) => {
+            return Err(Failure::Error(anyhow::anyhow!("cluster `{name}` is not running: {p}"), Some(format!("start it with `rekube up {env}`"))));
         }
-        Provider::Existing => {
-            let path = cluster.kubeconfig.as_ref().map(|k| loaded.resolve(&k.value));
-            let kc = match &path {
-                Some(p) => kube::config::Kubeconfig::read_from(p)?,
-                None => kube::config::Kubeconfig::read()?,
-            };
-            let opts = kube::config::KubeConfigOptions { context: cluster.context.as_ref().map(|c| c.value.clone()), ..Default::default() };
-            let config = kube::Config::from_custom_kubeconfig(kc, &opts).await?;
-            kube::Client::try_from(config)?
-        }
-        other => {
-            return Err(Failure::Error(anyhow::anyhow!("provider `{}` cannot be reached yet", other.as_str()), Some("use `local` or `existing`".into())));
-        }
-    };
+        State::Present { .. } => {}
+    }
+    let client = cluster.client().await.map_err(|e| Failure::Error(anyhow::anyhow!("cannot reach cluster `{name}`: {e}"), None))?;
     Ok((client, name))
 }
 
@@ -58,17 +43,17 @@ fn selection(loaded: &Loaded, select: &Select) -> Result<Option<BTreeSet<String>
 /// Everything plan, apply and drift share: the rendered environment and a
 /// way to its cluster. Rendering comes first, so a bad input stops
 /// everything before the cluster is asked anything but its version.
-struct Context {
+pub(crate) struct Context {
     loaded: Loaded,
     env: String,
     cluster: String,
-    rendered: rekube_render::Rendered,
-    resolver: Resolver,
+    pub(crate) rendered: rekube_render::Rendered,
+    pub(crate) resolver: Resolver,
     partial: bool,
 }
 
 impl Context {
-    async fn new(g: &Global, env: &str, select: &Select, flags: &RenderFlags) -> Result<Self, Failure> {
+    pub(crate) async fn new(g: &Global, env: &str, select: &Select, flags: &RenderFlags) -> Result<Self, Failure> {
         let loaded = load_valid(g)?;
         environment(&loaded, env)?;
         let only = selection(&loaded, select)?;
@@ -82,7 +67,7 @@ impl Context {
         Ok(Self { loaded, env: env.to_string(), cluster, rendered, resolver: Resolver::new(client), partial })
     }
 
-    fn desired(&self) -> Desired<'_> {
+    pub(crate) fn desired(&self) -> Desired<'_> {
         let spec = &self.loaded.spec;
         Desired {
             environment: &self.env,
@@ -99,16 +84,16 @@ impl Context {
         }
     }
 
-    async fn plan(&self) -> Result<Plan, Failure> {
+    pub(crate) async fn plan(&self) -> Result<Plan, Failure> {
         rekube_kube::build_plan(&self.resolver, &self.desired()).await.map_err(kube_failure)
     }
 
-    async fn drift(&self) -> Result<Vec<rekube_kube::ObjectDrift>, Failure> {
+    pub(crate) async fn drift(&self) -> Result<Vec<rekube_kube::ObjectDrift>, Failure> {
         rekube_kube::drift(&self.resolver, &self.desired()).await.map_err(kube_failure)
     }
 }
 
-fn kube_failure(e: rekube_kube::KubeError) -> Failure {
+pub(crate) fn kube_failure(e: rekube_kube::KubeError) -> Failure {
     let hint = matches!(e, rekube_kube::KubeError::UnknownKind { .. }).then(|| "install the CustomResourceDefinition first (in a component this one `needs`), or fix apiVersion/kind".to_string());
     Failure::Error(e.into(), hint)
 }
@@ -200,6 +185,9 @@ pub async fn apply(g: &Global, env: &str, opts: ApplyOptions, select: &Select, f
                 }
             }
         }
+    }
+    if !failed && !dry_run {
+        let _ = rekube_cluster::journal::record_applied(&crate::commands::state_root(&ctx.loaded), env, report.written());
     }
     Ok(if failed { 1 } else { 0 })
 }

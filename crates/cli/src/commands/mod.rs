@@ -33,7 +33,8 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Destroy { env, timeout } => converge::destroy(g, env, *timeout).await,
         Command::Lock { check, update } => render::lock(g, *check, *update).await,
         Command::Up { env } => cluster::up(g, env).await,
-        Command::Down { env } => cluster::down(g, env),
+        Command::Down { env } => cluster::down(g, env).await,
+        Command::RebuildCheck { env } => cluster::rebuild_check(g, env).await,
         Command::Status { env } => cluster::status(g, env.as_deref()).await,
         Command::Backup(cmd) => backup::run(g, cmd).await,
         Command::Schema => {
@@ -62,6 +63,30 @@ pub fn load_valid(g: &Global) -> Result<Loaded, Failure> {
             Err(Failure::Reported)
         }
     }
+}
+
+/// The environment's cluster as its provider sees it, and its prerequisites.
+pub fn provider_cluster(loaded: &Loaded, env: &str) -> Result<(rekube_cluster::provider::Cluster, Vec<rekube_cluster::prereq::Prerequisite>), Failure> {
+    use rekube_cluster::provider::{Cluster, Kind};
+    use rekube_spec::Provider;
+    let e = environment(loaded, env)?;
+    let name = e.cluster.value.clone();
+    let c = &loaded.spec.clusters[&name];
+    let kind = match c.provider.value {
+        Provider::Local => Kind::Local { nodes: c.nodes.as_ref().map_or(1, |n| n.value) },
+        Provider::Existing => Kind::Existing { kubeconfig: c.kubeconfig.as_ref().map(|k| loaded.resolve(&k.value)), context: c.context.as_ref().map(|x| x.value.clone()) },
+        Provider::Kind => Kind::Kind,
+        Provider::K3d => Kind::K3d,
+        Provider::Exec => Kind::Exec { program: c.exec.as_ref().map(|x| loaded.resolve(&x.value)).unwrap_or_default() },
+    };
+    let state_dir = state_root(loaded).join("clusters").join(&name);
+    let cluster = Cluster { name, kind, kubernetes: c.kubernetes.as_ref().map(|k| k.value.clone()), spec_dir: loaded.dir.clone(), state_dir: std::path::absolute(&state_dir).unwrap_or(state_dir) };
+    let prereqs = c
+        .prerequisites
+        .iter()
+        .map(|p| rekube_cluster::prereq::Prerequisite { name: p.value.name.clone(), check: p.value.check.clone(), create: p.value.create.clone(), delete: p.value.delete.clone() })
+        .collect();
+    Ok((cluster, prereqs))
 }
 
 /// Where rekube keeps local state for this spec: `<spec dir>/.rekube`.

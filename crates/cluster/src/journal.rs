@@ -1,0 +1,270 @@
+//! Journals and locks for `up`, `down` and `rebuild-check`, under
+//! `.rekube/journal/`.
+//!
+//! A journal records each finished step as it finishes (written to a
+//! temporary file and renamed, so a kill -9 never leaves half a file). A run
+//! that dies leaves its journal unfinished; the next run of the same command
+//! reads it, says what was done, and skips steps that need not run twice.
+//! Every step is idempotent anyway, so a journal that is lost costs time,
+//! never correctness.
+//!
+//! The lock is a file created exclusively, holding the owner's PID, command
+//! and start time. A second run is refused with those; a lock whose PID is
+//! gone (kill -9) is taken over.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Journal and lock failures.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// Another run holds the environment.
+    #[error("environment `{env}` is busy: `rekube {command}` (PID {pid}, started {started}) holds {path}")]
+    Locked {
+        /// The environment.
+        env: String,
+        /// The holder's command.
+        command: String,
+        /// The holder's PID.
+        pid: u32,
+        /// When it started.
+        started: String,
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// Local I/O.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + use<> {
+    let path = path.to_path_buf();
+    move |source| JournalError::Io { path, source }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn write_atomic(path: &Path, data: &[u8]) -> Result<(), JournalError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+/// Whether `pid` is a live process (not a zombie).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LockInfo {
+    pid: u32,
+    command: String,
+    started: String,
+}
+
+/// An environment held by this process; released on drop.
+#[derive(Debug)]
+pub struct Lock {
+    path: PathBuf,
+    /// The stale lock that was taken over, if any (holder's PID and command).
+    pub took_over: Option<String>,
+}
+
+impl Lock {
+    /// Takes the lock of `env` for `command`, or says who holds it.
+    pub fn acquire(state_root: &Path, env: &str, command: &str) -> Result<Self, JournalError> {
+        let dir = state_root.join("journal");
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let path = dir.join(format!("{env}.lock"));
+        let info = LockInfo { pid: std::process::id(), command: command.to_string(), started: now() };
+        let text = serde_json::to_string(&info).unwrap_or_default();
+        let mut took_over = None;
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    f.write_all(text.as_bytes()).map_err(io(&path))?;
+                    return Ok(Self { path, took_over });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let held: Option<LockInfo> = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok());
+                    match held {
+                        Some(h) if alive(h.pid) && h.pid != std::process::id() => {
+                            return Err(JournalError::Locked { env: env.to_string(), command: h.command, pid: h.pid, started: h.started, path });
+                        }
+                        // The holder died (kill -9, crash) or the file is torn: take it over.
+                        h => {
+                            took_over = Some(h.map_or("an unreadable lock".into(), |h| format!("`rekube {}` (PID {}, started {})", h.command, h.pid, h.started)));
+                            let _ = std::fs::remove_file(&path);
+                        }
+                    }
+                }
+                Err(e) => return Err(io(&path)(e)),
+            }
+        }
+        Err(io(&path)(std::io::Error::other("the lock file keeps reappearing")))
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A finished step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Step {
+    /// Its name (`prerequisite state-bucket`, `cluster`, `components`).
+    pub name: String,
+    /// When it finished.
+    pub finished: String,
+    /// A note (what it did).
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    command: String,
+    environment: String,
+    pid: u32,
+    started: String,
+    steps: Vec<Step>,
+    finished: Option<String>,
+}
+
+/// What an interrupted earlier run left.
+#[derive(Debug, Clone)]
+pub struct Interrupted {
+    /// Its PID.
+    pub pid: u32,
+    /// When it started.
+    pub started: String,
+    /// What it finished.
+    pub steps: Vec<Step>,
+}
+
+/// The journal of one run.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    record: Record,
+    resumed: Vec<Step>,
+}
+
+impl Journal {
+    /// Starts the journal of `command` on `env`, picking up an unfinished
+    /// one left by an interrupted run of the same command.
+    pub fn begin(state_root: &Path, env: &str, command: &str) -> Result<(Self, Option<Interrupted>), JournalError> {
+        let dir = state_root.join("journal");
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let path = dir.join(format!("{env}.{command}.json"));
+        let previous: Option<Record> = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok());
+        let interrupted = previous.filter(|r| r.finished.is_none()).map(|r| Interrupted { pid: r.pid, started: r.started, steps: r.steps });
+        let record = Record { command: command.into(), environment: env.into(), pid: std::process::id(), started: now(), steps: Vec::new(), finished: None };
+        let j = Self { path, record, resumed: interrupted.as_ref().map(|i| i.steps.clone()).unwrap_or_default() };
+        j.save()?;
+        Ok((j, interrupted))
+    }
+
+    fn save(&self) -> Result<(), JournalError> {
+        write_atomic(&self.path, serde_json::to_string_pretty(&self.record).unwrap_or_default().as_bytes())
+    }
+
+    /// Whether the interrupted run this one resumes had finished `step`.
+    pub fn done_before(&self, step: &str) -> bool {
+        self.resumed.iter().any(|s| s.name == step)
+    }
+
+    /// Records that `step` finished.
+    pub fn done(&mut self, step: &str, note: impl Into<String>) -> Result<(), JournalError> {
+        self.record.steps.push(Step { name: step.to_string(), finished: now(), note: note.into() });
+        self.save()
+    }
+
+    /// Marks the run finished.
+    pub fn finish(mut self) -> Result<(), JournalError> {
+        self.record.finished = Some(now());
+        self.save()
+    }
+
+    /// When `command` last finished on `env`, if it did.
+    pub fn last_finished(state_root: &Path, env: &str, command: &str) -> Option<String> {
+        let path = state_root.join("journal").join(format!("{env}.{command}.json"));
+        let r: Record = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+        r.finished
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Applied {
+    time: String,
+    written: usize,
+}
+
+/// Records a successful apply of `env` (for `status`).
+pub fn record_applied(state_root: &Path, env: &str, written: usize) -> Result<(), JournalError> {
+    let dir = state_root.join("journal");
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let a = Applied { time: now(), written };
+    write_atomic(&dir.join(format!("{env}.applied.json")), serde_json::to_string(&a).unwrap_or_default().as_bytes())
+}
+
+/// When `env` was last applied from this directory.
+pub fn last_applied(state_root: &Path, env: &str) -> Option<String> {
+    let a: Applied = serde_json::from_str(&std::fs::read_to_string(state_root.join("journal").join(format!("{env}.applied.json"))).ok()?).ok()?;
+    Some(a.time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_holder_refuses_and_a_dead_one_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = Lock::acquire(dir.path(), "dev", "up").unwrap();
+        assert!(lock.took_over.is_none());
+        // Same process: a second acquire in this process would be a bug, so
+        // pretend the holder is another live process: PID 1 always is.
+        std::fs::write(dir.path().join("journal/dev.lock"), r#"{"pid":1,"command":"down","started":"2026-11-27T10:00:00.000Z"}"#).unwrap();
+        let err = Lock::acquire(dir.path(), "dev", "up").unwrap_err().to_string();
+        assert!(err.contains("`rekube down` (PID 1, started 2026-11-27T10:00:00.000Z)"), "{err}");
+        // A PID that is not running: taken over.
+        std::fs::write(dir.path().join("journal/dev.lock"), r#"{"pid":4194303,"command":"up","started":"x"}"#).unwrap();
+        let again = Lock::acquire(dir.path(), "dev", "up").unwrap();
+        assert!(again.took_over.as_deref().unwrap().contains("PID 4194303"));
+        drop(again);
+        assert!(!dir.path().join("journal/dev.lock").exists());
+        drop(lock);
+    }
+
+    #[test]
+    fn an_unfinished_journal_is_resumed_and_a_finished_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut j, prev) = Journal::begin(dir.path(), "dev", "up").unwrap();
+        assert!(prev.is_none());
+        j.done("prerequisite bucket", "created").unwrap();
+        drop(j); // killed here
+        let (j, prev) = Journal::begin(dir.path(), "dev", "up").unwrap();
+        let prev = prev.unwrap();
+        assert_eq!(prev.steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["prerequisite bucket"]);
+        assert!(j.done_before("prerequisite bucket") && !j.done_before("cluster"));
+        j.finish().unwrap();
+        let (_, prev) = Journal::begin(dir.path(), "dev", "up").unwrap();
+        assert!(prev.is_none());
+        assert!(Journal::last_finished(dir.path(), "dev", "up").is_none(), "the new run has not finished");
+    }
+}

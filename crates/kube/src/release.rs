@@ -1,0 +1,54 @@
+//! Before a cluster is deleted: release what holds cloud resources outside
+//! it. LoadBalancer Services and Ingresses own load balancers (and their
+//! security groups, DNS records) that eksctl and kops deletions trip over,
+//! so `down` deletes the ones rekube manages first and waits until the API
+//! server has let them go (finalizers included).
+
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
+
+use crate::{KubeError, Resolver};
+
+/// Deletes the LoadBalancer Services and Ingresses that rekube manages and
+/// waits until they are gone; returns `Kind namespace/name` of each.
+pub async fn release_load_balancers(resolver: &Resolver, timeout: Duration) -> Result<Vec<String>, KubeError> {
+    let lp = ListParams::default().labels(rekube_plan::applyset::PART_OF_LABEL);
+    let mut targets = Vec::new();
+    for (api_version, kind) in [("v1", "Service"), ("networking.k8s.io/v1", "Ingress"), ("networking.k8s.io/v1beta1", "Ingress"), ("extensions/v1beta1", "Ingress")] {
+        if kind == "Ingress" && targets.iter().any(|(k, _, _, _): &(String, _, _, _)| k == "Ingress") {
+            continue;
+        }
+        let Some(res) = resolver.resolve(api_version, kind).await.map_err(KubeError::api(format!("cannot discover {kind}")))? else { continue };
+        let api: Api<DynamicObject> = Api::all_with(resolver.client().clone(), &res.resource);
+        for o in api.list(&lp).await.map_err(KubeError::api(format!("cannot list {kind}s")))?.items {
+            if kind == "Service" && o.data["spec"]["type"] != "LoadBalancer" {
+                continue;
+            }
+            let ns = o.metadata.namespace.clone().unwrap_or_default();
+            targets.push((kind.to_string(), ns, o.metadata.name.clone().unwrap_or_default(), res.resource.clone()));
+        }
+    }
+    for (_, ns, name, ar) in &targets {
+        let api: Api<DynamicObject> = Api::namespaced_with(resolver.client().clone(), ns, ar);
+        match api.delete(name, &DeleteParams::foreground()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(KubeError::Api { what: format!("cannot delete {name}"), source: e }),
+        }
+    }
+    let began = Instant::now();
+    for (kind, ns, name, ar) in &targets {
+        let api: Api<DynamicObject> = Api::namespaced_with(resolver.client().clone(), ns, ar);
+        while api.get_opt(name).await.map_err(KubeError::api(format!("cannot read {kind} {name}")))?.is_some() {
+            if began.elapsed() > timeout {
+                return Err(KubeError::Api {
+                    what: format!("{kind} {ns}/{name} is still there after {}s (a cloud load balancer that will not go?)", timeout.as_secs()),
+                    source: kube::Error::Service(Box::<dyn std::error::Error + Send + Sync>::from("timeout")),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    Ok(targets.into_iter().map(|(k, ns, n, _)| format!("{k} {ns}/{n}")).collect())
+}

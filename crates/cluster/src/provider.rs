@@ -121,7 +121,12 @@ struct ExecStatus {
 
 #[derive(Debug, Deserialize)]
 struct ExecKubeconfig {
-    kubeconfig: String,
+    /// The kubeconfig itself...
+    #[serde(default)]
+    kubeconfig: Option<String>,
+    /// ...or the file that holds it.
+    #[serde(default)]
+    kubeconfig_path: Option<PathBuf>,
     #[serde(default)]
     context: Option<String>,
 }
@@ -271,7 +276,17 @@ impl Cluster {
             Kind::K3d => (tool::run_ok("k3d", &["kubeconfig".into(), "get".into(), self.name.clone()], dir, None).await?, None),
             Kind::Exec { program } => {
                 let k: ExecKubeconfig = self.parse(program, "kubeconfig", self.exec(program, "kubeconfig").await?)?;
-                (k.kubeconfig, k.context)
+                let text = match (k.kubeconfig, k.kubeconfig_path) {
+                    (Some(text), _) => text,
+                    (None, Some(p)) => {
+                        let p = self.spec_dir.join(p);
+                        std::fs::read_to_string(&p).map_err(self.io(&p))?
+                    }
+                    (None, None) => {
+                        return Err(ProviderError::Protocol { program: program.display().to_string(), command: "kubeconfig".into(), problem: "neither `kubeconfig` nor `kubeconfig_path` in the answer".into() });
+                    }
+                };
+                (text, k.context)
             }
         };
         std::fs::create_dir_all(&self.state_dir).map_err(self.io(&self.state_dir))?;

@@ -45,6 +45,8 @@ impl Workdir {
             .env("REKUBE_HELM", tools::helm())
             .env("REKUBE_KUBECTL", tools::kubectl())
             .env("REKUBE_CACHE", self.cache.path())
+            // The render cache is per test; the control-plane build is the machine's.
+            .env("REKUBE_K8S_ASSETS", k8s_assets())
             .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd
     }
@@ -53,6 +55,13 @@ impl Workdir {
     pub fn rekube(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
     }
+}
+
+/// Where the test bed's control-plane binaries are (panics with the set-up
+/// command when they are missing).
+pub fn k8s_assets() -> PathBuf {
+    let b = rekube_cluster::local::Binaries::discover().unwrap_or_else(|e| panic!("test bed: {e}\n(set it up with `scripts/testbed-setup.sh`)"));
+    b.etcd.parent().unwrap().to_path_buf()
 }
 
 /// A `clusters:` entry for a test cluster started as `context`.

@@ -52,6 +52,9 @@ impl Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
         };
+        // reqwest is built without a default TLS provider (the backup crate
+        // picks ring for the whole process); pick the same one here.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::new();
         let began = Instant::now();
         loop {

@@ -156,6 +156,7 @@ pub async fn down(g: &Global, env: &str) -> Result<u8, Failure> {
 async fn down_steps(g: &Global, loaded: &Loaded, env: &str, journal: &mut Journal) -> Result<u8, Failure> {
     let began = Instant::now();
     let (cluster, prereqs) = provider_cluster(loaded, env)?;
+    say(g, format!("rekube down `{env}`: load balancers, {} component(s), cluster `{}` ({}), {} prerequisite(s)", loaded.spec.components.len(), cluster.name, provider_name(&cluster), prereqs.len()));
     let reachable = matches!(cluster.state().await.map_err(failure)?, State::Present { problem: None, .. });
     if reachable {
         let client = cluster.client().await.map_err(|e| Failure::Error(anyhow::anyhow!("cannot reach cluster `{}`: {e}", cluster.name), None))?;
@@ -204,7 +205,9 @@ async fn components(g: &Global, env: &str) -> Result<Vec<Value>, Failure> {
     let drift = ctx.drift().await?;
     let client = ctx.resolver.client().clone();
     let mut out = Vec::new();
-    for c in &plan.components {
+    let mut comps: Vec<_> = plan.components.iter().collect();
+    comps.sort_by_key(|c| (c.wave, c.name.clone()));
+    for c in comps {
         let pending = c.actions.iter().filter(|a| a.op != rekube_plan::Op::Unchanged).count();
         let drifted = drift.iter().filter(|d| d.component == c.name && d.state != "pending-apply").count();
         let (mut ready, mut waiting, mut failed) = (0, Vec::new(), Vec::new());

@@ -115,3 +115,29 @@ fn schema_is_valid_json() {
     assert_eq!(v["title"], "rekube.yaml");
 }
 
+
+#[test]
+fn backup_bad_input_is_refused_before_any_cluster_or_store_is_touched() {
+    let dir = spec_dir("clusters:\n  dev: { provider: local }\nenvironments:\n  dev: { cluster: dev }\n");
+    let out = rekube(dir.path(), &["backup", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stderr), "error: rekube.yaml has no `backup:` section\nhint: add `backup: { store: ./backups, encrypt-secrets: [age1...] }` (or `store: s3://bucket/prefix`)\n");
+
+    std::fs::write(dir.path().join("rekube.yaml"), "clusters:\n  dev: { provider: local }\nenvironments:\n  dev: { cluster: dev }\nbackup: { store: ./backups }\n").unwrap();
+    let out = rekube(dir.path(), &["backup", "create", "dev", "--name", "../escape"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).starts_with("error: --name `../escape` is not a backup name\n"), "{}", text(&out.stderr));
+    let out = rekube(dir.path(), &["backup", "restore", "x", "--to", "dev", "--namespace-map", "shop"]);
+    assert_eq!(text(&out.stderr), "error: --namespace-map `shop` is not OLD:NEW\nhint: write it like `--namespace-map shop:shop-restored`; both are namespace names\n");
+    let out = rekube(dir.path(), &["backup", "describe", "nope"]);
+    assert!(text(&out.stderr).starts_with("error: no backup `nope` in "), "{}", text(&out.stderr));
+    assert!(!dir.path().join(".rekube").exists(), "no cluster state was made");
+
+    // keygen: an identity whose public key the spec accepts.
+    let out = rekube(dir.path(), &["backup", "keygen"]);
+    let key = text(&out.stdout);
+    let public = key.lines().next().unwrap().strip_prefix("# public key: ").unwrap().to_string();
+    assert!(key.lines().nth(1).unwrap().starts_with("AGE-SECRET-KEY-1"));
+    std::fs::write(dir.path().join("rekube.yaml"), format!("clusters: {{}}\nbackup: {{ store: ./backups, encrypt-secrets: [{public}] }}\n")).unwrap();
+    assert_eq!(rekube(dir.path(), &["validate"]).status.code(), Some(0));
+}

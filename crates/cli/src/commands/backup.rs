@@ -49,6 +49,9 @@ pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
     match cmd {
         Backup::Create { env, namespaces, selector, include_cluster_resources, name, allow_plaintext_secrets } => {
             environment(&loaded, env)?;
+            if let Some(n) = name.as_deref().filter(|n| n.is_empty() || n.len() > 128 || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) || n.starts_with('.')) {
+                return Err(Failure::Error(anyhow::anyhow!("--name `{n}` is not a backup name"), Some("use letters, digits, '.', '_' and '-' (it becomes a directory in the store)".into())));
+            }
             let filter = Filter {
                 namespaces: namespaces.clone(),
                 selector: selector.clone(),

@@ -43,6 +43,9 @@ fn failure(e: impl Into<anyhow::Error>) -> Failure {
             Some(rekube_cluster::provider::ProviderError::Local(rekube_cluster::local::LocalError::BinariesMissing { .. })) => {
                 Some("scripts/testbed-setup.sh builds them (about 10 minutes, once)".to_string())
             }
+            Some(rekube_cluster::provider::ProviderError::Tool(rekube_cluster::tool::ToolError::Spawn { program, .. })) => {
+                Some(format!("is `{program}` installed, executable and on PATH? (docs/providers.md)"))
+            }
             _ => None,
         },
     };

@@ -77,7 +77,7 @@ pub fn provider_cluster(loaded: &Loaded, env: &str) -> Result<(rekube_cluster::p
         Provider::Existing => Kind::Existing { kubeconfig: c.kubeconfig.as_ref().map(|k| loaded.resolve(&k.value)), context: c.context.as_ref().map(|x| x.value.clone()) },
         Provider::Kind => Kind::Kind,
         Provider::K3d => Kind::K3d,
-        Provider::Exec => Kind::Exec { program: c.exec.as_ref().map(|x| loaded.resolve(&x.value)).unwrap_or_default() },
+        Provider::Exec => Kind::Exec { program: c.exec.as_ref().map(|x| loaded.resolve(&x.value)).map(|p| std::path::absolute(&p).unwrap_or(p)).unwrap_or_default() },
     };
     let state_dir = state_root(loaded).join("clusters").join(&name);
     let cluster = Cluster { name, kind, kubernetes: c.kubernetes.as_ref().map(|k| k.value.clone()), spec_dir: loaded.dir.clone(), state_dir: std::path::absolute(&state_dir).unwrap_or(state_dir) };

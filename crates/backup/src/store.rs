@@ -52,13 +52,14 @@ impl Store {
             let s3 = b.build().map_err(store_err)?;
             return Ok(Self { inner: Arc::new(s3), prefix: split(prefix), display: url.to_string(), local: None });
         }
-        let dir = match url.strip_prefix("file://") {
-            Some(p) => FsPath::new(p).to_path_buf(),
-            None => base.join(url),
+        let (dir, display) = match url.strip_prefix("file://") {
+            Some(p) => (FsPath::new(p).to_path_buf(), p.to_string()),
+            // Named as the spec writes it: relative to the spec's directory.
+            None => (base.join(url), url.to_string()),
         };
         std::fs::create_dir_all(&dir).map_err(|e| BackupError::Io { what: format!("cannot create the backup directory {}", dir.display()), source: e })?;
         let fs = object_store::local::LocalFileSystem::new_with_prefix(&dir).map_err(store_err)?;
-        Ok(Self { inner: Arc::new(fs), prefix: Vec::new(), display: dir.display().to_string(), local: Some(dir) })
+        Ok(Self { inner: Arc::new(fs), prefix: Vec::new(), display, local: Some(dir) })
     }
 
     /// How to name the store in messages.

@@ -215,7 +215,7 @@ async fn round_trip_into_a_fresh_cluster_from_a_directory_and_from_s3() {
     assert!(text.contains("\"colour\":\"blue\""), "plain objects are readable JSON");
 
     let verified = ok(&w.rekube(&["backup", "verify", "full", "--identity", "key.txt"]));
-    assert!(verified.contains(&format!("{} entries", paths.len())) && verified.contains("2 Secrets decrypted"), "{verified}");
+    assert!(verified.contains(&format!("{} entries", paths.len())) && verified.contains("2 Secret(s) decrypted"), "{verified}");
 
     let restored = w.rekube(&["backup", "restore", "full", "--to", "b", "--identity", "key.txt"]);
     let text = ok(&restored);
@@ -277,7 +277,10 @@ async fn damage_wrong_keys_and_existing_objects_are_refused_or_reported() {
     s.add_filter(r"\d+\.\d (KiB|MiB)", "[SIZE]");
     // How many Pods the ReplicaSet has made by then depends on timing.
     s.add_filter(r"(recreated by its controller \S+ \S+ \S+)\s+\d+", "$1 [N]");
+    s.add_filter(r"\d+ left out on purpose", "[N] left out on purpose");
     s.bind(|| insta::assert_snapshot!("describe", ok(&w.rekube(&["backup", "describe", "good"]))));
+
+    s.bind(|| insta::assert_snapshot!("verify", ok(&w.rekube(&["backup", "verify", "good", "-i", "key.txt"]))));
 
     // Damage: a flipped byte, then a truncated file. verify and restore
     // both refuse, and restore writes nothing (the target namespace stays absent).
@@ -316,6 +319,7 @@ async fn damage_wrong_keys_and_existing_objects_are_refused_or_reported() {
     let text = ok(&skip);
     assert!(text.contains("configmaps shop/settings: already exists") && text.contains("secrets shop/db: already exists"), "{text}");
     assert!(!text.contains("FAILED"), "{text}");
+    settings().bind(|| insta::assert_snapshot!("restore_skip", text));
 
     // A hand change is put back by --existing update.
     get(&c, &["-n", "shop", "patch", "configmap", "settings", "-p", r#"{"data":{"colour":"red"}}"#]);
@@ -329,7 +333,9 @@ async fn damage_wrong_keys_and_existing_objects_are_refused_or_reported() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let third = ok(&w.rekube(&["backup", "create", "a", "-n", "shop", "--name", "third"]));
     assert!(third.contains("Retention deleted 1 older backup(s): plain"), "{third}");
+    s.bind(|| insta::assert_snapshot!("create", third));
     let listed = ok(&w.rekube(&["backup", "list"]));
+    s.bind(|| insta::assert_snapshot!("list", listed.clone()));
     assert!(listed.contains("good") && listed.contains("third") && !listed.contains("plain"), "{listed}");
     ok(&w.rekube(&["backup", "delete", "third"]));
     let gone = w.rekube(&["backup", "describe", "third"]);

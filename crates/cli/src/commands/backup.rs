@@ -115,7 +115,7 @@ pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
                 printer::json(&json!({"name": m.name, "intact": true, "entries": v.entries, "bytes": v.bytes, "decrypted": v.decrypted, "sha256": m.archive.sha256}));
             } else {
                 printer::data(format!(
-                    "Backup {} is intact: {} entries, {} read, {} Secrets decrypted, sha256 {}.",
+                    "Backup {} is intact: {} entries, {} read, {} Secret(s) decrypted, sha256 {}.",
                     m.name,
                     v.entries,
                     size(v.bytes),
@@ -188,8 +188,8 @@ fn short(sha: &str) -> &str {
 fn created_text(m: &Manifest, store: &str, secs: f64, pruned: &[String]) -> String {
     let secrets = match (m.secrets.count, m.secrets.encrypted) {
         (0, _) => "no Secrets".to_string(),
-        (n, true) => format!("{n} Secrets encrypted to {} age recipient(s)", m.secrets.recipients.len()),
-        (n, false) => format!("{n} Secrets IN PLAINTEXT (--allow-plaintext-secrets)"),
+        (n, true) => format!("{n} Secret(s) encrypted to {} age recipient(s)", m.secrets.recipients.len()),
+        (n, false) => format!("{n} Secret(s) IN PLAINTEXT (--allow-plaintext-secrets)"),
     };
     let excluded: usize = m.excluded.values().sum();
     let mut out = format!(

@@ -227,3 +227,48 @@ async fn rebuild_check_proves_a_rebuild_and_catches_a_random_value() {
     w.write("rekube.yaml", &spec(""));
     ok(&w.rekube(&["down", "dev"]));
 }
+
+const LOAD_BALANCED: &str = "\
+apiVersion: v1
+kind: Service
+metadata: { name: lb }
+spec:
+  type: LoadBalancer
+  selector: { app: web }
+  ports: [{ port: 80 }]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: { name: web }
+spec:
+  defaultBackend: { service: { name: lb, port: { number: 80 } } }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: internal }
+spec:
+  selector: { app: web }
+  ports: [{ port: 80 }]
+";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn down_releases_load_balancers_before_anything_else_and_keeps_an_existing_cluster() {
+    let cluster = TestCluster::start("release").await;
+    let w = Workdir::new();
+    w.write("edge/objects.yaml", LOAD_BALANCED);
+    w.write(
+        "rekube.yaml",
+        &format!("clusters:\n{}components:\n  edge: {{ manifests: ./edge, namespace: edge }}\nenvironments:\n  prod: {{ cluster: prod }}\n", common::existing("prod", &cluster, "release")),
+    );
+    // No cloud here gives the LoadBalancer an address, so do not wait for health.
+    ok(&w.rekube(&["apply", "prod", "--no-wait"]));
+    let down = w.rekube(&["down", "prod"]);
+    ok(&down);
+    let text = err(&down);
+    let released = text.find("load balancers: released Service edge/lb, Ingress edge/web").unwrap_or_else(|| panic!("{text}"));
+    assert!(released < text.find("edge: deleting").unwrap(), "released before the components are destroyed:\n{text}");
+    assert!(text.contains("cluster `prod`: kept (provider `existing` never deletes its cluster)"), "{text}");
+    // The cluster is still there; the component is gone.
+    assert!(get(&cluster, &["get", "ns", "-o", "name"]).lines().any(|l| l == "namespace/default"));
+    assert!(!cluster.kubectl().args(["get", "ns", "edge"]).output().unwrap().status.success());
+}

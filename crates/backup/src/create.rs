@@ -112,11 +112,10 @@ async fn list_pages(client: &Client, kind: &Kind, filter: &Filter, mut each: imp
         };
         let mut lp = ListParams::default().limit(500);
         // Namespaces a user named are kept even when they lack the label.
-        if let Some(sel) = &filter.selector {
-            if !(kind.key == "namespaces" && !filter.namespaces.is_empty()) {
+        if let Some(sel) = &filter.selector
+            && (kind.key != "namespaces" || filter.namespaces.is_empty()) {
                 lp = lp.labels(sel);
             }
-        }
         loop {
             let page = api.list(&lp).await.map_err(BackupError::kube(format!("cannot list {}", kind.key)))?;
             let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());

@@ -263,11 +263,10 @@ impl Restorer<'_> {
             }
         }
         *refs = kept;
-        if refs.is_empty() {
-            if let Some(m) = obj["metadata"].as_object_mut() {
+        if refs.is_empty()
+            && let Some(m) = obj["metadata"].as_object_mut() {
                 m.remove("ownerReferences");
             }
-        }
     }
 
     async fn live_uid(&self, api_version: &str, kind: &str, ns: &str, name: &str) -> Option<String> {
@@ -437,8 +436,8 @@ impl Restorer<'_> {
         };
         self.remember(key, &obj, old_uid, uid);
         self.count(key, updated, &what);
-        if self.opts.restore_status && !self.opts.dry_run {
-            if let Some(status) = obj.get("status").filter(|s| !s.is_null()) {
+        if self.opts.restore_status && !self.opts.dry_run
+            && let Some(status) = obj.get("status").filter(|s| !s.is_null()) {
                 match api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({ "status": status }))).await {
                     Ok(_) => {}
                     // No status subresource: the status went in with the object.
@@ -446,7 +445,6 @@ impl Restorer<'_> {
                     Err(e) => self.report.lock().expect("not poisoned").warnings.push(format!("{what}: status not restored: {}", brief(&e))),
                 }
             }
-        }
     }
 
     /// Records the new UID, and the CRD's group so its resources wait for it.

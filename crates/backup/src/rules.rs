@@ -145,29 +145,26 @@ pub fn prepare(key: &str, obj: &mut Value, map: &NamespaceMap, keep_status: bool
         if let Some(new) = meta.get("name").and_then(Value::as_str).and_then(|n| map.get(n)).cloned() {
             meta.insert("name".into(), Value::String(new.clone()));
             // The name label mirrors the name (1.21+ sets it; keep it true).
-            if let Some(l) = meta.get_mut("labels").and_then(Value::as_object_mut) {
-                if l.contains_key("kubernetes.io/metadata.name") {
+            if let Some(l) = meta.get_mut("labels").and_then(Value::as_object_mut)
+                && l.contains_key("kubernetes.io/metadata.name") {
                     l.insert("kubernetes.io/metadata.name".into(), Value::String(new));
                 }
-            }
         }
         if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
             spec.remove("finalizers");
         }
     }
-    if !keep_status {
-        if let Some(o) = obj.as_object_mut() {
+    if !keep_status
+        && let Some(o) = obj.as_object_mut() {
             o.remove("status");
         }
-    }
     match key {
         "services" => {
-            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
-                if spec.get("clusterIP").and_then(Value::as_str) != Some("None") {
+            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut)
+                && spec.get("clusterIP").and_then(Value::as_str) != Some("None") {
                     spec.remove("clusterIP");
                     spec.remove("clusterIPs");
                 }
-            }
         }
         "pods" => strip_pod_binding(obj),
         "serviceaccounts" => {
@@ -213,15 +210,13 @@ mod tests {
 
     #[test]
     fn crds_and_namespaces_first_custom_resources_last() {
-        let mut keys = vec![
-            ("widgets.example.com", true),
+        let mut keys = [("widgets.example.com", true),
             ("deployments.apps", false),
             ("services", false),
             ("configmaps", false),
             ("namespaces", false),
             ("customresourcedefinitions.apiextensions.k8s.io", false),
-            ("secrets", false),
-        ];
+            ("secrets", false)];
         keys.sort_by_key(|(k, c)| rank(k, *c));
         let order: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
         assert_eq!(order, ["customresourcedefinitions.apiextensions.k8s.io", "namespaces", "secrets", "configmaps", "services", "deployments.apps", "widgets.example.com"]);

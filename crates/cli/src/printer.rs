@@ -7,11 +7,10 @@ use std::io::Write;
 /// Writes to stdout; a closed pipe (`rekube render | head`) ends the
 /// process quietly, as Unix tools do, instead of panicking.
 fn out(text: impl Display) {
-    if let Err(e) = writeln!(std::io::stdout().lock(), "{text}") {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{text}")
+        && e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
-    }
 }
 
 /// A line of data (stdout).

@@ -158,14 +158,13 @@ fn assert_restored(a: &TestCluster, b: &TestCluster, manifest: &Value, map: &BTr
         if let Some(new) = map.get(na["metadata"]["namespace"].as_str().unwrap_or("")) {
             na["metadata"]["namespace"] = Value::String(new.to_string());
         }
-        if na["kind"] == "Namespace" {
-            if let Some(new) = map.get(na["metadata"]["name"].as_str().unwrap()) {
+        if na["kind"] == "Namespace"
+            && let Some(new) = map.get(na["metadata"]["name"].as_str().unwrap()) {
                 na["metadata"]["name"] = Value::String(new.to_string());
                 if let Some(l) = na["metadata"]["labels"].get_mut("kubernetes.io/metadata.name") {
                     *l = Value::String(new.to_string());
                 }
             }
-        }
         assert_eq!(na, nb, "{path} differs after restore");
         checked += 1;
     }

@@ -102,7 +102,7 @@ async fn create_update_unchanged_prune_and_destroy() {
     let before = resource_versions(&cluster);
     assert_eq!(p.rekube(&["plan", "test", "--detailed-exitcode"]).status.code(), Some(0));
     let again = p.rekube(&["apply", "test"]);
-    assert!(err(&ok_out(&again)).contains("no changes"), "{}", err(&again));
+    assert!(err(ok_out(&again)).contains("no changes"), "{}", err(&again));
     assert_eq!(resource_versions(&cluster), before, "a second apply writes nothing");
 
     // Update, field by field, with the Secret's value masked.

@@ -133,7 +133,7 @@ fn wait_for_step(w: &Workdir, step: &str) {
     }
 }
 
-fn kill9(mut child: Child) -> String {
+fn kill9(child: Child) -> String {
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let o = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&o.stderr).into_owned()

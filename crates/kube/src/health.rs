@@ -49,11 +49,10 @@ pub fn evaluate(group: &str, kind: &str, v: &Value) -> Health {
         ("apps", "Deployment") => {
             let want = v.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
             let (updated, ready, available) = (int(v, "/status/updatedReplicas"), int(v, "/status/readyReplicas"), int(v, "/status/availableReplicas"));
-            if let Some(c) = condition(v, "Progressing") {
-                if c["reason"] == "ProgressDeadlineExceeded" {
+            if let Some(c) = condition(v, "Progressing")
+                && c["reason"] == "ProgressDeadlineExceeded" {
                     return Health::Failed(format!("Deployment {name}: progress deadline exceeded ({available}/{want} available)"));
                 }
-            }
             if observed < generation {
                 Health::Pending(format!("Deployment {name}: generation {generation} not yet observed"))
             } else if updated < want || ready < want || available < want || int(v, "/status/replicas") > want {
@@ -140,11 +139,10 @@ pub async fn check(client: &Client, group: &str, kind: &str, live: &Value) -> He
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
         let statuses = pod.status.as_ref().and_then(|s| s.container_statuses.clone()).unwrap_or_default();
         for cs in statuses {
-            if let Some(reason) = cs.state.and_then(|s| s.waiting).and_then(|w| w.reason) {
-                if FATAL_REASONS.contains(&reason.as_str()) {
+            if let Some(reason) = cs.state.and_then(|s| s.waiting).and_then(|w| w.reason)
+                && FATAL_REASONS.contains(&reason.as_str()) {
                     problems.push((pod_name.clone(), reason));
                 }
-            }
         }
     }
     if problems.is_empty() {

@@ -21,6 +21,9 @@ use serde_json::Value;
 
 use crate::{KubeError, Resolved, Resolver};
 
+/// An `ignore-differences` rule: kind, name (both optional) and field paths.
+pub type IgnoreRule = (Option<String>, Option<String>, Vec<String>);
+
 /// What the environment wants.
 #[derive(Debug, Clone)]
 pub struct Desired<'a> {
@@ -37,7 +40,7 @@ pub struct Desired<'a> {
     /// Whether only some components are planned (then nothing is removed).
     pub partial: bool,
     /// Per component: (kind, name, paths) whose changes are not drift.
-    pub ignore: BTreeMap<String, Vec<(Option<String>, Option<String>, Vec<String>)>>,
+    pub ignore: BTreeMap<String, Vec<IgnoreRule>>,
 }
 
 pub(crate) type Key = (String, String, Option<String>, String); // group, kind, namespace, name
@@ -174,11 +177,10 @@ pub(crate) async fn load_live(res: &Resolver, want: &Desired<'_>) -> Result<Live
     }
     for p in &live_parents {
         for gk in &p.group_kinds {
-            if !types.contains_key(gk) {
-                if let Some(r) = res.resolve_group_kind(gk).await.map_err(KubeError::api(format!("discover {gk}")))? {
+            if !types.contains_key(gk)
+                && let Some(r) = res.resolve_group_kind(gk).await.map_err(KubeError::api(format!("discover {gk}")))? {
                     types.insert(gk.clone(), r);
                 }
-            }
         }
     }
 

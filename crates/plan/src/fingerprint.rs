@@ -29,8 +29,8 @@ pub fn normal_form(obj: &Value) -> Value {
             }
         }
     }
-    if kind == "Service" {
-        if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
+    if kind == "Service"
+        && let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
             if spec.get("clusterIP").and_then(Value::as_str) != Some("None") {
                 spec.remove("clusterIP");
                 spec.remove("clusterIPs");
@@ -42,7 +42,6 @@ pub fn normal_form(obj: &Value) -> Value {
                 }
             }
         }
-    }
     v
 }
 

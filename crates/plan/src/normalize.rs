@@ -19,8 +19,8 @@ pub fn default_port_protocols(v: &mut Value) {
     match v {
         Value::Object(map) => {
             for (k, child) in map.iter_mut() {
-                if k == "ports" {
-                    if let Value::Array(items) = child {
+                if k == "ports"
+                    && let Value::Array(items) = child {
                         for item in items.iter_mut().filter_map(Value::as_object_mut) {
                             let is_port = item.contains_key("port") || item.contains_key("containerPort");
                             if is_port && !item.contains_key("protocol") {
@@ -28,7 +28,6 @@ pub fn default_port_protocols(v: &mut Value) {
                             }
                         }
                     }
-                }
                 default_port_protocols(child);
             }
         }

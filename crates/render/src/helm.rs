@@ -215,11 +215,10 @@ impl ChartCache {
         let pulled = helm.pull(repo, name, version, tmp.path()).await?;
         let bytes = std::fs::read(&pulled).map_err(io(&pulled))?;
         let digest = sha256(&bytes);
-        if let Some(want) = expected {
-            if want != digest {
+        if let Some(want) = expected
+            && want != digest {
                 return Err(RenderError::DigestMismatch { chart: format!("{name} {version} from {repo}"), locked: want.to_string(), got: digest });
             }
-        }
         let path = self.archive(&digest);
         std::fs::rename(&pulled, &path).map_err(io(&path))?;
         self.remember(key, &digest).map_err(io(&self.dir))?;
@@ -246,13 +245,11 @@ impl RenderCache {
 
     /// Stores output (best effort: a cache that cannot be written only costs time).
     pub fn put(&self, key: &str, text: &str) {
-        if std::fs::create_dir_all(&self.dir).is_ok() {
-            if let Ok(tmp) = tempfile::NamedTempFile::new_in(&self.dir) {
-                if std::fs::write(tmp.path(), text).is_ok() {
+        if std::fs::create_dir_all(&self.dir).is_ok()
+            && let Ok(tmp) = tempfile::NamedTempFile::new_in(&self.dir)
+                && std::fs::write(tmp.path(), text).is_ok() {
                     let _ = tmp.persist(self.dir.join(format!("{key}.yaml")));
                 }
-            }
-        }
     }
 }
 

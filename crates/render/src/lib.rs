@@ -230,13 +230,12 @@ fn finish(components: &mut [ComponentOutput], diags: &mut Vec<Diagnostic>) -> Ve
         }
         // The component's namespace is created with it, like `helm install
         // --create-namespace`, unless some component declares it.
-        if let Some(ns) = &comp.namespace {
-            if !declared_ns.contains(ns) && generated_ns.insert(ns.clone()) {
+        if let Some(ns) = &comp.namespace
+            && !declared_ns.contains(ns) && generated_ns.insert(ns.clone()) {
                 let value = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
                 let origin = Origin { file: PathBuf::from(format!("(namespace of component `{}`)", comp.name)), line: 1 };
                 comp.objects.insert(0, Object { value, origin });
             }
-        }
     }
     warnings
 }

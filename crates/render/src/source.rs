@@ -83,11 +83,10 @@ async fn kustomize(ctx: &Ctx<'_>, dir: &Path, shown_dir: &Path) -> Result<Raw, R
     let digest = dir_digest(dir).map_err(io(dir))?;
     let key = render_key(&["kustomize", &digest]);
     let cache = RenderCache::new(&ctx.opts.cache_dir);
-    if ctx.opts.use_cache {
-        if let Some(text) = cache.get(&key) {
+    if ctx.opts.use_cache
+        && let Some(text) = cache.get(&key) {
             return Ok(Raw { streams: vec![(text, Src::Kustomize(shown_dir.to_path_buf()))], cached: true });
         }
-    }
     let bin = find_tool(&ctx.opts.cache_dir, ctx.opts.kubectl.as_deref(), "REKUBE_KUBECTL", "kubectl");
     let out = Command::new(&bin)
         .arg("kustomize")
@@ -134,11 +133,10 @@ async fn chart_output(ctx: &Ctx<'_>, name: &str, chart: &rekube_spec::model::Cha
     let api_versions = ctx.opts.api_versions.join(",");
     let key = render_key(&["helm", &helm.version, &digest, name, namespace, &values_json, kube_version.unwrap_or(""), &api_versions]);
     let cache = RenderCache::new(&ctx.opts.cache_dir);
-    if ctx.opts.use_cache {
-        if let Some(text) = cache.get(&key) {
+    if ctx.opts.use_cache
+        && let Some(text) = cache.get(&key) {
             return Ok(Raw { streams: vec![(text, Src::Helm)], cached: true });
         }
-    }
     let values_file = tempfile::Builder::new().suffix(".json").tempfile().map_err(io(Path::new("values.json")))?;
     std::fs::write(values_file.path(), &values_json).map_err(io(values_file.path()))?;
     let text = helm

@@ -69,8 +69,8 @@ fn options(cache: &Path) -> RenderOptions {
 }
 
 fn load(dir: &Path) -> Loaded {
-    let loaded = rekube_spec::load(&dir.join("rekube.yaml")).unwrap();
-    loaded
+    
+    rekube_spec::load(&dir.join("rekube.yaml")).unwrap()
 }
 
 async fn lock(loaded: &Loaded, cache: &Path) -> rekube_spec::LockFile {

@@ -36,11 +36,10 @@ pub fn with_needs(spec: &Spec, names: &[String]) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let mut stack: Vec<String> = names.to_vec();
     while let Some(n) = stack.pop() {
-        if out.insert(n.clone()) {
-            if let Some(c) = spec.components.get(&n) {
+        if out.insert(n.clone())
+            && let Some(c) = spec.components.get(&n) {
                 stack.extend(c.needs.iter().map(|s| s.value.clone()));
             }
-        }
     }
     out
 }

@@ -96,16 +96,14 @@ pub fn validate(loaded: &Loaded) -> Result<Vec<Diagnostic>, Diagnostics> {
                 forbid(&mut c, "kubeconfig", at(v), "existing");
             }
         }
-        if provider != Provider::Exec {
-            if let Some(v) = &cluster.exec {
+        if provider != Provider::Exec
+            && let Some(v) = &cluster.exec {
                 forbid(&mut c, "exec", at(v), "exec");
             }
-        }
-        if provider != Provider::Local {
-            if let Some(v) = &cluster.nodes {
+        if provider != Provider::Local
+            && let Some(v) = &cluster.nodes {
                 forbid(&mut c, "nodes", at(v), "local");
             }
-        }
         match provider {
             Provider::Existing if cluster.context.is_none() => c.err(
                 at(&cluster.provider),
@@ -136,11 +134,10 @@ pub fn validate(loaded: &Loaded) -> Result<Vec<Diagnostic>, Diagnostics> {
                 );
             }
         }
-        if let Some(v) = &cluster.kubernetes {
-            if !v.value.trim_start_matches('v').split('.').take(2).all(|p| p.parse::<u32>().is_ok()) {
+        if let Some(v) = &cluster.kubernetes
+            && !v.value.trim_start_matches('v').split('.').take(2).all(|p| p.parse::<u32>().is_ok()) {
                 c.err(at(v), format!("`{}` is not a Kubernetes version", v.value), "write it as MAJOR.MINOR or MAJOR.MINOR.PATCH, e.g. \"1.30\"");
             }
-        }
     }
 
     let names: Vec<&str> = spec.components.keys().map(String::as_str).collect();
@@ -203,7 +200,7 @@ pub fn validate(loaded: &Loaded) -> Result<Vec<Diagnostic>, Diagnostics> {
         Err(d) => c.out.extend(d.0),
     }
 
-    c.out.sort_by(|a, b| (a.file.clone(), a.pos).cmp(&(b.file.clone(), b.pos)));
+    c.out.sort_by_key(|a| (a.file.clone(), a.pos));
     let (errors, warnings): (Vec<_>, Vec<_>) = c.out.into_iter().partition(|d| !d.warning);
     if errors.is_empty() { Ok(warnings) } else { Err(Diagnostics(errors.into_iter().chain(warnings).collect())) }
 }
@@ -233,16 +230,14 @@ fn check_backup(c: &mut Checker, b: &crate::model::Backup) {
             );
         }
     }
-    if let Some(k) = &b.keep {
-        if k.value == 0 {
+    if let Some(k) = &b.keep
+        && k.value == 0 {
             c.err(at(k), "`keep: 0` would delete every backup, including the new one", "keep at least 1, or remove `keep` to keep all");
         }
-    }
-    if let Some(e) = &b.endpoint {
-        if !(e.value.starts_with("http://") || e.value.starts_with("https://")) {
+    if let Some(e) = &b.endpoint
+        && !(e.value.starts_with("http://") || e.value.starts_with("https://")) {
             c.err(at(e), format!("endpoint `{}` is not an http(s) URL", e.value), "write it like `https://s3.example.com` or `http://127.0.0.1:9000`");
         }
-    }
 }
 
 /// `environments: <env>: components: <comp>:` position (best effort).
@@ -334,19 +329,17 @@ fn check_component(c: &mut Checker, name: &str, comp: &Component, names: &[&str]
     if let Some(m) = &comp.manifests {
         c.file_must_exist(m, "manifests directory", false);
     }
-    if let Some(ns) = &comp.namespace {
-        if !is_dns_label(&ns.value) {
+    if let Some(ns) = &comp.namespace
+        && !is_dns_label(&ns.value) {
             c.err(at(ns), format!("namespace `{}` is not a valid name", ns.value), "use lower-case letters, digits and '-', at most 63 characters");
         }
-    }
     for v in &comp.values {
         check_values_entry(c, v);
     }
-    if comp.manifests.is_some() {
-        if let Some(v) = comp.values.first() {
+    if comp.manifests.is_some()
+        && let Some(v) = comp.values.first() {
             c.err(at(v), format!("component `{name}` has `values`, but values only apply to charts"), "plain YAML and kustomize take no values: remove `values`, or use a kustomize patch");
         }
-    }
     for rule in &comp.ignore_differences {
         if rule.value.paths.is_empty() || rule.value.paths.iter().any(|p| p.trim().is_empty()) {
             c.err(at(rule), format!("an `ignore-differences` rule of component `{name}` has no paths"), "list the fields to ignore, e.g. `paths: [spec.replicas]`");

@@ -58,11 +58,10 @@ impl Moto {
         let http = reqwest::Client::new();
         let began = Instant::now();
         loop {
-            if let Ok(r) = http.get(&moto.endpoint).send().await {
-                if r.status().is_success() {
+            if let Ok(r) = http.get(&moto.endpoint).send().await
+                && r.status().is_success() {
                     return moto;
                 }
-            }
             assert!(
                 began.elapsed() < Duration::from_secs(30),
                 "test bed: moto did not answer on {} within 30 s",

@@ -116,7 +116,7 @@ pub async fn lock(g: &Global, check: bool, update: bool) -> Result<u8, Failure> 
             printer::diagnostics(p);
         }
         if missing {
-            printer::diagnostics(&rekube_spec::Diagnostic::new(&path, None, None, "no lock file, but the spec has published charts").hint("run `rekube lock` and commit rekube.lock"));
+            printer::diagnostics(rekube_spec::Diagnostic::new(&path, None, None, "no lock file, but the spec has published charts").hint("run `rekube lock` and commit rekube.lock"));
         }
         if g.output == Output::Json {
             printer::json(&json!({"lock": path, "fresh": false, "problems": problems.len() + usize::from(missing)}));

@@ -76,11 +76,10 @@ impl LocalCluster {
     /// starts `kubelet` (a command that runs the fake kubelet until killed;
     /// `--kubeconfig`, `--dir` and `--node` arguments are appended).
     pub async fn up(&self, nodes: u32, kubelet: &Path, kubelet_args: &[String]) -> Result<(UpOutcome, ControlPlane), LocalError> {
-        if let LocalStatus::Running { dead, .. } = self.status() {
-            if dead.is_empty() && (nodes == 0 || self.kubelet_running()) {
+        if let LocalStatus::Running { dead, .. } = self.status()
+            && dead.is_empty() && (nodes == 0 || self.kubelet_running()) {
                 return Ok((UpOutcome::AlreadyRunning, ControlPlane::attach(&self.dir)?));
             }
-        }
         // Half-alive (a crash, a kill -9): stop the rest, keep etcd's data.
         self.stop_processes();
         std::fs::create_dir_all(&self.dir).map_err(|source| LocalError::Io { path: self.dir.clone(), source })?;

@@ -344,11 +344,10 @@ impl ControlPlane {
                 Ok(body) if body.trim() == "ok" => {
                     what = "the default ServiceAccount's token (created by kube-controller-manager)".into();
                     let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
-                    if let Ok(Some(sa)) = sas.get_opt("default").await {
-                        if sa.secrets.is_some_and(|s| !s.is_empty()) {
+                    if let Ok(Some(sa)) = sas.get_opt("default").await
+                        && sa.secrets.is_some_and(|s| !s.is_empty()) {
                             return Ok(());
                         }
-                    }
                 }
                 Ok(body) => what = format!("GET /readyz answered {body:?}"),
                 Err(e) => what = format!("GET /readyz: {e}"),

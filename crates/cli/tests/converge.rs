@@ -370,3 +370,28 @@ async fn drift_watch_reports_a_change_as_it_happens() {
     let line = line.expect("the watch reported the change within 30 s");
     assert_eq!(line, r#"web: ConfigMap web/settings data.a: "1" → "2" by kubectl-patch"#);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn charts_render_for_what_the_cluster_serves() {
+    let cluster = TestCluster::start("capabilities").await;
+    let p = Platform::new(&cluster, "capabilities");
+    p.write("chart/Chart.yaml", "apiVersion: v2\nname: mon\nversion: 0.1.0\n");
+    p.write(
+        "chart/templates/all.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: always\n{{- if .Capabilities.APIVersions.Has \"example.com/v1/Gadget\" }}\n---\napiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: only-with-crd\n{{- end }}\n",
+    );
+    p.spec("  mon:\n    chart: { path: ./chart }\n    namespace: mon\n");
+    let plan = ok(&p.rekube(&["plan", "test"]));
+    assert!(plan.contains("always") && !plan.contains("only-with-crd"), "{plan}");
+    // Another team installs the CRD: the chart now renders its custom resource.
+    p.write(
+        "crd.yaml",
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: { name: gadgets.example.com }\nspec:\n  group: example.com\n  scope: Namespaced\n  names: { plural: gadgets, singular: gadget, kind: Gadget }\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema: { openAPIV3Schema: { type: object, x-kubernetes-preserve-unknown-fields: true } }\n",
+    );
+    get(&cluster, &["apply", "-f", p.path("crd.yaml").to_str().unwrap()]);
+    get(&cluster, &["wait", "--for=condition=Established", "crd/gadgets.example.com", "--timeout=60s"]);
+    let plan = ok(&p.rekube(&["plan", "test"]));
+    assert!(plan.contains("Gadget mon/only-with-crd"), "{plan}");
+    ok(&p.rekube(&["apply", "test"]));
+    assert_eq!(get(&cluster, &["-n", "mon", "get", "gadget", "-o", "name"]).trim(), "gadget.example.com/only-with-crd");
+}

@@ -84,3 +84,38 @@ impl Resolver {
         }
     }
 }
+
+/// What the cluster serves, as Helm's `--api-versions` takes it: every
+/// `group/version` and `group/version/Kind` (core as `v1`, `v1/Pod`), sorted.
+/// Charts test these with `.Capabilities.APIVersions.Has` (a ServiceMonitor
+/// only when Prometheus' CRDs exist, `policy/v1` over `policy/v1beta1`), so
+/// rendering without them renders for a cluster that is not there. A group
+/// that does not answer (an aggregated API that is down) is left out.
+pub async fn api_versions(client: &Client) -> Vec<String> {
+    use futures::StreamExt;
+    let mut gvs = vec!["v1".to_string()];
+    if let Ok(groups) = client.list_api_groups().await {
+        for g in groups.groups {
+            gvs.extend(g.versions.into_iter().map(|v| v.group_version));
+        }
+    }
+    let lists = futures::stream::iter(gvs.clone())
+        .map(|gv| async move {
+            let list = if gv == "v1" { client.list_core_api_resources("v1").await } else { client.list_api_group_resources(&gv).await };
+            (gv, list.ok())
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+    let mut out = gvs;
+    for (gv, list) in lists {
+        for r in list.into_iter().flat_map(|l| l.resources) {
+            if !r.name.contains('/') {
+                out.push(format!("{gv}/{}", r.kind));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}

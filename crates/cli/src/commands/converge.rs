@@ -63,8 +63,11 @@ impl Context {
         if let Ok(v) = client.apiserver_version().await {
             opts.kube_version = Some(v.git_version.trim_start_matches('v').split(['-', '+']).next().unwrap_or_default().to_string());
         }
-        let rendered = render_env(&loaded, env, &opts).await?;
-        Ok(Self { loaded, env: env.to_string(), cluster, rendered, resolver: Resolver::new(client), partial })
+        opts.api_versions = rekube_kube::api_versions(&client).await;
+        let mut rendered = render_env(&loaded, env, &opts).await?;
+        let resolver = Resolver::new(client);
+        place_custom_resources(&mut rendered, &resolver).await;
+        Ok(Self { loaded, env: env.to_string(), cluster, rendered, resolver, partial })
     }
 
     pub(crate) fn desired(&self) -> Desired<'_> {
@@ -90,6 +93,22 @@ impl Context {
 
     pub(crate) async fn drift(&self) -> Result<Vec<rekube_kube::ObjectDrift>, Failure> {
         rekube_kube::drift(&self.resolver, &self.desired()).await.map_err(kube_failure)
+    }
+}
+
+/// Custom resources whose CRD is on the cluster but in no component: only
+/// the cluster knows whether they are namespaced. Those that are go into
+/// their component's namespace, as `helm install` would put them.
+async fn place_custom_resources(rendered: &mut rekube_render::Rendered, resolver: &Resolver) {
+    for comp in rendered.components.iter_mut() {
+        let Some(ns) = comp.namespace.clone() else { continue };
+        for obj in comp.objects.iter_mut().filter(|o| o.namespace().is_none() && !rekube_render::BUILTIN_GROUPS.contains(&o.group())) {
+            if let Ok(Some(r)) = resolver.resolve(obj.api_version(), obj.kind()).await
+                && r.namespaced
+            {
+                obj.set_namespace(&ns);
+            }
+        }
     }
 }
 

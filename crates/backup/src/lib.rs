@@ -19,7 +19,7 @@ mod store;
 pub use archive::{Manifest, ArchiveError};
 pub use catalog::{delete, list, load_manifest, retain, verify, Listed, Verified};
 pub use create::{CreateOptions, create, default_name};
-pub use restore::{Existing, RestoreOptions, RestoreReport, restore};
+pub use restore::{Existing, Progress, RestoreOptions, RestoreReport, restore};
 pub use store::{Store, StoreOptions};
 
 /// Why a backup operation failed.

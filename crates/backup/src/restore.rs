@@ -44,7 +44,12 @@ pub struct RestoreOptions {
     pub restore_status: bool,
     /// To decrypt Secrets.
     pub identities: Option<Identities>,
+    /// Called as entries are handled: (done, total).
+    pub progress: Option<Progress>,
 }
+
+/// A progress callback: (done, total).
+pub type Progress = std::sync::Arc<dyn Fn(usize, usize) + Send + Sync>;
 
 /// What a restore did (or, with dry-run, would do).
 #[derive(Debug, Default, Serialize)]
@@ -140,6 +145,7 @@ pub async fn restore(client: &Client, store: &Store, manifest: &Manifest, opts: 
     });
 
     let mut batch: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut done = 0usize;
     loop {
         let next = rx.recv().await;
         let flush = match &next {
@@ -147,7 +153,11 @@ pub async fn restore(client: &Client, store: &Store, manifest: &Manifest, opts: 
             Some((path, _)) => batch.len() >= BATCH || batch.first().is_some_and(|(p, _)| archive::entry_resource(p) != archive::entry_resource(path)),
         };
         if flush && !batch.is_empty() {
+            done += batch.len();
             futures::stream::iter(std::mem::take(&mut batch)).for_each_concurrent(CONCURRENCY, |(path, data)| r.entry(path, data)).await;
+            if let Some(p) = &opts.progress {
+                p(done, manifest.objects.len());
+            }
         }
         match next {
             Some(e) => batch.push(e),

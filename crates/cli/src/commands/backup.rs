@@ -67,6 +67,7 @@ pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
                 allow_plaintext_secrets: *allow_plaintext_secrets,
             };
             let began = Instant::now();
+            printer::message(format!("backing up `{env}` (cluster `{}`) into {}...", opts.cluster, store.display()));
             let (manifest, warnings) = rekube_backup::create(&client, &store, &opts).await.map_err(failure)?;
             for w in warnings {
                 printer::message(format!("warning: {w}"));
@@ -140,7 +141,9 @@ pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
                 dry_run: *dry_run,
                 restore_status: *restore_status,
                 identities: ids,
+                progress: Some(throttled_progress(format!("restoring {}", m.name))),
             };
+            printer::message(format!("verifying backup {} ({} objects), then restoring into `{to}`...", m.name, m.objects.len()));
             let report = rekube_backup::restore(&client, &store, &m, &opts).await.map_err(failure)?;
             if g.output == Output::Json {
                 printer::json(&serde_json::to_value(&report).unwrap_or_default());
@@ -156,6 +159,18 @@ pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
             Ok(0)
         }
     }
+}
+
+/// A progress line at most every two seconds (long restores are not silent).
+fn throttled_progress(what: String) -> rekube_backup::Progress {
+    let last = std::sync::Mutex::new(Instant::now());
+    std::sync::Arc::new(move |done, total| {
+        let mut last = last.lock().expect("not poisoned");
+        if last.elapsed().as_secs() >= 2 && done < total {
+            *last = Instant::now();
+            printer::message(format!("{what}: {done}/{total} objects"));
+        }
+    })
 }
 
 /// `old:new` pairs; both sides must be namespace names.

@@ -11,11 +11,7 @@
 # Usage: benches/apply.sh   (needs scripts/testbed-setup.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CACHE="${REKUBE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rekube}"
-KUBECTL="$CACHE/tools/kubectl"
-cargo build --release --locked -q -p rekube
-REKUBE="$PWD/target/release/rekube"
-command -v /usr/bin/time >/dev/null || { apt-get install -y -q time >/dev/null; }
+. benches/common.sh
 
 work="$(mktemp -d)"
 cleanup() { (cd "$work" && "$REKUBE" down bench >/dev/null 2>&1 || true); (cd "$work" && "$REKUBE" -f base.yaml down base >/dev/null 2>&1 || true); rm -rf "$work"; }
@@ -49,16 +45,10 @@ cd "$work"
 objects=$(grep -c '^kind:' rendered.yaml)
 KC=(--kubeconfig "$work/.rekube/clusters/base/kubeconfig")
 
-now() { date +%s%N; }
-ms() { echo $(( ($(now) - $1) / 1000000 )); }
 t=$(now); "$KUBECTL" "${KC[@]}" apply --server-side -f rendered.yaml >/dev/null; k_first=$(ms $t)
 t=$(now); "$KUBECTL" "${KC[@]}" apply --server-side -f rendered.yaml >/dev/null; k_again=$(ms $t)
 t=$(now); "$KUBECTL" "${KC[@]}" diff --server-side -f rendered.yaml >/dev/null || true; k_diff=$(ms $t)
 
-run() { # log-name command...: fails the benchmark when rekube fails
-  local log="$1"; shift
-  "$@" > "$log" 2>&1 || { echo "benchmark step failed: $*" >&2; tail -20 "$log" >&2; exit 1; }
-}
 count() { "$KUBECTL" --kubeconfig "$work/.rekube/clusters/bench/kubeconfig" get cm,deploy,svc,ns -A -l applyset.kubernetes.io/part-of --no-headers | wc -l; }
 t=$(now); run apply1.log /usr/bin/time -f %M -o rss1 "$REKUBE" apply bench --no-wait --concurrency 8; r_first=$(ms $t)
 grep -q "$objects written" apply1.log || { echo "first apply did not write $objects objects:" >&2; tail -3 apply1.log >&2; exit 1; }
@@ -71,7 +61,6 @@ t=$(now); run destroy.log "$REKUBE" destroy bench; r_destroy=$(ms $t)
 t=$(now); run apply3.log "$REKUBE" apply bench --concurrency 8; r_health=$(ms $t)
 rss=$(sort -n rss1 rss2 rss3 rss4 | tail -1)
 
-ratio() { awk "BEGIN {printf \"%.1f\", $1/$2}"; }
 echo "apply benchmark: 30 components, $objects objects, $(nproc) cores, same test-bed control plane build"
 echo "  first apply : kubectl ${k_first} ms | rekube --no-wait ${r_first} ms ($(ratio $k_first $r_first)x; goal >= 5x) | rekube with health gates ${r_health} ms"
 echo "  unchanged   : kubectl re-apply ${k_again} ms, kubectl diff ${k_diff} ms | rekube plan ${r_plan} ms, rekube apply ${r_again} ms (goal <= 1500 ms), rekube drift ${r_drift} ms (goal <= 1500 ms)"

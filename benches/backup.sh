@@ -10,11 +10,7 @@
 # Usage: benches/backup.sh   (needs scripts/testbed-setup.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CACHE="${REKUBE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rekube}"
-KUBECTL="$CACHE/tools/kubectl"
-cargo build --release --locked -q -p rekube
-REKUBE="$PWD/target/release/rekube"
-command -v /usr/bin/time >/dev/null || { apt-get install -y -q time >/dev/null; }
+. benches/common.sh
 
 work="$(mktemp -d)"
 cleanup() { (cd "$work" && "$REKUBE" -f cluster.yaml down bench >/dev/null 2>&1 || true; "$REKUBE" -f cluster.yaml down target >/dev/null 2>&1 || true); rm -rf "$work"; }
@@ -38,16 +34,10 @@ payload=$(head -c 600 /dev/zero | tr '\0' 'x')
 } > rekube.yaml
 grep -v '^  c[0-9]' rekube.yaml | sed 's/^components:$/components: {}/' > cluster.yaml
 
-run() { # log-name command...: fails the benchmark when rekube fails
-  local log="$1"; shift
-  "$@" > "$log" 2>&1 || { echo "benchmark step failed: $*" >&2; tail -20 "$log" >&2; exit 1; }
-}
 run up.log "$REKUBE" -f cluster.yaml up bench
 run up2.log "$REKUBE" -f cluster.yaml up target
 run apply.log "$REKUBE" apply bench --no-wait --concurrency 8
 
-now() { date +%s%N; }
-ms() { echo $(( ($(now) - $1) / 1000000 )); }
 KC=(--kubeconfig "$work/.rekube/clusters/bench/kubeconfig")
 # Warm both paths once (connection set-up, the API server's caches), then time.
 run warm.log "$REKUBE" backup create bench --name warm
@@ -62,7 +52,6 @@ grep -q FAILED restore.log && { echo "restore failed:" >&2; tail restore.log >&2
 rss=$(sort -n rss1 rss2 rss3 | tail -1)
 size=$(du -k backups/b1/resources.tar.zst | cut -f1)
 
-ratio() { awk "BEGIN {printf \"%.2f\", $1/$2}"; }
 echo "backup benchmark: $objects objects in the archive ($(nproc) cores, same test-bed cluster, kinds: $kinds)"
 echo "  read as JSON : kubectl get -A -o json ${k_get} ms ($(( $(wc -c < kubectl.json) / 1024 )) KiB of JSON)"
 echo "  backup create: ${r_create} ms = $(ratio $r_create $k_get)x kubectl (goal <= 1.5x); archive ${size} KiB, Secrets encrypted"

@@ -8,8 +8,7 @@
 # Usage: benches/up.sh   (needs scripts/testbed-setup.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked -q -p rekube
-REKUBE="$PWD/target/release/rekube"
+. benches/common.sh
 work="$(mktemp -d)"
 cp -r examples/platform/. "$work/"
 rm -rf "$work/.rekube"
@@ -17,9 +16,6 @@ cleanup() { (cd "$work" && "$REKUBE" down dev >/dev/null 2>&1 || true); rm -rf "
 trap cleanup EXIT
 cd "$work"
 
-now() { date +%s%N; }
-ms() { echo $(( ($(now) - $1) / 1000000 )); }
-run() { local log="$1"; shift; "$@" > "$log" 2>&1 || { echo "step failed: $*" >&2; tail -20 "$log" >&2; exit 1; }; }
 t=$(now); run up.log "$REKUBE" up dev; up=$(ms $t)
 t=$(now); run up2.log "$REKUBE" up dev; again=$(ms $t)
 grep -q "no changes" up2.log || { echo "second up was not a no-op" >&2; exit 1; }

@@ -1,0 +1,18 @@
+# Sourced by the benchmarks: the release build, the test bed's tools, and
+# timing helpers. Run from the repository root.
+CACHE="${REKUBE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rekube}"
+KUBECTL="$CACHE/tools/kubectl"
+HELM="$CACHE/tools/helm"
+cargo build --release --locked -q -p rekube
+REKUBE="$PWD/target/release/rekube"
+command -v /usr/bin/time >/dev/null || { apt-get install -y -q time >/dev/null; }
+
+now() { date +%s%N; }
+ms() { echo $(( ($(now) - $1) / 1000000 )); }
+# run LOG COMMAND...: runs a benchmark step, failing the benchmark (with the
+# log's tail) when it fails.
+run() {
+  local log="$1"; shift
+  "$@" > "$log" 2>&1 || { echo "benchmark step failed: $*" >&2; tail -20 "$log" >&2; exit 1; }
+}
+ratio() { awk "BEGIN {printf \"%.2f\", $1/$2}"; }

@@ -49,11 +49,22 @@ pub fn resource_key(plural: &str, group: &str) -> String {
     if group.is_empty() { plural.to_string() } else { format!("{plural}.{group}") }
 }
 
+/// Restored after everything else: they route requests to Services (a
+/// webhook, an aggregated API) that must exist and run first, or every
+/// later create would fail calling a webhook that is not there yet.
+const LAST: &[&str] = &[
+    "mutatingwebhookconfigurations.admissionregistration.k8s.io",
+    "validatingwebhookconfigurations.admissionregistration.k8s.io",
+    "apiservices.apiregistration.k8s.io",
+];
+
 /// Sort key: listed built-ins in [`PRIORITY`] order, other built-ins by
-/// name, custom resources last (so their CRDs are Established by then).
+/// name, custom resources after them (so their CRDs are Established by
+/// then), and webhooks and API services last.
 pub fn rank(key: &str, custom: bool) -> (u8, usize, String) {
     match PRIORITY.iter().position(|p| *p == key) {
         Some(i) => (0, i, key.to_string()),
+        None if LAST.contains(&key) => (3, 0, key.to_string()),
         None if !custom => (1, 0, key.to_string()),
         None => (2, 0, key.to_string()),
     }

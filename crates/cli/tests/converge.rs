@@ -182,6 +182,15 @@ async fn failing_deployment_names_the_pod_reason_and_skips_dependents() {
     assert!(e.contains("pod web-"), "the pod is named:\n{e}");
     assert!(e.contains("app: skipped: a component it needs failed"), "{e}");
     assert_eq!(kubectl(&cluster, &["get", "ns", "app"]).status.code(), Some(1), "the dependent never started");
+
+    // status says the same, per component.
+    let status: serde_json::Value = serde_json::from_str(&ok(&p.rekube(&["-o", "json", "status", "test"]))).unwrap();
+    let comps = &status[0]["components"];
+    assert_eq!(comps[0]["component"], "web");
+    let web = comps[0]["health"].as_str().unwrap();
+    assert!(web.starts_with("failed: Deployment web: 0/2 available") && web.contains("CrashLoopBackOff"), "{status}");
+    assert_eq!(comps[1]["health"], "not applied", "{status}");
+    assert!(comps[1]["pending_changes"].as_u64().unwrap() > 0, "{status}");
 }
 
 fn huge_crd(name: &str) -> String {

@@ -16,7 +16,7 @@ pub use destroy::destroy;
 pub use drift::{ObjectDrift, drift};
 pub use discovery::{Resolved, Resolver, api_versions};
 pub use health::{Health, check as check_health};
-pub use planner::{Desired, build_plan, managed_objects};
+pub use planner::{Desired, build_plan, health_of, managed_objects};
 pub use release::release_load_balancers;
 
 /// Errors talking to the cluster.

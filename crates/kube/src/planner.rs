@@ -215,6 +215,23 @@ pub async fn managed_objects(res: &Resolver, want: &Desired<'_>) -> Result<Vec<V
     Ok(out)
 }
 
+/// The health of every object of every component, from one LIST per type
+/// (Pods are read only for workloads that are not ready). Objects not on the
+/// cluster are left out; `(component, object, health)` in render order.
+pub async fn health_of(res: &Resolver, want: &Desired<'_>) -> Result<Vec<(String, String, crate::Health)>, KubeError> {
+    let state = load_live(res, want).await?;
+    let mut out = Vec::new();
+    for comp in &want.rendered.components {
+        for o in &comp.objects {
+            let prepared = prepare(&o.value, &applyset::id(&comp.name));
+            let Some(live) = state.live.get(&key_of(&prepared)) else { continue };
+            let h = crate::check_health(res.client(), o.group(), o.kind(), live).await;
+            out.push((comp.name.clone(), format!("{} {}", o.kind(), o.name()), h));
+        }
+    }
+    Ok(out)
+}
+
 /// Builds the plan. CRs whose CRD is in the platform but not yet on the
 /// cluster are planned as creates; any other kind the cluster does not serve
 /// is an error naming the manifest.

@@ -206,7 +206,7 @@ async fn components(g: &Global, env: &str) -> Result<Vec<Value>, Failure> {
     let ctx = Context::new(g, env, &Default::default(), &RenderFlags::default()).await?;
     let plan = ctx.plan().await?;
     let drift = ctx.drift().await?;
-    let client = ctx.resolver.client().clone();
+    let healths = rekube_kube::health_of(&ctx.resolver, &ctx.desired()).await.map_err(crate::commands::converge::kube_failure)?;
     let mut out = Vec::new();
     let mut comps: Vec<_> = plan.components.iter().collect();
     comps.sort_by_key(|c| (c.wave, c.name.clone()));
@@ -214,18 +214,11 @@ async fn components(g: &Global, env: &str) -> Result<Vec<Value>, Failure> {
         let pending = c.actions.iter().filter(|a| a.op != rekube_plan::Op::Unchanged).count();
         let drifted = drift.iter().filter(|d| d.component == c.name && d.state != "pending-apply").count();
         let (mut ready, mut waiting, mut failed) = (0, Vec::new(), Vec::new());
-        for a in c.actions.iter().filter(|a| matches!(a.op, rekube_plan::Op::Unchanged | rekube_plan::Op::Update)) {
-            let Ok(Some(res)) = ctx.resolver.resolve(&a.api_version, &a.kind).await else { continue };
-            let api: kube::Api<kube::api::DynamicObject> = match &a.namespace {
-                Some(ns) if res.namespaced => kube::Api::namespaced_with(client.clone(), ns, &res.resource),
-                _ => kube::Api::all_with(client.clone(), &res.resource),
-            };
-            let Ok(Some(live)) = api.get_opt(&a.name).await else { continue };
-            let live = serde_json::to_value(&live).unwrap_or_default();
-            match rekube_kube::check_health(&client, &res.resource.group, &a.kind, &live).await {
+        for (_, _, h) in healths.iter().filter(|(comp, _, _)| *comp == c.name) {
+            match h {
                 rekube_kube::Health::Ready => ready += 1,
-                rekube_kube::Health::Pending(why) => waiting.push(why),
-                rekube_kube::Health::Failed(why) => failed.push(why),
+                rekube_kube::Health::Pending(why) => waiting.push(why.clone()),
+                rekube_kube::Health::Failed(why) => failed.push(why.clone()),
             }
         }
         let health = match (failed.first(), waiting.first()) {

@@ -351,7 +351,8 @@ pub async fn rebuild_check(g: &Global, env: &str) -> Result<u8, Failure> {
     journal.done("fingerprint", before.digest()).map_err(failure)?;
 
     let t = Instant::now();
-    if !journal.done_before("up") {
+    // Resumed after the teardown: do not tear down the half-built cluster again.
+    if !journal.done_before("down") && !journal.done_before("up") {
         let code = down_steps(g, &loaded, env, &mut journal).await?;
         if code != 0 {
             return Ok(code);

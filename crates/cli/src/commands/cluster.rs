@@ -167,13 +167,13 @@ async fn down_steps(g: &Global, loaded: &Loaded, env: &str, journal: &mut Journa
         let released = rekube_kube::release_load_balancers(&resolver, std::time::Duration::from_secs(600)).await.map_err(crate::commands::converge::kube_failure)?;
         let note = if released.is_empty() { "none".to_string() } else { format!("released {}", released.join(", ")) };
         say(g, format!("  load balancers: {note}"));
-        journal.done("load-balancers", note).map_err(failure)?;
+        journal.done("release load balancers", note).map_err(failure)?;
         let quiet = Global { file: g.file.clone(), output: Output::Text };
         let code = crate::commands::converge::destroy(&quiet, env, 300).await?;
         if code != 0 {
             return Ok(code);
         }
-        journal.done("components", "destroyed").map_err(failure)?;
+        journal.done("destroy components", "destroyed").map_err(failure)?;
     } else {
         say(g, format!("  cluster `{}` is not running: its components go with it", cluster.name));
     }
@@ -183,7 +183,7 @@ async fn down_steps(g: &Global, loaded: &Loaded, env: &str, journal: &mut Journa
         _ => "did not exist",
     };
     say(g, format!("  cluster `{}`: {note}", cluster.name));
-    journal.done("cluster", note).map_err(failure)?;
+    journal.done("delete cluster", note).map_err(failure)?;
     for p in prereqs.iter().rev() {
         let step = format!("prerequisite {}", p.name);
         let note = match prereq::remove(p, &loaded.dir).await.map_err(failure)? {
@@ -192,7 +192,8 @@ async fn down_steps(g: &Global, loaded: &Loaded, env: &str, journal: &mut Journa
             _ => "absent",
         };
         say(g, format!("  {step}: {note}"));
-        journal.done(&step, note).map_err(failure)?;
+        // Named apart from up's steps: rebuild-check journals both.
+        journal.done(&format!("remove {step}"), note).map_err(failure)?;
     }
     match g.output {
         Output::Json => printer::json(&json!({"environment": env, "cluster": cluster.name, "seconds": began.elapsed().as_secs_f64()})),

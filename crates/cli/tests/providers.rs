@@ -272,3 +272,33 @@ async fn down_releases_load_balancers_before_anything_else_and_keeps_an_existing
     assert!(get(&cluster, &["get", "ns", "-o", "name"]).lines().any(|l| l == "namespace/default"));
     assert!(!cluster.kubectl().args(["get", "ns", "edge"]).output().unwrap().status.success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rebuild_check_killed_while_rebuilding_resumes_without_tearing_down_again() {
+    let w = Workdir::new();
+    w.write("app/settings.yaml", CONFIGMAP);
+    w.write(
+        "rekube.yaml",
+        "clusters:\n  dev:\n    provider: local\n    prerequisites:\n      - { name: bucket, check: [test, -d, bucket], create: [mkdir, bucket], delete: [rmdir, bucket] }\ncomponents:\n  app: { manifests: ./app, namespace: app }\nenvironments:\n  dev: { cluster: dev }\n",
+    );
+    ok(&w.rekube(&["up", "dev"]));
+    let run = w.command(&["rebuild-check", "dev"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let began = Instant::now();
+    loop {
+        let journal = std::fs::read_to_string(w.path(".rekube/journal/dev.rebuild-check.json")).unwrap_or_default();
+        if journal.contains("\"name\": \"down\"") {
+            break;
+        }
+        assert!(began.elapsed() < Duration::from_secs(90), "rebuild-check never finished its teardown:\n{journal}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill9(run);
+    let resumed = w.rekube(&["rebuild-check", "dev"]);
+    let text = ok(&resumed);
+    assert!(text.starts_with("IDENTICAL"), "{text}");
+    let log = err(&resumed);
+    assert!(log.contains("resuming `rekube rebuild-check dev` interrupted"), "{log}");
+    assert!(!log.contains("rekube down `dev`"), "the resumed run tore the cluster down again:\n{log}");
+    assert!(w.path("bucket").is_dir(), "the prerequisite exists after the rebuild");
+    ok(&w.rekube(&["down", "dev"]));
+}

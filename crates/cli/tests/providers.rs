@@ -13,6 +13,16 @@ mod common;
 
 use common::{Workdir, err, get, ok, out};
 
+/// Runs `rekube down ENV` when dropped, so a failing test leaves no
+/// detached local cluster running.
+struct DownOnDrop<'a>(&'a Workdir, &'static str);
+
+impl Drop for DownOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.rekube(&["down", self.1]);
+    }
+}
+
 const CONFIGMAP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  colour: blue\n";
 
 /// Processes whose command line mentions `dir` (what a cluster left running).
@@ -38,6 +48,7 @@ fn processes_under(dir: &Path) -> Vec<String> {
 async fn exec_provider_runs_a_local_cluster_through_the_protocol() {
     let mut w = Workdir::new();
     w.env("REKUBE", env!("CARGO_BIN_EXE_rekube"));
+    let _down = DownOnDrop(&w, "lab");
     let script = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/providers/rekube-local.sh")).unwrap();
     w.write("providers/rekube-local.sh", &script);
     std::fs::set_permissions(w.path("providers/rekube-local.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -142,6 +153,7 @@ fn kill9(child: Child) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn prerequisites_lock_and_up_killed_at_three_steps_then_resumed() {
     let w = Workdir::new();
+    let _down = DownOnDrop(&w, "dev");
     w.write("app/settings.yaml", CONFIGMAP);
     // The bucket is a directory; making it takes a moment, so `up` can be caught in the middle.
     w.write(
@@ -203,6 +215,7 @@ const RANDOM_TEMPLATE: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  nam
 #[tokio::test(flavor = "multi_thread")]
 async fn rebuild_check_proves_a_rebuild_and_catches_a_random_value() {
     let w = Workdir::new();
+    let _down = DownOnDrop(&w, "dev");
     w.write("app/settings.yaml", CONFIGMAP);
     w.write("charts/noisy/Chart.yaml", RANDOM_CHART);
     w.write("charts/noisy/templates/cm.yaml", RANDOM_TEMPLATE);
@@ -276,6 +289,7 @@ async fn down_releases_load_balancers_before_anything_else_and_keeps_an_existing
 #[tokio::test(flavor = "multi_thread")]
 async fn rebuild_check_killed_while_rebuilding_resumes_without_tearing_down_again() {
     let w = Workdir::new();
+    let _down = DownOnDrop(&w, "dev");
     w.write("app/settings.yaml", CONFIGMAP);
     w.write(
         "rekube.yaml",

@@ -58,14 +58,6 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<(), JournalError> {
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
-/// Whether `pid` is a live process (not a zombie).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct LockInfo {
     pid: u32,
@@ -100,7 +92,7 @@ impl Lock {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let held: Option<LockInfo> = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok());
                     match held {
-                        Some(h) if alive(h.pid) && h.pid != std::process::id() => {
+                        Some(h) if crate::local::pid_alive(h.pid) && h.pid != std::process::id() => {
                             return Err(JournalError::Locked { env: env.to_string(), command: h.command, pid: h.pid, started: h.started, path });
                         }
                         // The holder died (kill -9, crash) or the file is torn: take it over.
@@ -199,13 +191,6 @@ impl Journal {
         self.record.finished = Some(now());
         self.save()
     }
-
-    /// When `command` last finished on `env`, if it did.
-    pub fn last_finished(state_root: &Path, env: &str, command: &str) -> Option<String> {
-        let path = state_root.join("journal").join(format!("{env}.{command}.json"));
-        let r: Record = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-        r.finished
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -265,6 +250,5 @@ mod tests {
         j.finish().unwrap();
         let (_, prev) = Journal::begin(dir.path(), "dev", "up").unwrap();
         assert!(prev.is_none());
-        assert!(Journal::last_finished(dir.path(), "dev", "up").is_none(), "the new run has not finished");
     }
 }

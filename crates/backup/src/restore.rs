@@ -18,7 +18,7 @@ use tokio_util::io::SyncIoBridge;
 use crate::archive::{self, Manifest};
 use crate::catalog::verify;
 use crate::crypt::Identities;
-use crate::rules::{self, NamespaceMap};
+use crate::rules::{self, NamespaceMap, str_at};
 use crate::store::Store;
 use crate::BackupError;
 
@@ -99,10 +99,6 @@ struct Pending {
     key: String,
     obj: Value,
     old_uid: String,
-}
-
-fn str_at<'v>(v: &'v Value, p: &str) -> &'v str {
-    v.pointer(p).and_then(Value::as_str).unwrap_or("")
 }
 
 /// The server's message without the status struct around it.
@@ -323,8 +319,9 @@ impl Restorer<'_> {
         let began = Instant::now();
         while began.elapsed() < Duration::from_secs(60) {
             if let Ok(o) = api.get(crd).await {
-                let established = o.data["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Established" && c["status"] == "True"));
-                if established {
+                let live = serde_json::to_value(&o).unwrap_or_default();
+                // The same rule as apply's health gate.
+                if rekube_kube::check_health(&self.client, &ar.group, &ar.kind, &live).await == rekube_kube::Health::Ready {
                     return;
                 }
             }

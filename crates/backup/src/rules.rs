@@ -81,7 +81,8 @@ pub struct Context {
     pub selector_services: HashSet<String>,
 }
 
-fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+/// The string at `pointer`, or `""`.
+pub(crate) fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 

@@ -42,29 +42,14 @@ pub async fn load_manifest(store: &Store, name: &str) -> Result<Manifest, Backup
         }
         None => {
             let names = store.names().await.unwrap_or_default();
-            let hint = match names.iter().min_by_key(|n| distance(n, name)) {
-                Some(best) if distance(best, name) <= 3 => format!("did you mean `{best}`?"),
-                _ if names.is_empty() => format!("{} holds no backups", store.display()),
-                _ => "`rekube backup list` shows the backups".to_string(),
+            let hint = match rekube_spec::diag::did_you_mean(name, names.iter().map(String::as_str)) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None if names.is_empty() => format!("{} holds no backups", store.display()),
+                None => "`rekube backup list` shows the backups".to_string(),
             };
             Err(BackupError::refused(format!("no backup `{name}` in {}", store.display()), hint))
         }
     }
-}
-
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for j in 0..b.len() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == b[j] { prev } else { 1 + prev.min(row[j]).min(cur) };
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 /// What `verify` read.

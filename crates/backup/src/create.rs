@@ -49,24 +49,17 @@ pub(crate) struct Kind {
 /// Every listable kind, in restore order, leaving out [`rules::NEVER`] and
 /// groups served by an aggregated API server (their data lives elsewhere).
 pub(crate) async fn kinds(client: &Client) -> Result<(Vec<Kind>, Vec<String>), BackupError> {
-    let mut versions = vec![("".to_string(), "v1".to_string())];
-    let groups = client.list_api_groups().await.map_err(BackupError::kube("cannot list API groups"))?;
-    for g in groups.groups {
-        if let Some(v) = g.preferred_version.or_else(|| g.versions.first().cloned()) {
-            versions.push((g.name, v.version));
-        }
-    }
+    let served = rekube_kube::served(client, true).await.map_err(BackupError::kube("cannot list API groups"))?;
     let aggregated = aggregated_groups(client).await;
     let mut out = Vec::new();
     let mut warnings = Vec::new();
-    for (group, version) in versions {
-        if aggregated.contains(&group) {
-            warnings.push(format!("group {group} is served by an aggregated API server: its objects are not backed up"));
+    for s in served {
+        let api_version = s.group_version();
+        if aggregated.contains(&s.group) {
+            warnings.push(format!("group {} is served by an aggregated API server: its objects are not backed up", s.group));
             continue;
         }
-        let api_version = if group.is_empty() { version.clone() } else { format!("{group}/{version}") };
-        let list = if group.is_empty() { client.list_core_api_resources(&version).await } else { client.list_api_group_resources(&api_version).await };
-        let list = match list {
+        let list = match s.resources {
             Ok(l) => l,
             Err(e) => {
                 warnings.push(format!("cannot read {api_version}: {e}; its objects are not backed up"));
@@ -74,12 +67,12 @@ pub(crate) async fn kinds(client: &Client) -> Result<(Vec<Kind>, Vec<String>), B
             }
         };
         for r in list.resources {
-            let key = rules::resource_key(&r.name, &group);
+            let key = rules::resource_key(&r.name, &s.group);
             if r.name.contains('/') || !r.verbs.iter().any(|v| v == "list") || rules::NEVER.contains(&key.as_str()) {
                 continue;
             }
-            let resource = ApiResource { group: group.clone(), version: version.clone(), api_version: api_version.clone(), kind: r.kind, plural: r.name };
-            out.push(Kind { key, resource, namespaced: r.namespaced, custom: !rekube_render::BUILTIN_GROUPS.contains(&group.as_str()) });
+            let resource = ApiResource { group: s.group.clone(), version: s.version.clone(), api_version: api_version.clone(), kind: r.kind, plural: r.name };
+            out.push(Kind { key, resource, namespaced: r.namespaced, custom: !rekube_render::BUILTIN_GROUPS.contains(&s.group.as_str()) });
         }
     }
     out.sort_by_key(|k| rules::rank(&k.key, k.custom));

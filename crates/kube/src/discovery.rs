@@ -85,6 +85,46 @@ impl Resolver {
     }
 }
 
+/// One group-version the cluster serves, with its resources, or why they
+/// could not be read (an aggregated API that is down).
+pub struct Served {
+    /// The group (`""` for core).
+    pub group: String,
+    /// The version.
+    pub version: String,
+    /// Its resources.
+    pub resources: Result<k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList, kube::Error>,
+}
+
+impl Served {
+    /// `apps/v1`, or `v1` for core.
+    pub fn group_version(&self) -> String {
+        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+    }
+}
+
+/// Every group-version the cluster serves (with `preferred_only`, each
+/// group's preferred one), its resources read concurrently.
+pub async fn served(client: &Client, preferred_only: bool) -> Result<Vec<Served>, kube::Error> {
+    use futures::StreamExt;
+    let mut gvs = vec![(String::new(), "v1".to_string())];
+    for g in client.list_api_groups().await?.groups {
+        let versions = match (preferred_only, g.preferred_version.or_else(|| g.versions.first().cloned())) {
+            (true, Some(p)) => vec![p],
+            _ => g.versions,
+        };
+        gvs.extend(versions.into_iter().map(|v| (g.name.clone(), v.version)));
+    }
+    Ok(futures::stream::iter(gvs)
+        .map(|(group, version)| async move {
+            let resources = if group.is_empty() { client.list_core_api_resources(&version).await } else { client.list_api_group_resources(&format!("{group}/{version}")).await };
+            Served { group, version, resources }
+        })
+        .buffered(8)
+        .collect()
+        .await)
+}
+
 /// What the cluster serves, as Helm's `--api-versions` takes it: every
 /// `group/version` and `group/version/Kind` (core as `v1`, `v1/Pod`), sorted.
 /// Charts test these with `.Capabilities.APIVersions.Has` (a ServiceMonitor
@@ -92,28 +132,15 @@ impl Resolver {
 /// rendering without them renders for a cluster that is not there. A group
 /// that does not answer (an aggregated API that is down) is left out.
 pub async fn api_versions(client: &Client) -> Vec<String> {
-    use futures::StreamExt;
-    let mut gvs = vec!["v1".to_string()];
-    if let Ok(groups) = client.list_api_groups().await {
-        for g in groups.groups {
-            gvs.extend(g.versions.into_iter().map(|v| v.group_version));
-        }
-    }
-    let lists = futures::stream::iter(gvs.clone())
-        .map(|gv| async move {
-            let list = if gv == "v1" { client.list_core_api_resources("v1").await } else { client.list_api_group_resources(&gv).await };
-            (gv, list.ok())
-        })
-        .buffer_unordered(8)
-        .collect::<Vec<_>>()
-        .await;
-    let mut out = gvs;
-    for (gv, list) in lists {
-        for r in list.into_iter().flat_map(|l| l.resources) {
+    let mut out = Vec::new();
+    for s in served(client, false).await.unwrap_or_default() {
+        let gv = s.group_version();
+        for r in s.resources.into_iter().flat_map(|l| l.resources) {
             if !r.name.contains('/') {
                 out.push(format!("{gv}/{}", r.kind));
             }
         }
+        out.push(gv);
     }
     out.sort();
     out.dedup();

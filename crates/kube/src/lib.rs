@@ -14,7 +14,7 @@ mod release;
 pub use apply::{ApplyOptions, ApplyReport, ComponentOutcome, Event, apply};
 pub use destroy::destroy;
 pub use drift::{ObjectDrift, drift};
-pub use discovery::{Resolved, Resolver, api_versions};
+pub use discovery::{Resolved, Resolver, Served, api_versions, served};
 pub use health::{Health, check as check_health};
 pub use planner::{Desired, build_plan, health_of, managed_objects};
 pub use release::release_load_balancers;

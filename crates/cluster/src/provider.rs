@@ -41,6 +41,19 @@ pub enum Kind {
     },
 }
 
+impl Kind {
+    /// The provider's name in the spec.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Local { .. } => "local",
+            Self::Existing { .. } => "existing",
+            Self::Kind => "kind",
+            Self::K3d => "k3d",
+            Self::Exec { .. } => "exec",
+        }
+    }
+}
+
 /// A cluster of an environment.
 #[derive(Debug, Clone)]
 pub struct Cluster {
@@ -199,7 +212,8 @@ impl Cluster {
     pub async fn create(&self, kubelet: (&Path, &[String])) -> Result<Created, ProviderError> {
         let dir = &self.spec_dir;
         if !matches!(self.kind, Kind::Local { .. } | Kind::Existing { .. }) && self.state().await? != State::Absent {
-            self.kubeconfig().await?;
+            // `up` refreshes the kept kubeconfig (the cluster may have been remade outside rekube).
+            self.fetch_kubeconfig().await?;
             return Ok(Created::Existed);
         }
         std::fs::create_dir_all(&self.state_dir).map_err(self.io(&self.state_dir))?;
@@ -227,51 +241,61 @@ impl Cluster {
                 self.exec(program, "create").await?;
             }
         }
-        self.kubeconfig().await?;
+        self.fetch_kubeconfig().await?;
         Ok(Created::Created)
     }
 
     /// Deletes the cluster; `Ok(false)` when there was none (`existing`:
     /// never deletes).
     pub async fn delete(&self) -> Result<bool, ProviderError> {
-        let dir = &self.spec_dir;
-        let existed = match &self.kind {
+        match &self.kind {
             Kind::Local { .. } => return Ok(self.local().down()?),
             Kind::Existing { .. } => return Ok(false),
-            Kind::Kind => {
-                let existed = self.state().await? != State::Absent;
-                if existed {
+            Kind::Kind | Kind::K3d | Kind::Exec { .. } => {}
+        }
+        let existed = self.state().await? != State::Absent;
+        if existed {
+            let dir = &self.spec_dir;
+            match &self.kind {
+                Kind::Kind => {
                     tool::run_ok("kind", &["delete".into(), "cluster".into(), "--name".into(), self.name.clone(), "--kubeconfig".into(), self.kubeconfig_path().display().to_string()], dir, None).await?;
                 }
-                existed
-            }
-            Kind::K3d => {
-                let existed = self.state().await? != State::Absent;
-                if existed {
+                Kind::K3d => {
                     tool::run_ok("k3d", &["cluster".into(), "delete".into(), self.name.clone()], dir, None).await?;
                 }
-                existed
-            }
-            Kind::Exec { program } => {
-                let existed = self.state().await? != State::Absent;
-                if existed {
+                Kind::Exec { program } => {
                     self.exec(program, "delete").await?;
                 }
-                existed
+                Kind::Local { .. } | Kind::Existing { .. } => unreachable!("handled above"),
             }
-        };
+        }
         let _ = std::fs::remove_dir_all(&self.state_dir);
         Ok(existed)
     }
 
-    /// The kubeconfig file and context to reach the cluster; fetched from
-    /// the provider and written under the state directory when needed.
+    /// The kubeconfig file and context to reach the cluster. kind, k3d and
+    /// exec clusters' are fetched from the provider once (by `create`, or
+    /// when missing) and kept under the state directory, so commands do not
+    /// run the provider (an eksctl call takes seconds) each time they connect.
     pub async fn kubeconfig(&self) -> Result<(Option<PathBuf>, Option<String>), ProviderError> {
+        match &self.kind {
+            Kind::Local { .. } => Ok((Some(self.local().kubeconfig()), None)),
+            Kind::Existing { kubeconfig, context } => Ok((kubeconfig.clone(), context.clone())),
+            _ if self.kubeconfig_path().is_file() => Ok((Some(self.kubeconfig_path()), std::fs::read_to_string(self.context_path()).ok())),
+            _ => self.fetch_kubeconfig().await,
+        }
+    }
+
+    fn context_path(&self) -> PathBuf {
+        self.state_dir.join("context")
+    }
+
+    /// Asks the provider for the kubeconfig and keeps it (and its context).
+    async fn fetch_kubeconfig(&self) -> Result<(Option<PathBuf>, Option<String>), ProviderError> {
         let dir = &self.spec_dir;
         let path = self.kubeconfig_path();
         let (text, context) = match &self.kind {
-            Kind::Local { .. } => return Ok((Some(self.local().kubeconfig()), None)),
-            Kind::Existing { kubeconfig, context } => return Ok((kubeconfig.clone(), context.clone())),
+            Kind::Local { .. } | Kind::Existing { .. } => unreachable!("only kind, k3d and exec kubeconfigs are fetched"),
             Kind::Kind => (tool::run_ok("kind", &["get".into(), "kubeconfig".into(), "--name".into(), self.name.clone()], dir, None).await?, None),
             Kind::K3d => (tool::run_ok("k3d", &["kubeconfig".into(), "get".into(), self.name.clone()], dir, None).await?, None),
             Kind::Exec { program } => {
@@ -291,6 +315,12 @@ impl Cluster {
         };
         std::fs::create_dir_all(&self.state_dir).map_err(self.io(&self.state_dir))?;
         std::fs::write(&path, text).map_err(self.io(&path))?;
+        match &context {
+            Some(c) => std::fs::write(self.context_path(), c).map_err(self.io(&self.context_path()))?,
+            None => {
+                let _ = std::fs::remove_file(self.context_path());
+            }
+        }
         Ok((Some(path), context))
     }
 

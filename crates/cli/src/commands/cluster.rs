@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use rekube_cluster::journal::{Journal, Lock};
 use rekube_cluster::prereq::{self, Outcome};
-use rekube_cluster::provider::{Cluster, Created, Kind, State};
+use rekube_cluster::provider::{Created, Kind, State};
 use rekube_spec::Loaded;
 use serde_json::{Value, json};
 
@@ -22,16 +22,6 @@ use crate::printer;
 fn say(g: &Global, line: impl std::fmt::Display) {
     if g.output != Output::Json {
         printer::message(line);
-    }
-}
-
-fn provider_name(c: &Cluster) -> &'static str {
-    match c.kind {
-        Kind::Local { .. } => "local",
-        Kind::Existing { .. } => "existing",
-        Kind::Kind => "kind",
-        Kind::K3d => "k3d",
-        Kind::Exec { .. } => "exec",
     }
 }
 
@@ -84,7 +74,7 @@ pub async fn up(g: &Global, env: &str) -> Result<u8, Failure> {
 async fn up_steps(g: &Global, loaded: &Loaded, env: &str, journal: &mut Journal, flags: &RenderFlags) -> Result<u8, Failure> {
     let began = Instant::now();
     let (cluster, prereqs) = provider_cluster(loaded, env)?;
-    say(g, format!("rekube up `{env}`: {} prerequisite(s), cluster `{}` ({}), {} component(s)", prereqs.len(), cluster.name, provider_name(&cluster), loaded.spec.components.len()));
+    say(g, format!("rekube up `{env}`: {} prerequisite(s), cluster `{}` ({}), {} component(s)", prereqs.len(), cluster.name, cluster.kind.name(), loaded.spec.components.len()));
     for p in &prereqs {
         let step = format!("prerequisite {}", p.name);
         if journal.done_before(&step) {
@@ -136,7 +126,7 @@ async fn up_steps(g: &Global, loaded: &Loaded, env: &str, journal: &mut Journal,
     journal.done("components", "applied").map_err(failure)?;
     match g.output {
         Output::Json => printer::json(&json!({
-            "environment": env, "cluster": cluster.name, "provider": provider_name(&cluster), "created": created == Created::Created,
+            "environment": env, "cluster": cluster.name, "provider": cluster.kind.name(), "created": created == Created::Created,
             "version": version, "endpoint": endpoint, "kubeconfig": kubeconfig, "seconds": began.elapsed().as_secs_f64(),
         })),
         _ => say(g, format!("up `{env}` done in {:.1}s", began.elapsed().as_secs_f64())),
@@ -159,7 +149,7 @@ pub async fn down(g: &Global, env: &str) -> Result<u8, Failure> {
 async fn down_steps(g: &Global, loaded: &Loaded, env: &str, journal: &mut Journal) -> Result<u8, Failure> {
     let began = Instant::now();
     let (cluster, prereqs) = provider_cluster(loaded, env)?;
-    say(g, format!("rekube down `{env}`: load balancers, {} component(s), cluster `{}` ({}), {} prerequisite(s)", loaded.spec.components.len(), cluster.name, provider_name(&cluster), prereqs.len()));
+    say(g, format!("rekube down `{env}`: load balancers, {} component(s), cluster `{}` ({}), {} prerequisite(s)", loaded.spec.components.len(), cluster.name, cluster.kind.name(), prereqs.len()));
     let reachable = matches!(cluster.state().await.map_err(failure)?, State::Present { problem: None, .. });
     if reachable {
         let client = cluster.client().await.map_err(|e| Failure::Error(anyhow::anyhow!("cannot reach cluster `{}`: {e}", cluster.name), None))?;
@@ -275,7 +265,7 @@ pub async fn status(g: &Global, only: Option<&str>) -> Result<u8, Failure> {
             None
         };
         rows.push(json!({
-            "environment": env, "cluster": cluster.name, "provider": provider_name(&cluster), "state": state,
+            "environment": env, "cluster": cluster.name, "provider": cluster.kind.name(), "state": state,
             "version": version, "endpoint": endpoint, "problem": problem, "last_applied": rekube_cluster::journal::last_applied(&root, env),
             "components": comps,
         }));

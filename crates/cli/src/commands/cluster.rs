@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::Failure;
 use crate::args::{Global, Output, RenderFlags};
-use crate::commands::converge::Context;
+use crate::commands::converge::{Context, connect};
 use crate::commands::{environment, load_valid, provider_cluster, state_root};
 use crate::printer;
 
@@ -100,7 +100,7 @@ async fn up_steps(g: &Global, loaded: &Loaded, env: &str, journal: &mut Journal,
         State::Present { version, endpoint, .. } => (version.clone(), endpoint.clone()),
         State::Absent => (None, None),
     };
-    let client = cluster.client().await.map_err(|e| Failure::Error(anyhow::anyhow!("cannot reach cluster `{}`: {e}", cluster.name), None))?;
+    let client = connect(&cluster).await?;
     let version = match version {
         Some(v) => v,
         None => client.apiserver_version().await.map(|v| v.git_version).unwrap_or_else(|_| "unknown".into()),
@@ -152,7 +152,7 @@ async fn down_steps(g: &Global, loaded: &Loaded, env: &str, journal: &mut Journa
     say(g, format!("rekube down `{env}`: load balancers, {} component(s), cluster `{}` ({}), {} prerequisite(s)", loaded.spec.components.len(), cluster.name, cluster.kind.name(), prereqs.len()));
     let reachable = matches!(cluster.state().await.map_err(failure)?, State::Present { problem: None, .. });
     if reachable {
-        let client = cluster.client().await.map_err(|e| Failure::Error(anyhow::anyhow!("cannot reach cluster `{}`: {e}", cluster.name), None))?;
+        let client = connect(&cluster).await?;
         let resolver = rekube_kube::Resolver::new(client);
         let released = rekube_kube::release_load_balancers(&resolver, std::time::Duration::from_secs(600)).await.map_err(crate::commands::converge::kube_failure)?;
         let note = if released.is_empty() { "none".to_string() } else { format!("released {}", released.join(", ")) };

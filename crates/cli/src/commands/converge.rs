@@ -28,8 +28,12 @@ pub(crate) async fn cluster_client(loaded: &Loaded, env: &str) -> Result<(kube::
         }
         State::Present { .. } => {}
     }
-    let client = cluster.client().await.map_err(|e| Failure::Error(anyhow::anyhow!("cannot reach cluster `{name}`: {e}"), None))?;
-    Ok((client, name))
+    Ok((connect(&cluster).await?, name))
+}
+
+/// A client for `cluster`, or an error naming it.
+pub(crate) async fn connect(cluster: &rekube_cluster::provider::Cluster) -> Result<kube::Client, Failure> {
+    cluster.client().await.map_err(|e| Failure::Error(anyhow::anyhow!("cannot reach cluster `{}`: {e}", cluster.name), None))
 }
 
 fn selection(loaded: &Loaded, select: &Select) -> Result<Option<BTreeSet<String>>, Failure> {

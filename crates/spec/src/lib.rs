@@ -15,7 +15,7 @@ pub use diag::{Diagnostic, Diagnostics, Pos};
 pub use load::{Loaded, load, parse, yaml_diagnostic, yaml_options};
 pub use model::{Backup, Cluster, Component, Environment, Prerequisite, Provider, Spec};
 pub use lock::{LockFile, LockedChart};
-pub use validate::validate;
+pub use validate::{is_dns_label, validate};
 
 /// JSON Schema of `rekube.yaml`, for editors (`rekube schema > rekube.schema.json`).
 pub const SCHEMA: &str = include_str!("../rekube.schema.json");

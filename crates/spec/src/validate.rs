@@ -40,7 +40,7 @@ fn key_pos(source: &str, parent: &str, name: &str) -> Option<Pos> {
 }
 
 /// Whether `s` is a DNS-1123 label, as names and namespaces must be.
-fn is_dns_label(s: &str) -> bool {
+pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')

@@ -177,9 +177,8 @@ fn throttled_progress(what: String) -> rekube_backup::Progress {
 fn parse_map(pairs: &[String]) -> Result<rekube_backup::rules::NamespaceMap, Failure> {
     let mut map = rekube_backup::rules::NamespaceMap::new();
     for p in pairs {
-        let ok = |s: &str| !s.is_empty() && s.len() <= 63 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         match p.split_once(':') {
-            Some((old, new)) if ok(old) && ok(new) => {
+            Some((old, new)) if rekube_spec::is_dns_label(old) && rekube_spec::is_dns_label(new) => {
                 map.insert(old.to_string(), new.to_string());
             }
             _ => return Err(Failure::Error(anyhow::anyhow!("--namespace-map `{p}` is not OLD:NEW"), Some("write it like `--namespace-map shop:shop-restored`; both are namespace names".into()))),

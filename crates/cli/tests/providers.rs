@@ -131,15 +131,15 @@ fn spawn_up(w: &Workdir) -> Child {
     w.command(&["up", "dev"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
 }
 
-/// Waits until the journal of the running `up` records `step`.
-fn wait_for_step(w: &Workdir, step: &str) {
+/// Waits until the journal of the running `command` on `dev` records `step`.
+fn wait_for_step(w: &Workdir, command: &str, step: &str, within: Duration) {
     let began = Instant::now();
     loop {
-        let journal = std::fs::read_to_string(w.path(".rekube/journal/dev.up.json")).unwrap_or_default();
+        let journal = std::fs::read_to_string(w.path(&format!(".rekube/journal/dev.{command}.json"))).unwrap_or_default();
         if journal.contains(&format!("\"name\": \"{step}\"")) {
             return;
         }
-        assert!(began.elapsed() < Duration::from_secs(60), "`up` never finished step {step}:\n{journal}");
+        assert!(began.elapsed() < within, "`{command}` never finished step {step}:\n{journal}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -176,14 +176,14 @@ async fn prerequisites_lock_and_up_killed_at_three_steps_then_resumed() {
 
     // 2. Killed after the prerequisite, while the cluster starts.
     let run = spawn_up(&w);
-    wait_for_step(&w, "prerequisite bucket");
+    wait_for_step(&w, "up", "prerequisite bucket", Duration::from_secs(60));
     let stderr = kill9(run);
     assert!(stderr.contains("resuming `rekube up dev` interrupted"), "{stderr}");
     assert!(stderr.contains("note: `rekube up`") && stderr.contains("had died; its lock is taken over"), "{stderr}");
 
     // 3. Killed after the cluster, while the components are applied.
     let run = spawn_up(&w);
-    wait_for_step(&w, "cluster");
+    wait_for_step(&w, "up", "cluster", Duration::from_secs(60));
     kill9(run);
 
     // The rerun converges.
@@ -297,15 +297,7 @@ async fn rebuild_check_killed_while_rebuilding_resumes_without_tearing_down_agai
     );
     ok(&w.rekube(&["up", "dev"]));
     let run = w.command(&["rebuild-check", "dev"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let began = Instant::now();
-    loop {
-        let journal = std::fs::read_to_string(w.path(".rekube/journal/dev.rebuild-check.json")).unwrap_or_default();
-        if journal.contains("\"name\": \"down\"") {
-            break;
-        }
-        assert!(began.elapsed() < Duration::from_secs(90), "rebuild-check never finished its teardown:\n{journal}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_step(&w, "rebuild-check", "down", Duration::from_secs(90));
     kill9(run);
     let resumed = w.rekube(&["rebuild-check", "dev"]);
     let text = ok(&resumed);

@@ -1,7 +1,7 @@
 //! plan, apply and destroy through the real binary, against a real control
 //! plane with the fake kubelet (an `existing` cluster pointing at it).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 
 use rekube_testbed::{FAIL_LABEL, TestCluster};
@@ -233,7 +233,6 @@ async fn unknown_kind_is_a_clear_error_at_plan_time() {
     let e = err(&plan);
     assert!(e.contains("m/gadget.yaml:1: the cluster does not serve Gadget (example.com/v1)"), "{e}");
     assert!(e.contains("hint: install the CustomResourceDefinition first"), "{e}");
-    let _ = Path::new(".");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -326,9 +326,6 @@ impl Cluster {
 
     /// A client for the cluster.
     pub async fn client(&self) -> Result<kube::Client, Box<dyn std::error::Error + Send + Sync>> {
-        if let Kind::Local { .. } = self.kind {
-            return Ok(crate::local::client_for(&self.local().kubeconfig()).await?);
-        }
         let (path, context) = self.kubeconfig().await?;
         let kc = match &path {
             Some(p) => kube::config::Kubeconfig::read_from(p)?,

@@ -18,7 +18,7 @@ pub struct Cli {
 pub const EXIT_CODES: &str = "Exit codes:\n  0  success\n  1  invalid input, or the operation failed\n  2  changes or drift present (with --detailed-exitcode)\n  3  internal error (a bug: please report it)";
 
 /// Flags every command takes.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Global {
     /// The spec file.
     #[arg(short = 'f', long = "file", global = true, default_value = "rekube.yaml")]
@@ -26,6 +26,10 @@ pub struct Global {
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// Take the environment's lease even when another rekube holds it (only
+    /// when you are sure that one is no longer running).
+    #[arg(long = "break-lock", global = true)]
+    pub break_lock: bool,
 }
 
 /// Output formats.
@@ -87,6 +91,10 @@ pub enum Command {
         /// Seconds a component may take to become healthy.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
+        /// Take over objects that already exist and belong to no other owner
+        /// (the plan lists them as `adopt`); never Namespaces.
+        #[arg(long)]
+        adopt: bool,
         #[command(flatten)]
         select: Select,
         #[command(flatten)]
@@ -131,6 +139,10 @@ pub enum Command {
     Down {
         /// The environment.
         env: String,
+        /// Delete the cluster even when some component cannot be destroyed
+        /// (reported first); prerequisites are still torn down.
+        #[arg(long)]
+        force: bool,
     },
     /// Every environment: cluster, version, each component's health and drift, last apply.
     Status {

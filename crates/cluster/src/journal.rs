@@ -8,9 +8,12 @@
 //! Every step is idempotent anyway, so a journal that is lost costs time,
 //! never correctness.
 //!
-//! The lock is a file created exclusively, holding the owner's PID, command
-//! and start time. A second run is refused with those; a lock whose PID is
-//! gone (kill -9) is taken over.
+//! The lock is an OS file lock (`flock`, through std's `File::try_lock`) on
+//! `<env>.lock`, which also holds the owner's PID, command and start time.
+//! A second run is refused with those. The kernel releases the lock when its
+//! holder dies (kill -9 included), so there is no stale lock to take over
+//! and no race between two runs that both find one. Every file here is
+//! created 0600: journals name clusters and may hold kubeconfig paths.
 
 use std::path::{Path, PathBuf};
 
@@ -52,10 +55,25 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// Opens `path` for writing, created 0600 (owner only) from the start.
+pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)
+}
+
+/// Writes `data` to `path` through a 0600 temporary file and a rename, so a
+/// kill -9 never leaves half a file and nobody else can read it.
+pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
+    let mut f = create_private(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
 fn write_atomic(path: &Path, data: &[u8]) -> Result<(), JournalError> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, data).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    write_private(path, data).map_err(io(path))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,53 +83,38 @@ struct LockInfo {
     started: String,
 }
 
-/// An environment held by this process; released on drop.
+/// An environment held by this process; released when dropped (or when
+/// the process dies: the kernel drops the file lock).
 #[derive(Debug)]
 pub struct Lock {
-    path: PathBuf,
-    /// The stale lock that was taken over, if any (holder's PID and command).
-    pub took_over: Option<String>,
+    _file: std::fs::File,
 }
 
 impl Lock {
     /// Takes the lock of `env` for `command`, or says who holds it.
     pub fn acquire(state_root: &Path, env: &str, command: &str) -> Result<Self, JournalError> {
+        use std::io::{Read, Seek, Write};
+        use std::os::unix::fs::OpenOptionsExt;
         let dir = state_root.join("journal");
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let path = dir.join(format!("{env}.lock"));
-        let info = LockInfo { pid: std::process::id(), command: command.to_string(), started: now() };
-        let text = serde_json::to_string(&info).unwrap_or_default();
-        let mut took_over = None;
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut f) => {
-                    use std::io::Write;
-                    f.write_all(text.as_bytes()).map_err(io(&path))?;
-                    return Ok(Self { path, took_over });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let held: Option<LockInfo> = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok());
-                    match held {
-                        Some(h) if crate::local::pid_alive(h.pid) && h.pid != std::process::id() => {
-                            return Err(JournalError::Locked { env: env.to_string(), command: h.command, pid: h.pid, started: h.started, path });
-                        }
-                        // The holder died (kill -9, crash) or the file is torn: take it over.
-                        h => {
-                            took_over = Some(h.map_or("an unreadable lock".into(), |h| format!("`rekube {}` (PID {}, started {})", h.command, h.pid, h.started)));
-                            let _ = std::fs::remove_file(&path);
-                        }
-                    }
-                }
-                Err(e) => return Err(io(&path)(e)),
+        let mut file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&path).map_err(io(&path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                let held: Option<LockInfo> = serde_json::from_str(&text).ok();
+                let h = held.unwrap_or(LockInfo { pid: 0, command: "?".into(), started: "?".into() });
+                return Err(JournalError::Locked { env: env.to_string(), command: h.command, pid: h.pid, started: h.started, path });
             }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(&path)(e)),
         }
-        Err(io(&path)(std::io::Error::other("the lock file keeps reappearing")))
-    }
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        let info = LockInfo { pid: std::process::id(), command: command.to_string(), started: now() };
+        file.set_len(0).map_err(io(&path))?;
+        file.rewind().map_err(io(&path))?;
+        file.write_all(serde_json::to_string(&info).unwrap_or_default().as_bytes()).map_err(io(&path))?;
+        Ok(Self { _file: file })
     }
 }
 
@@ -218,22 +221,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_live_holder_refuses_and_a_dead_one_is_taken_over() {
+    fn a_held_lock_refuses_naming_the_holder_and_is_free_once_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let lock = Lock::acquire(dir.path(), "dev", "up").unwrap();
-        assert!(lock.took_over.is_none());
-        // Same process: a second acquire in this process would be a bug, so
-        // pretend the holder is another live process: PID 1 always is.
-        std::fs::write(dir.path().join("journal/dev.lock"), r#"{"pid":1,"command":"down","started":"2026-11-27T10:00:00.000Z"}"#).unwrap();
-        let err = Lock::acquire(dir.path(), "dev", "up").unwrap_err().to_string();
-        assert!(err.contains("`rekube down` (PID 1, started 2026-11-27T10:00:00.000Z)"), "{err}");
-        // A PID that is not running: taken over.
-        std::fs::write(dir.path().join("journal/dev.lock"), r#"{"pid":4194303,"command":"up","started":"x"}"#).unwrap();
-        let again = Lock::acquire(dir.path(), "dev", "up").unwrap();
-        assert!(again.took_over.as_deref().unwrap().contains("PID 4194303"));
-        drop(again);
-        assert!(!dir.path().join("journal/dev.lock").exists());
+        // flock is per open file: a second open in this process conflicts as another process would.
+        let err = Lock::acquire(dir.path(), "dev", "down").unwrap_err().to_string();
+        assert!(err.contains(&format!("`rekube up` (PID {}", std::process::id())), "{err}");
+        let other_env = Lock::acquire(dir.path(), "prod", "up");
+        assert!(other_env.is_ok(), "environments lock separately");
         drop(lock);
+        Lock::acquire(dir.path(), "dev", "down").expect("free again");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("journal/dev.lock")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 
     #[test]

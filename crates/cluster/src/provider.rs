@@ -314,9 +314,10 @@ impl Cluster {
             }
         };
         std::fs::create_dir_all(&self.state_dir).map_err(self.io(&self.state_dir))?;
-        std::fs::write(&path, text).map_err(self.io(&path))?;
+        // Credentials: owner-only from the first byte.
+        crate::journal::write_private(&path, text.as_bytes()).map_err(self.io(&path))?;
         match &context {
-            Some(c) => std::fs::write(self.context_path(), c).map_err(self.io(&self.context_path()))?,
+            Some(c) => crate::journal::write_private(&self.context_path(), c.as_bytes()).map_err(self.io(&self.context_path()))?,
             None => {
                 let _ = std::fs::remove_file(self.context_path());
             }

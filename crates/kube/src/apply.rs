@@ -1,16 +1,22 @@
-//! Executing a plan: waves in order; the components of a wave in parallel;
-//! within a component the ApplySet parent first, then Namespaces and CRDs
-//! (waiting until CRDs are Established), then everything else in parallel,
-//! then prunes, then the health gate. Unchanged objects are not written, so
-//! a second apply writes nothing.
+//! Executing a plan: nothing at all when any object belongs to someone else
+//! or would be adopted without leave; then the environment's namespace set;
+//! then waves in order, the components of a wave in parallel; within a
+//! component the ApplySet parent first, then Namespaces and CRDs (waiting
+//! until CRDs are Established), then everything else in parallel, then
+//! prunes, then the health gate. Unchanged objects are not written, so a
+//! second apply writes nothing. Namespaces are created with a plain create,
+//! never an apply, so one that appeared since the plan is never taken over.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::Api;
-use rekube_plan::applyset::{self, CONTAINS_ANNOTATION, FIELD_MANAGER, ID_LABEL, NAMESPACES_ANNOTATION, PARENT_NAMESPACE, TOOLING_ANNOTATION};
+use rekube_plan::applyset::{
+    self, COMPONENT_LABEL, CONTAINS_ANNOTATION, ENVIRONMENT_LABEL, EXPLICIT_ANNOTATION, FIELD_MANAGER, ID_LABEL, Identity, NAMESPACES_ANNOTATION, PARENT_NAMESPACE,
+    PROJECT_LABEL, SOURCE_ANNOTATION, TOOLING_ANNOTATION,
+};
 use rekube_plan::{Action, ComponentPlan, Op, Plan};
 use rekube_render::Rendered;
 use serde_json::{Value, json};
@@ -32,11 +38,17 @@ pub struct ApplyOptions {
     pub dry_run: bool,
     /// Skip health gates (CRDs still wait until Established).
     pub no_wait: bool,
+    /// Adopt existing objects in every component (`--adopt`).
+    pub adopt: bool,
+    /// Where the spec is (`host:/path/rekube.yaml`), recorded on parents.
+    pub source: String,
+    /// Whether the spec names its project.
+    pub explicit_project: bool,
 }
 
 impl Default for ApplyOptions {
     fn default() -> Self {
-        Self { concurrency: 4, object_concurrency: 16, timeout: Duration::from_secs(300), dry_run: false, no_wait: false }
+        Self { concurrency: 4, object_concurrency: 16, timeout: Duration::from_secs(300), dry_run: false, no_wait: false, adopt: false, source: String::new(), explicit_project: false }
     }
 }
 
@@ -63,6 +75,13 @@ pub enum Event {
         component: String,
         /// What it waits for.
         pending: String,
+    },
+    /// A Namespace that was to be deleted is kept: it holds what is not ours.
+    Kept {
+        /// The component.
+        component: String,
+        /// `Namespace x: holds ConfigMap x/y (by kubectl-create)`.
+        what: String,
     },
     /// Finished.
     Done {
@@ -122,29 +141,36 @@ async fn ensure_parent_namespace(res: &Resolver, dry_run: bool) -> Result<(), Ku
     Ok(())
 }
 
-/// Writes the component's ApplySet parent listing `group_kinds` and `namespaces`.
-async fn write_parent(res: &Resolver, component: &str, group_kinds: &[String], namespaces: &[String], dry_run: bool) -> Result<(), KubeError> {
+/// Writes an ApplySet parent listing `group_kinds` and `namespaces`,
+/// labelled with its identity.
+async fn write_parent(res: &Resolver, identity: &Identity, group_kinds: &[String], namespaces: &[String], opts: &ApplyOptions) -> Result<(), KubeError> {
     let api: Api<DynamicObject> = Api::namespaced_with(res.client().clone(), PARENT_NAMESPACE, &configmap_resource());
-    let name = applyset::parent_name(component);
+    let name = identity.parent_name();
+    let mut labels = json!({ID_LABEL: identity.id(), PROJECT_LABEL: identity.project, ENVIRONMENT_LABEL: identity.environment});
+    if let Some(c) = &identity.component {
+        labels[COMPONENT_LABEL] = json!(c);
+    }
     let body = json!({
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {
             "name": name, "namespace": PARENT_NAMESPACE,
-            "labels": {ID_LABEL: applyset::id(component)},
+            "labels": labels,
             "annotations": {
                 TOOLING_ANNOTATION: concat!("rekube/v", env!("CARGO_PKG_VERSION")),
                 CONTAINS_ANNOTATION: group_kinds.join(","),
                 NAMESPACES_ANNOTATION: namespaces.join(","),
+                SOURCE_ANNOTATION: opts.source,
+                EXPLICIT_ANNOTATION: opts.explicit_project.to_string(),
             },
         },
     });
-    api.patch(&name, &pp(dry_run), &Patch::Apply(&body)).await.map_err(KubeError::api(format!("write ApplySet parent {name}")))?;
+    api.patch(&name, &pp(opts.dry_run), &Patch::Apply(&body)).await.map_err(KubeError::api(format!("write ApplySet parent {name}")))?;
     Ok(())
 }
 
-async fn existing_kinds(res: &Resolver, component: &str) -> Vec<String> {
+async fn existing_kinds(res: &Resolver, parent: &str) -> Vec<String> {
     let api: Api<DynamicObject> = Api::namespaced_with(res.client().clone(), PARENT_NAMESPACE, &configmap_resource());
-    match api.get_opt(&applyset::parent_name(component)).await {
+    match api.get_opt(parent).await {
         Ok(Some(p)) => p.metadata.annotations.and_then(|a| a.get(CONTAINS_ANNOTATION).cloned()).map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect()).unwrap_or_default(),
         _ => Vec::new(),
     }
@@ -182,6 +208,17 @@ async fn write_object(res: &Resolver, a: &Action, dry_run: bool) -> Result<(), K
     let r = res.resolve(&a.api_version, &a.kind).await.map_err(KubeError::api(format!("discover {}", a.api_version)))?;
     let r = r.ok_or_else(|| KubeError::UnknownKind { api_version: a.api_version.clone(), kind: a.kind.clone(), file: a.display_name(), line: 0 })?;
     let api = api_for(res.client(), &r, a.namespace.as_deref());
+    if a.op == Op::Create && a.is_namespace() {
+        // A plain create: if it appeared since the plan, it is not ours.
+        let body: DynamicObject = serde_json::from_value(obj.clone()).map_err(|e| KubeError::Api { what: format!("create {}", a.display_name()), source: kube::Error::SerdeError(e) })?;
+        let mut cp = kube::api::PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+        cp.dry_run = dry_run;
+        return match retry(|| api.create(&cp, &body)).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => Err(KubeError::AppearedSincePlan { object: a.display_name() }),
+            Err(e) => Err(KubeError::Api { what: format!("create {}", a.display_name()), source: e }),
+        };
+    }
     let (params, patch) = (pp(dry_run), Patch::Apply(obj));
     match retry(|| api.patch(&a.name, &params, &patch)).await {
         Ok(_) => Ok(()),
@@ -243,16 +280,16 @@ async fn wait_healthy(res: &Resolver, component: &str, objects: &[(String, Strin
     }
 }
 
-async fn apply_component(res: &Resolver, c: &ComponentPlan, rendered: &Rendered, opts: &ApplyOptions, on: &(dyn Fn(Event) + Sync)) -> ComponentOutcome {
-    match apply_component_inner(res, c, rendered, opts, on).await {
+async fn apply_component(res: &Resolver, c: &ComponentPlan, rendered: &Rendered, ours: &BTreeSet<String>, opts: &ApplyOptions, on: &(dyn Fn(Event) + Sync)) -> ComponentOutcome {
+    match apply_component_inner(res, c, rendered, ours, opts, on).await {
         Ok(o) => o,
         Err(e) => ComponentOutcome::Failed(e),
     }
 }
 
-async fn apply_component_inner(res: &Resolver, c: &ComponentPlan, rendered: &Rendered, opts: &ApplyOptions, on: &(dyn Fn(Event) + Sync)) -> Result<ComponentOutcome, String> {
+async fn apply_component_inner(res: &Resolver, c: &ComponentPlan, rendered: &Rendered, ours: &BTreeSet<String>, opts: &ApplyOptions, on: &(dyn Fn(Event) + Sync)) -> Result<ComponentOutcome, String> {
     let name = c.name.as_str();
-    let writes: Vec<&Action> = c.actions.iter().filter(|a| matches!(a.op, Op::Create | Op::Update)).collect();
+    let writes: Vec<&Action> = c.actions.iter().filter(|a| matches!(a.op, Op::Create | Op::Update | Op::Adopt)).collect();
     let deletes: Vec<&Action> = c.actions.iter().filter(|a| a.op == Op::Delete).collect();
     let unchanged = c.actions.iter().filter(|a| a.op == Op::Unchanged).count();
     let total = writes.len();
@@ -260,19 +297,21 @@ async fn apply_component_inner(res: &Resolver, c: &ComponentPlan, rendered: &Ren
         on(Event::Applying { component: name.to_string(), done: 0, total });
     }
 
-    let mut kinds: Vec<String> = c.actions.iter().filter(|a| a.op != Op::Delete).map(|a| applyset::group_kind(a.group(), &a.kind)).collect();
+    let members = |a: &&Action| matches!(a.op, Op::Create | Op::Update | Op::Adopt | Op::Unchanged);
+    let mut kinds: Vec<String> = c.actions.iter().filter(members).map(|a| applyset::group_kind(a.group(), &a.kind)).collect();
     kinds.sort();
     kinds.dedup();
-    let mut namespaces: Vec<String> = c.actions.iter().filter(|a| a.op != Op::Delete).filter_map(|a| a.namespace.clone()).collect();
+    let mut namespaces: Vec<String> = c.actions.iter().filter(members).filter_map(|a| a.namespace.clone()).collect();
     namespaces.sort();
     namespaces.dedup();
-    if !c.removed && !opts.dry_run && (!writes.is_empty() || !deletes.is_empty()) {
+    let changes = !writes.is_empty() || !deletes.is_empty() || c.legacy_parent.is_some();
+    if !c.removed && !opts.dry_run && changes {
         // Superset first (KEP-3659): a crash mid-apply must not hide members from prune.
-        let mut superset = existing_kinds(res, name).await;
+        let mut superset = existing_kinds(res, &c.identity.parent_name()).await;
         superset.extend(kinds.iter().cloned());
         superset.sort();
         superset.dedup();
-        write_parent(res, name, &superset, &namespaces, opts.dry_run).await.map_err(|e| e.to_string())?;
+        write_parent(res, &c.identity, &superset, &namespaces, opts).await.map_err(|e| e.to_string())?;
     }
 
     let (first, rest): (Vec<&Action>, Vec<&Action>) = writes.iter().partition(|a| a.is_namespace() || a.is_crd());
@@ -305,21 +344,31 @@ async fn apply_component_inner(res: &Resolver, c: &ComponentPlan, rendered: &Ren
         }
     }
 
-    // Prune: everything but namespaces first, so their contents go in order.
+    // Prune: everything but namespaces first, so their contents go in order;
+    // a namespace that still holds what is not ours is kept.
     let (ns_deletes, other_deletes): (Vec<&Action>, Vec<&Action>) = deletes.iter().partition(|a| a.is_namespace());
-    for batch in [other_deletes, ns_deletes] {
+    let mut kept = Vec::new();
+    for (i, batch) in [other_deletes, ns_deletes].into_iter().enumerate() {
+        let batch = if i == 1 && !opts.dry_run { crate::destroy::emptied_namespaces(res, batch, ours, &mut kept).await.map_err(|e| e.to_string())? } else { batch };
         let results = futures::stream::iter(batch).map(|a| delete_object(res, a, opts.dry_run)).buffer_unordered(opts.object_concurrency.max(1)).collect::<Vec<_>>().await;
         for r in results {
             r.map_err(|e| e.to_string())?;
         }
     }
+    for k in &kept {
+        on(Event::Kept { component: name.to_string(), what: k.clone() });
+    }
     if c.removed {
         if !opts.dry_run {
             crate::destroy::wait_gone(res, &deletes, opts.timeout).await?;
-            crate::destroy::delete_parent(res, name).await.map_err(|e| e.to_string())?;
+            crate::destroy::delete_parent(res, &c.identity.parent_name()).await.map_err(|e| e.to_string())?;
         }
-    } else if !opts.dry_run && (!deletes.is_empty() || !writes.is_empty()) {
-        write_parent(res, name, &kinds, &namespaces, opts.dry_run).await.map_err(|e| e.to_string())?;
+    } else if !opts.dry_run && changes {
+        write_parent(res, &c.identity, &kinds, &namespaces, opts).await.map_err(|e| e.to_string())?;
+        if let Some(legacy) = &c.legacy_parent {
+            // Migrated: every member now carries the new id.
+            crate::destroy::delete_parent(res, legacy).await.map_err(|e| e.to_string())?;
+        }
     }
 
     if !opts.dry_run && !opts.no_wait && !c.removed {
@@ -336,21 +385,43 @@ async fn apply_component_inner(res: &Resolver, c: &ComponentPlan, rendered: &Ren
     Ok(ComponentOutcome::Done { written: total, deleted: deletes.len(), unchanged })
 }
 
-/// Applies `plan`. Components of a wave run in parallel; a failed component
-/// stops later waves (its dependents are skipped, and reported so).
+/// Refuses a plan that would write what belongs to someone else, or adopt
+/// without leave.
+pub fn check_ownership(plan: &Plan, opts: &ApplyOptions) -> Result<(), KubeError> {
+    let conflicts: Vec<String> = plan.conflicts().map(|a| format!("{}: belongs to {}", a.display_name(), a.owner.as_deref().unwrap_or("someone else"))).collect();
+    let adoptions: Vec<String> = if opts.adopt { Vec::new() } else { plan.unapproved_adoptions().map(|(c, a)| format!("{} (component `{}`)", a.display_name(), c.name)).collect() };
+    if conflicts.is_empty() && adoptions.is_empty() { Ok(()) } else { Err(KubeError::Refused { conflicts, adoptions }) }
+}
+
+/// Applies `plan`: the namespace set first, then the waves. Components of a
+/// wave run in parallel; a failed component stops later waves (its
+/// dependents are skipped, and reported so). Refuses the whole plan, before
+/// writing anything, when an object belongs to someone else or would be
+/// adopted without leave.
 pub async fn apply(res: &Resolver, plan: &Plan, rendered: &Rendered, opts: &ApplyOptions, on: &(dyn Fn(Event) + Sync)) -> Result<ApplyReport, KubeError> {
+    check_ownership(plan, opts)?;
     if plan.has_changes() {
         ensure_parent_namespace(res, opts.dry_run).await?;
     }
+    // Objects of any of this environment's ApplySets are ours in a namespace being deleted.
+    let ours: BTreeSet<String> = plan.components.iter().map(|c| c.identity.id()).collect();
+    // The namespace set: created before every wave, pruned after the last.
+    let namespace_set = plan.components.iter().find(|c| c.identity.component.is_none());
+    let ns_writes = namespace_set.map(|c| ComponentPlan { actions: c.actions.iter().filter(|a| a.op != Op::Delete).cloned().collect(), ..c.clone() });
+    let ns_deletes: Vec<&Action> = namespace_set.iter().flat_map(|c| c.actions.iter().filter(|a| a.op == Op::Delete)).collect();
     let mut waves: BTreeMap<usize, Vec<&ComponentPlan>> = BTreeMap::new();
-    for c in &plan.components {
-        waves.entry(c.wave).or_default().push(c);
+    if let Some(c) = &ns_writes {
+        waves.entry(0).or_default().push(c);
     }
-    for c in plan.components.iter().filter(|c| c.wave > 0) {
+    for c in plan.components.iter().filter(|c| c.identity.component.is_some()) {
+        waves.entry(c.wave.saturating_add(1)).or_default().push(c);
+    }
+    for c in plan.components.iter().filter(|c| c.wave > 0 && c.identity.component.is_some()) {
         on(Event::Waiting { component: c.name.clone() });
     }
     let mut report = ApplyReport::default();
     let mut failed = false;
+    let ours = &ours;
     for (_, comps) in waves {
         if failed {
             for c in comps {
@@ -361,7 +432,7 @@ pub async fn apply(res: &Resolver, plan: &Plan, rendered: &Rendered, opts: &Appl
         }
         let outcomes = futures::stream::iter(comps)
             .map(|c| async move {
-                let o = apply_component(res, c, rendered, opts, on).await;
+                let o = apply_component(res, c, rendered, ours, opts, on).await;
                 on(Event::Done { component: c.name.clone(), outcome: o.clone() });
                 (c.name.clone(), o)
             })
@@ -373,5 +444,25 @@ pub async fn apply(res: &Resolver, plan: &Plan, rendered: &Rendered, opts: &Appl
             report.components.push((name, o));
         }
     }
+    if !failed && !ns_deletes.is_empty() {
+        let deleted = prune_namespaces(res, ns_deletes, ours, opts, on).await?;
+        if let Some((_, ComponentOutcome::Done { deleted: d, .. })) = report.components.iter_mut().find(|(n, _)| *n == rekube_render::NAMESPACES) {
+            *d += deleted;
+        }
+    }
     Ok(report)
+}
+
+/// Deletes the Namespaces no component uses any more, except those that
+/// still hold what is not ours; returns how many went.
+async fn prune_namespaces(res: &Resolver, deletes: Vec<&Action>, ours: &BTreeSet<String>, opts: &ApplyOptions, on: &(dyn Fn(Event) + Sync)) -> Result<usize, KubeError> {
+    let mut kept = Vec::new();
+    let go = if opts.dry_run { deletes } else { crate::destroy::emptied_namespaces(res, deletes, ours, &mut kept).await? };
+    for k in kept {
+        on(Event::Kept { component: rekube_render::NAMESPACES.to_string(), what: k });
+    }
+    for a in &go {
+        delete_object(res, a, opts.dry_run).await?;
+    }
+    Ok(go.len())
 }

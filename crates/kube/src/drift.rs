@@ -13,10 +13,10 @@ use kube::Api;
 use kube::api::ListParams;
 use rekube_plan::applyset::{self, FIELD_MANAGER};
 use rekube_plan::drift::{FieldDrift, object_drift};
-use rekube_plan::normalize::{fold_string_data, live_hash, prepare};
+use rekube_plan::normalize::{fold_string_data, live_hash};
 use serde::Serialize;
 
-use crate::planner::{Desired, key_of, load_live};
+use crate::planner::{Desired, key_of, load_live, prepare_for};
 use crate::{KubeError, Resolver};
 
 /// Drift of one managed object.
@@ -54,18 +54,6 @@ impl ObjectDrift {
     }
 }
 
-/// Objects a controller or the API server makes in every namespace: not hand-made.
-fn made_by_the_system(v: &serde_json::Value) -> bool {
-    let name = v.pointer("/metadata/name").and_then(serde_json::Value::as_str).unwrap_or_default();
-    let kind = v["kind"].as_str().unwrap_or_default();
-    v.pointer("/metadata/ownerReferences").and_then(serde_json::Value::as_array).is_some_and(|a| !a.is_empty())
-        || (kind == "ConfigMap" && name == "kube-root-ca.crt")
-        || (kind == "ServiceAccount" && name == "default")
-        || (kind == "Secret" && v["type"] == "kubernetes.io/service-account-token")
-        || kind == "Endpoints"
-        || kind == "Event"
-}
-
 /// Every drifted object of the environment's applied components.
 pub async fn drift(res: &Resolver, want: &Desired<'_>) -> Result<Vec<ObjectDrift>, KubeError> {
     let state = load_live(res, want).await?;
@@ -83,10 +71,10 @@ pub async fn drift(res: &Resolver, want: &Desired<'_>) -> Result<Vec<ObjectDrift
         .collect();
     let mut out = Vec::new();
     for comp in &want.rendered.components {
-        let Some(parent) = state.parents.iter().find(|p| p.component == comp.name) else { continue }; // never applied
-        let id = applyset::id(&comp.name);
+        let identity = want.identity(&comp.name);
+        let Some(parent) = state.own_parents(want).find(|p| p.identity.as_ref() == Some(&identity) || p.legacy_component.as_deref() == Some(comp.name.as_str())) else { continue }; // never applied
         for o in &comp.objects {
-            let applied = prepare(&o.value, &id);
+            let applied = prepare_for(&o.value, &identity);
             let key = key_of(&applied);
             let gk = applyset::group_kind(o.group(), o.kind());
             let base = |state: &'static str, fields: Vec<FieldDrift>| ObjectDrift {
@@ -100,6 +88,8 @@ pub async fn drift(res: &Resolver, want: &Desired<'_>) -> Result<Vec<ObjectDrift
                 time: None,
             };
             match state.live.get(&key) {
+                // A namespace rekube only uses is not its to report.
+                _ if o.group().is_empty() && o.kind() == "Namespace" && state.live.get(&key).is_some_and(|l| applyset::created_by(l) != Some(identity.scope().as_str())) => {}
                 None if parent.group_kinds.contains(&gk) => out.push(base("deleted", Vec::new())),
                 None => out.push(base("pending-apply", Vec::new())),
                 Some(live) if live_hash(live) != live_hash(&applied) => out.push(base("pending-apply", Vec::new())),
@@ -123,20 +113,29 @@ pub async fn drift(res: &Resolver, want: &Desired<'_>) -> Result<Vec<ObjectDrift
             }
         }
     }
-    // Objects added by hand to namespaces rekube owns (of the kinds it uses).
-    let owned_ns: std::collections::BTreeMap<String, String> = want
-        .rendered
-        .components
-        .iter()
-        .flat_map(|c| c.objects.iter().filter(|o| o.group().is_empty() && o.kind() == "Namespace").map(move |o| (o.name().to_string(), c.name.clone())))
+    // Objects added by hand to namespaces rekube created (of the kinds it uses),
+    // reported under the first component that uses the namespace.
+    let scope = want.identity(rekube_render::NAMESPACES).scope();
+    let created: BTreeSet<&str> = state
+        .live
+        .values()
+        .filter(|v| crate::planner::is_namespace(v) && applyset::created_by(v) == Some(scope.as_str()))
+        .filter_map(|v| v.pointer("/metadata/name").and_then(serde_json::Value::as_str))
         .collect();
+    let mut owned_ns: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for c in want.rendered.spec_components() {
+        let uses = c.namespace.iter().cloned().chain(c.objects.iter().filter(|o| o.group().is_empty() && o.kind() == "Namespace").map(|o| o.name().to_string()));
+        for ns in uses.filter(|ns| created.contains(ns.as_str())) {
+            owned_ns.entry(ns).or_insert_with(|| c.name.clone());
+        }
+    }
     let mut added: Vec<ObjectDrift> = state
         .live
         .iter()
         .filter(|((_, _, ns, _), v)| {
             ns.as_ref().is_some_and(|ns| owned_ns.contains_key(ns))
                 && applyset::part_of(v).is_none()
-                && !made_by_the_system(v)
+                && !crate::destroy::made_by_the_system(v)
         })
         .map(|((_, kind, ns, name), v)| {
             let creator = v.pointer("/metadata/managedFields").and_then(serde_json::Value::as_array).and_then(|m| m.first());

@@ -8,15 +8,16 @@ mod destroy;
 mod drift;
 mod discovery;
 mod health;
+pub mod lease;
 mod planner;
 mod release;
 
-pub use apply::{ApplyOptions, ApplyReport, ComponentOutcome, Event, apply};
+pub use apply::{ApplyOptions, ApplyReport, ComponentOutcome, Event, apply, check_ownership};
 pub use destroy::destroy;
 pub use drift::{ObjectDrift, drift};
 pub use discovery::{Resolved, Resolver, Served, api_versions, served};
 pub use health::{Health, check as check_health};
-pub use planner::{Desired, build_plan, health_of, managed_objects};
+pub use planner::{Desired, build_plan, environment_applysets, health_of, managed_objects};
 pub use release::release_load_balancers;
 
 /// Errors talking to the cluster.
@@ -30,6 +31,36 @@ pub enum KubeError {
         /// The cause.
         source: kube::Error,
     },
+    /// The project's name comes from its directory, and this environment's
+    /// ApplySets were applied from another spec file: two unrelated specs
+    /// would share them.
+    #[error("project `{}`, environment `{}` on this cluster belongs to the spec at {} (ApplySet parent rekube-system/{}), not to this one ({}); nothing was written", .0.project, .0.environment, .0.theirs, .0.parent, .0.ours)]
+    ProjectClash(Box<Clash>),
+    /// Apply refused before writing anything: objects owned by someone
+    /// else, or existing objects that may not be adopted.
+    #[error("{}", refused_text(conflicts, adoptions))]
+    Refused {
+        /// `Kind ns/name: owner` of each object that belongs to someone else.
+        conflicts: Vec<String>,
+        /// `Kind ns/name (component c)` of each existing object not adopted.
+        adoptions: Vec<String>,
+    },
+    /// Another rekube command holds the environment's lease.
+    #[error("environment `{environment}` is busy: {holder} holds Lease {lease}")]
+    Leased {
+        /// The environment.
+        environment: String,
+        /// `rekube-system/rekube.<project>.<env>`.
+        lease: String,
+        /// Who holds it.
+        holder: Box<lease::Holder>,
+    },
+    /// A Namespace the plan would create exists now: someone else made it.
+    #[error("{object} was created by someone else since the plan; it is not rekube's, so it was left alone (run the command again to plan with it)")]
+    AppearedSincePlan {
+        /// `Namespace x`.
+        object: String,
+    },
     /// The cluster does not serve a kind the platform uses.
     #[error("{file}:{line}: the cluster does not serve {kind} ({api_version})")]
     UnknownKind {
@@ -42,6 +73,38 @@ pub enum KubeError {
         /// Its line.
         line: u64,
     },
+}
+
+/// Two specs that share a project name taken from their directories.
+#[derive(Debug)]
+pub struct Clash {
+    /// The project name (from the directory).
+    pub project: String,
+    /// The environment.
+    pub environment: String,
+    /// A parent that names the other spec.
+    pub parent: String,
+    /// Where the other spec is.
+    pub theirs: String,
+    /// Where this spec is.
+    pub ours: String,
+}
+
+fn refused_text(conflicts: &[String], adoptions: &[String]) -> String {
+    let mut out = String::from("nothing was written");
+    if !conflicts.is_empty() {
+        out.push_str(&format!(": {} object(s) belong to someone else:", conflicts.len()));
+        for c in conflicts {
+            out.push_str(&format!("\n  {c}"));
+        }
+    }
+    if !adoptions.is_empty() {
+        out.push_str(&format!("{}{} object(s) already exist and are not rekube's:", if conflicts.is_empty() { ": " } else { "\nand " }, adoptions.len()));
+        for a in adoptions {
+            out.push_str(&format!("\n  {a}"));
+        }
+    }
+    out
 }
 
 impl KubeError {

@@ -4,15 +4,24 @@
 //! object whose hash annotation matches and whose fields we set still hold
 //! their values is unchanged without further requests; only the others get a
 //! server-side dry-run, which yields the exact field diff (server defaults
-//! included). Prunes come from ApplySet labels, so an object rekube did not
-//! label is never deleted.
+//! included).
+//!
+//! Ownership is decided here, before anything is written: an object that
+//! exists and is not a member of this (project, environment, component)'s
+//! ApplySet is `adopt` (nobody owns it), `conflict` (another ApplySet or
+//! another tool owns it) or, for a Namespace, `use` (never a member). Prunes
+//! and removed components come only from this project and environment's own
+//! ApplySets, so an object rekube did not label as ours is never deleted.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use futures::StreamExt;
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, Client};
-use rekube_plan::applyset::{self, CONTAINS_ANNOTATION, FIELD_MANAGER, ID_LABEL, PARENT_NAMESPACE};
+use rekube_plan::applyset::{
+    self, COMPONENT_LABEL, CONTAINS_ANNOTATION, CREATED_BY_ANNOTATION, ENVIRONMENT_LABEL, EXPLICIT_ANNOTATION, FIELD_MANAGER, ID_LABEL, Identity,
+    PARENT_NAMESPACE, PROJECT_LABEL, SOURCE_ANNOTATION,
+};
 use rekube_plan::diff::{field_diff, subset_matches};
 use rekube_plan::normalize::{live_hash, prepare};
 use rekube_plan::{Action, ComponentPlan, Op, Plan};
@@ -27,6 +36,13 @@ pub type IgnoreRule = (Option<String>, Option<String>, Vec<String>);
 /// What the environment wants.
 #[derive(Debug, Clone)]
 pub struct Desired<'a> {
+    /// The project.
+    pub project: &'a str,
+    /// Whether the spec names its project (`project:`); an implicit name
+    /// (the directory's) is pinned to the spec file it was first applied from.
+    pub explicit_project: bool,
+    /// Where the spec is: `host:/path/rekube.yaml`, recorded on every parent.
+    pub source: &'a str,
     /// The environment.
     pub environment: &'a str,
     /// Its cluster.
@@ -41,6 +57,19 @@ pub struct Desired<'a> {
     pub partial: bool,
     /// Per component: (kind, name, paths) whose changes are not drift.
     pub ignore: BTreeMap<String, Vec<IgnoreRule>>,
+    /// Components that may adopt existing objects.
+    pub adopt: BTreeSet<String>,
+}
+
+impl Desired<'_> {
+    /// The ApplySet of a rendered component (or of the namespace set).
+    pub fn identity(&self, component: &str) -> Identity {
+        if component == rekube_render::NAMESPACES {
+            Identity::namespaces(self.project, self.environment)
+        } else {
+            Identity::component(self.project, self.environment, component)
+        }
+    }
 }
 
 pub(crate) type Key = (String, String, Option<String>, String); // group, kind, namespace, name
@@ -56,15 +85,39 @@ pub(crate) fn key_of(v: &Value) -> Key {
     )
 }
 
-/// A live ApplySet parent.
+/// A live ApplySet parent in `rekube-system`.
 #[derive(Debug, Clone)]
 pub(crate) struct Parent {
-    pub component: String,
+    /// The ConfigMap's name.
+    pub name: String,
+    /// Whose it is; `None` for a parent of a release before 0.2 (or not rekube's).
+    pub identity: Option<Identity>,
+    /// A pre-0.2 parent's component (`rekube.<component>`).
+    pub legacy_component: Option<String>,
     pub id: String,
     pub group_kinds: Vec<String>,
+    /// Where it was last applied from.
+    pub source: Option<String>,
 }
 
-/// rekube's ApplySet parents on the cluster.
+impl Parent {
+    /// Who owns its members, for messages.
+    pub fn owner(&self) -> String {
+        let from = self.source.as_deref().map(|s| format!(" (applied from {s})")).unwrap_or_default();
+        match (&self.identity, &self.legacy_component) {
+            (Some(i), _) => format!("{i}{from}"),
+            (None, Some(c)) => format!("component `{c}` of a rekube release before 0.2"),
+            (None, None) => format!("the ApplySet of rekube-system/{}", self.name),
+        }
+    }
+
+    /// Its component, for ApplySets of `project`'s `environment`.
+    pub fn component_in(&self, project: &str, environment: &str) -> Option<&str> {
+        self.identity.as_ref().filter(|i| i.is_in(project, environment)).and_then(|i| i.component.as_deref())
+    }
+}
+
+/// rekube's ApplySet parents on the cluster, of every project and environment.
 pub(crate) async fn parents(client: &Client) -> Result<Vec<Parent>, KubeError> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), PARENT_NAMESPACE, &configmap_resource());
     let list = api.list(&ListParams::default().labels(ID_LABEL)).await.map_err(KubeError::api("list ApplySet parents"))?;
@@ -73,18 +126,31 @@ pub(crate) async fn parents(client: &Client) -> Result<Vec<Parent>, KubeError> {
         .into_iter()
         .filter_map(|o| {
             let name = o.metadata.name.clone()?;
-            let component = applyset::component_of(&name)?.to_string();
-            let id = o.metadata.labels.as_ref()?.get(ID_LABEL)?.clone();
-            let group_kinds = o
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(CONTAINS_ANNOTATION))
+            let labels = o.metadata.labels.clone().unwrap_or_default();
+            let annotations = o.metadata.annotations.clone().unwrap_or_default();
+            let id = labels.get(ID_LABEL)?.clone();
+            let identity = match (labels.get(PROJECT_LABEL), labels.get(ENVIRONMENT_LABEL)) {
+                (Some(p), Some(e)) => Some(Identity { project: p.clone(), environment: e.clone(), component: labels.get(COMPONENT_LABEL).cloned() }),
+                _ => None,
+            };
+            let legacy_component = match &identity {
+                None => name.strip_prefix("rekube.").filter(|c| !c.contains('.') && id == applyset::legacy_id(c)).map(str::to_string),
+                Some(_) => None,
+            };
+            let group_kinds = annotations
+                .get(CONTAINS_ANNOTATION)
                 .map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect())
                 .unwrap_or_default();
-            Some(Parent { component, id, group_kinds })
+            let source = annotations.get(SOURCE_ANNOTATION).cloned();
+            let _ = annotations.get(EXPLICIT_ANNOTATION);
+            Some(Parent { name, identity, legacy_component, id, group_kinds, source })
         })
         .collect())
+}
+
+/// The ids of every ApplySet of `project`'s `environment` on the cluster.
+pub async fn environment_applysets(client: &Client, project: &str, environment: &str) -> Result<Vec<String>, KubeError> {
+    Ok(parents(client).await?.into_iter().filter(|p| p.identity.as_ref().is_some_and(|i| i.is_in(project, environment))).map(|p| p.id).collect())
 }
 
 pub(crate) fn configmap_resource() -> kube::core::ApiResource {
@@ -124,12 +190,18 @@ pub(crate) fn api_for(client: &Client, r: &Resolved, ns: Option<&str>) -> Api<Dy
 
 pub(crate) fn action(op: Op, v: &Value, object: Option<Value>) -> Action {
     let (_, kind, namespace, name) = key_of(v);
-    Action { op, api_version: v["apiVersion"].as_str().unwrap_or_default().to_string(), kind, namespace, name, changes: Vec::new(), object, reverts: Vec::new() }
+    Action { op, api_version: v["apiVersion"].as_str().unwrap_or_default().to_string(), kind, namespace, name, changes: Vec::new(), object, reverts: Vec::new(), owner: None }
+}
+
+fn with_owner(mut a: Action, owner: String) -> Action {
+    a.owner = Some(owner);
+    a
 }
 
 fn apply_rank(a: &Action) -> u8 {
     match a.op {
         Op::Delete => 3,
+        Op::Conflict => 0,
         _ if a.is_namespace() => 0,
         _ if a.is_crd() => 1,
         _ => 2,
@@ -143,9 +215,44 @@ pub(crate) struct LiveState {
     pub parents: Vec<Parent>,
 }
 
+impl LiveState {
+    /// This project and environment's parents, and the pre-0.2 parents of
+    /// the spec's components (which this environment migrates).
+    pub fn own_parents<'a>(&'a self, want: &'a Desired<'_>) -> impl Iterator<Item = &'a Parent> + 'a {
+        self.parents.iter().filter(move |p| {
+            p.identity.as_ref().is_some_and(|i| i.is_in(want.project, want.environment))
+                || p.legacy_component.as_ref().is_some_and(|c| want.spec_components.contains(c))
+        })
+    }
+}
+
+/// Refuses when this project's name is taken from its directory and the
+/// environment's ApplySets were applied from another spec file: two
+/// unrelated specs in directories of the same name must not share them.
+fn check_project_source(want: &Desired<'_>, parents: &[Parent]) -> Result<(), KubeError> {
+    if want.explicit_project {
+        return Ok(());
+    }
+    let foreign = parents
+        .iter()
+        .filter(|p| p.identity.as_ref().is_some_and(|i| i.is_in(want.project, want.environment)))
+        .find(|p| p.source.as_deref().is_some_and(|s| s != want.source));
+    match foreign {
+        None => Ok(()),
+        Some(p) => Err(KubeError::ProjectClash(Box::new(crate::Clash {
+            project: want.project.to_string(),
+            environment: want.environment.to_string(),
+            parent: p.name.clone(),
+            theirs: p.source.clone().unwrap_or_default(),
+            ours: want.source.to_string(),
+        }))),
+    }
+}
+
 pub(crate) async fn load_live(res: &Resolver, want: &Desired<'_>) -> Result<LiveState, KubeError> {
     let client = res.client();
     let live_parents = parents(client).await?;
+    check_project_source(want, &live_parents)?;
     let platform_crds: BTreeSet<(String, String)> = want
         .rendered
         .objects()
@@ -175,7 +282,11 @@ pub(crate) async fn load_live(res: &Resolver, want: &Desired<'_>) -> Result<Live
             }
         }
     }
-    for p in &live_parents {
+    let own: Vec<&Parent> = live_parents
+        .iter()
+        .filter(|p| p.identity.as_ref().is_some_and(|i| i.is_in(want.project, want.environment)) || p.legacy_component.as_ref().is_some_and(|c| want.spec_components.contains(c)))
+        .collect();
+    for p in own {
         for gk in &p.group_kinds {
             if !types.contains_key(gk)
                 && let Some(r) = res.resolve_group_kind(gk).await.map_err(KubeError::api(format!("discover {gk}")))? {
@@ -206,9 +317,14 @@ pub(crate) async fn load_live(res: &Resolver, want: &Desired<'_>) -> Result<Live
 /// ApplySet parents themselves, as the server has them.
 pub async fn managed_objects(res: &Resolver, want: &Desired<'_>) -> Result<Vec<Value>, KubeError> {
     let state = load_live(res, want).await?;
-    let mut out: Vec<Value> = state.live.into_values().filter(|v| applyset::part_of(v).is_some()).collect();
+    let ids: BTreeSet<String> = state.own_parents(want).map(|p| p.id.clone()).collect();
+    let names: BTreeSet<String> = state.own_parents(want).map(|p| p.name.clone()).collect();
+    let mut out: Vec<Value> = state.live.into_values().filter(|v| applyset::part_of(v).is_some_and(|id| ids.contains(id))).collect();
     let api: Api<DynamicObject> = Api::namespaced_with(res.client().clone(), PARENT_NAMESPACE, &configmap_resource());
     for mut p in api.list(&ListParams::default().labels(ID_LABEL)).await.map_err(KubeError::api("list ApplySet parents"))?.items {
+        if !p.metadata.name.as_ref().is_some_and(|n| names.contains(n)) {
+            continue;
+        }
         p.types = Some(kube::core::TypeMeta { api_version: "v1".into(), kind: "ConfigMap".into() });
         out.push(serde_json::to_value(&p).expect("objects serialise"));
     }
@@ -222,8 +338,9 @@ pub async fn health_of(res: &Resolver, want: &Desired<'_>) -> Result<Vec<(String
     let state = load_live(res, want).await?;
     let mut out = Vec::new();
     for comp in &want.rendered.components {
+        let id = want.identity(&comp.name);
         for o in &comp.objects {
-            let prepared = prepare(&o.value, &applyset::id(&comp.name));
+            let prepared = prepare_for(&o.value, &id);
             let Some(live) = state.live.get(&key_of(&prepared)) else { continue };
             let h = crate::check_health(res.client(), o.group(), o.kind(), live).await;
             out.push((comp.name.clone(), format!("{} {}", o.kind(), o.name()), h));
@@ -232,40 +349,154 @@ pub async fn health_of(res: &Resolver, want: &Desired<'_>) -> Result<Vec<(String
     Ok(out)
 }
 
+/// The object as rekube applies it for `identity`: `prepare`d, and a
+/// Namespace records who created it (rekube deletes only those).
+pub(crate) fn prepare_for(desired: &Value, identity: &Identity) -> Value {
+    if !is_namespace(desired) {
+        return prepare(desired, &identity.id());
+    }
+    let mut v = desired.clone();
+    if let Some(meta) = v.as_object_mut().map(|o| o.entry("metadata").or_insert_with(|| serde_json::json!({})))
+        && let Some(meta) = meta.as_object_mut()
+    {
+        let ann = meta.entry("annotations").or_insert_with(|| serde_json::json!({}));
+        if !ann.is_object() {
+            *ann = serde_json::json!({});
+        }
+        ann[CREATED_BY_ANNOTATION] = Value::String(identity.scope());
+    }
+    prepare(&v, &identity.id())
+}
+
+pub(crate) fn is_namespace(v: &Value) -> bool {
+    v["kind"] == "Namespace" && v["apiVersion"] == "v1"
+}
+
+/// Whether every manager of a live object is rekube: a pre-0.2 member
+/// Namespace that nobody else ever wrote was created by rekube.
+fn only_rekube_wrote(live: &Value) -> bool {
+    live.pointer("/metadata/managedFields").and_then(Value::as_array).is_some_and(|m| !m.is_empty() && m.iter().all(|e| e["manager"] == FIELD_MANAGER))
+}
+
+/// Whose a live object is, seen from one ApplySet of this environment.
+enum Ownership {
+    /// A member (or moving between this environment's ApplySets).
+    Ours,
+    /// Nobody's.
+    Adopt,
+    /// Someone else's: who.
+    Conflict(String),
+    /// A Namespace that is used, never owned: why.
+    Use(String),
+}
+
+struct Owners<'a> {
+    /// Ids of this environment's ApplySets (live or planned).
+    ours: BTreeSet<String>,
+    /// Ids of the pre-0.2 ApplySets of the spec's components.
+    legacy: BTreeSet<String>,
+    by_id: HashMap<&'a str, &'a Parent>,
+}
+
+impl Owners<'_> {
+    fn describe(&self, id: &str) -> String {
+        self.by_id.get(id).map_or_else(|| format!("another ApplySet (id {id})"), |p| p.owner())
+    }
+
+    fn of(&self, live: &Value, id: &str) -> Ownership {
+        let part_of = applyset::part_of(live);
+        if is_namespace(live) {
+            let name = live.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+            return match part_of {
+                _ if applyset::SYSTEM_NAMESPACES.contains(&name) => Ownership::Use("a system namespace: never a member".into()),
+                Some(p) if p == id || (self.ours.contains(p) && applyset::created_by(live).is_some()) => Ownership::Ours,
+                Some(p) if self.legacy.contains(p) && only_rekube_wrote(live) => Ownership::Ours,
+                Some(p) if self.ours.contains(p) || self.legacy.contains(p) => Ownership::Use("existed before rekube applied it: used, never deleted".into()),
+                Some(p) => Ownership::Use(format!("created for {}: used, never deleted here", self.describe(p))),
+                None => Ownership::Use(match applyset::foreign_owner(live) {
+                    Some(o) => format!("managed by {o}: used, never deleted"),
+                    None => "existed before rekube: used, never deleted".into(),
+                }),
+            };
+        }
+        match part_of {
+            Some(p) if p == id || self.ours.contains(p) || self.legacy.contains(p) => Ownership::Ours,
+            Some(p) => Ownership::Conflict(self.describe(p)),
+            None => match applyset::foreign_owner(live) {
+                Some(o) => Ownership::Conflict(o),
+                None => Ownership::Adopt,
+            },
+        }
+    }
+}
+
 /// Builds the plan. CRs whose CRD is in the platform but not yet on the
 /// cluster are planned as creates; any other kind the cluster does not serve
 /// is an error naming the manifest.
 pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, KubeError> {
     let client = res.client();
-    let LiveState { types, live, parents: live_parents } = load_live(res, want).await?;
+    let state = load_live(res, want).await?;
+    let own: Vec<&Parent> = state.own_parents(want).collect();
+    let LiveState { types, live, parents: live_parents } = &state;
     let wave_of: HashMap<&str, usize> = want.waves.iter().enumerate().flat_map(|(i, w)| w.iter().map(move |c| (c.as_str(), i))).collect();
+    let scope = Identity::namespaces(want.project, want.environment).scope();
+
+    let mut ours: BTreeSet<String> = own.iter().filter(|p| p.identity.is_some()).map(|p| p.id.clone()).collect();
+    ours.extend(want.spec_components.iter().map(|c| Identity::component(want.project, want.environment, c).id()));
+    ours.insert(Identity::namespaces(want.project, want.environment).id());
+    let owners = Owners {
+        ours,
+        legacy: want.spec_components.iter().map(|c| applyset::legacy_id(c)).collect(),
+        by_id: live_parents.iter().map(|p| (p.id.as_str(), p)).collect(),
+    };
+    // Every key some component wants: never pruned, whichever ApplySet holds it now.
+    let desired_all: BTreeSet<Key> = want.rendered.components.iter().flat_map(|c| {
+        let id = want.identity(&c.name);
+        c.objects.iter().map(move |o| key_of(&prepare_for(&o.value, &id)))
+    }).collect();
+    // Only what rekube created goes: a Namespace without its created-by mark is kept.
+    let deletable = |v: &Value| !is_namespace(v) || applyset::created_by(v) == Some(scope.as_str());
+
     let mut components = Vec::new();
     for comp in &want.rendered.components {
-        let id = applyset::id(&comp.name);
+        let identity = want.identity(&comp.name);
+        let id = identity.id();
         let mut actions = Vec::new();
-        let mut desired_keys = BTreeSet::new();
         for o in &comp.objects {
-            let prepared = prepare(&o.value, &id);
+            let prepared = prepare_for(&o.value, &identity);
             let key = key_of(&prepared);
-            desired_keys.insert(key.clone());
             let a = match live.get(&key) {
                 None => action(Op::Create, &prepared, Some(prepared.clone())),
-                Some(l) if live_hash(l) == live_hash(&prepared) && subset_matches(&prepared, l) => action(Op::Unchanged, &prepared, None),
-                Some(_) => action(Op::Update, &prepared, Some(prepared.clone())),
+                Some(l) => match owners.of(l, &id) {
+                    Ownership::Use(why) => with_owner(action(Op::Use, &prepared, None), why),
+                    Ownership::Conflict(who) => with_owner(action(Op::Conflict, &prepared, None), who),
+                    Ownership::Adopt => action(Op::Adopt, &prepared, Some(prepared.clone())),
+                    Ownership::Ours if live_hash(l) == live_hash(&prepared) && subset_matches(&prepared, l) => action(Op::Unchanged, &prepared, None),
+                    Ownership::Ours => action(Op::Update, &prepared, Some(prepared.clone())),
+                },
             };
             actions.push(a);
         }
-        // Prune: members of this component's ApplySet that left it.
+        // Prune: members of this ApplySet that no component wants any more.
         let prunes = live
             .iter()
-            .filter(|(k, v)| !k.1.is_empty() && !k.3.is_empty() && !desired_keys.contains(*k) && applyset::part_of(v) == Some(id.as_str()))
+            .filter(|(k, v)| !k.1.is_empty() && !k.3.is_empty() && !desired_all.contains(*k) && applyset::part_of(v) == Some(id.as_str()) && deletable(v))
             .map(|(_, v)| action(Op::Delete, v, None));
         actions.extend(deletion_order(prunes));
-        // Stable: Namespaces, CRDs, everything else in render order, deletes.
+        // Stable: conflicts, Namespaces, CRDs, everything else in render order, deletes.
         let mut indexed: Vec<(usize, Action)> = actions.into_iter().enumerate().collect();
         indexed.sort_by_key(|(i, a)| (apply_rank(a), *i));
         let wave = wave_of.get(comp.name.as_str()).copied().unwrap_or(0);
-        components.push(ComponentPlan { name: comp.name.clone(), wave, removed: false, actions: indexed.into_iter().map(|(_, a)| a).collect() });
+        let legacy_parent = own.iter().find(|p| p.legacy_component.as_deref() == Some(comp.name.as_str())).map(|p| p.name.clone());
+        components.push(ComponentPlan {
+            name: comp.name.clone(),
+            identity,
+            wave,
+            removed: false,
+            adopt: want.adopt.contains(&comp.name),
+            legacy_parent,
+            actions: indexed.into_iter().map(|(_, a)| a).collect(),
+        });
     }
     // Every update candidate gets the server's dry-run, below.
     let dry_run: Vec<(usize, usize)> = components
@@ -274,13 +505,15 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
         .flat_map(|(ci, c)| c.actions.iter().enumerate().filter(|(_, a)| a.op == Op::Update).map(move |(ai, _)| (ci, ai)))
         .collect();
 
-    // Components that left the spec: everything in their ApplySet goes.
+    // Components of this environment that left the spec: their members go.
     if !want.partial {
-        let mut removed: Vec<&Parent> = live_parents.iter().filter(|p| !want.spec_components.contains(&p.component)).collect();
-        removed.sort_by(|a, b| b.component.cmp(&a.component));
-        for p in removed {
-            let actions = deletion_order(live.values().filter(|v| applyset::part_of(v) == Some(p.id.as_str())).map(|v| action(Op::Delete, v, None)));
-            components.push(ComponentPlan { name: p.component.clone(), wave: usize::MAX, removed: true, actions });
+        let mut removed: Vec<(&str, &Parent)> = own.iter().filter_map(|p| p.component_in(want.project, want.environment).map(|c| (c, *p))).filter(|(c, _)| !want.spec_components.contains(*c)).collect();
+        removed.sort_by(|a, b| b.0.cmp(a.0));
+        for (name, p) in removed {
+            let actions = deletion_order(
+                live.iter().filter(|(k, v)| applyset::part_of(v) == Some(p.id.as_str()) && !desired_all.contains(*k) && deletable(v)).map(|(_, v)| action(Op::Delete, v, None)),
+            );
+            components.push(ComponentPlan { name: name.to_string(), identity: Identity::component(want.project, want.environment, name), wave: usize::MAX, removed: true, adopt: false, legacy_parent: None, actions });
         }
     }
 
@@ -324,7 +557,7 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
             }
         }
     }
-    Ok(Plan { environment: want.environment.to_string(), cluster: want.cluster.to_string(), components })
+    Ok(Plan { project: want.project.to_string(), environment: want.environment.to_string(), cluster: want.cluster.to_string(), components })
 }
 
 /// Deletes in a stable order, Namespaces last (their contents go first).

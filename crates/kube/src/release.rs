@@ -10,10 +10,14 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 
 use crate::{KubeError, Resolver};
 
-/// Deletes the LoadBalancer Services and Ingresses that rekube manages and
-/// waits until they are gone; returns `Kind namespace/name` of each.
-pub async fn release_load_balancers(resolver: &Resolver, timeout: Duration) -> Result<Vec<String>, KubeError> {
-    let lp = ListParams::default().labels(rekube_plan::applyset::PART_OF_LABEL);
+/// Deletes the LoadBalancer Services and Ingresses that are members of one
+/// of `ids` (the ApplySets of the environment going down) and waits until
+/// they are gone; returns `Kind namespace/name` of each.
+pub async fn release_load_balancers(resolver: &Resolver, ids: &[String], timeout: Duration) -> Result<Vec<String>, KubeError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let lp = ListParams::default().labels(&format!("{} in ({})", rekube_plan::applyset::PART_OF_LABEL, ids.join(",")));
     let mut targets = Vec::new();
     for (api_version, kind) in [("v1", "Service"), ("networking.k8s.io/v1", "Ingress"), ("networking.k8s.io/v1beta1", "Ingress"), ("extensions/v1beta1", "Ingress")] {
         if kind == "Ingress" && targets.iter().any(|(k, _, _, _): &(String, _, _, _)| k == "Ingress") {

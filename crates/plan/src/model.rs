@@ -15,6 +15,15 @@ pub enum Op {
     Delete,
     /// It exists and matches.
     Unchanged,
+    /// It exists and belongs to no ApplySet or other tool: apply takes it
+    /// over only when told to (`--adopt`, or `adopt: true` on the component).
+    Adopt,
+    /// It exists and belongs to someone else (another project, environment
+    /// or component, or another tool): apply refuses, naming the owner.
+    Conflict,
+    /// A Namespace that rekube did not create (or a system namespace): used
+    /// as it is, never written, never a member, never deleted.
+    Use,
 }
 
 /// One changed field. Values of Secrets are never carried here.
@@ -49,6 +58,9 @@ pub struct Action {
     /// The object to apply (creates and updates), prepared; never printed.
     #[serde(skip)]
     pub object: Option<Value>,
+    /// `Conflict`: who owns it. `Use`: why it is only used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     /// Hand changes this update reverts (the spec is unchanged since the
     /// last apply, so every difference was made by someone else).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -85,10 +97,19 @@ impl Action {
 pub struct ComponentPlan {
     /// The component.
     pub name: String,
+    /// Its ApplySet.
+    #[serde(skip)]
+    pub identity: crate::applyset::Identity,
     /// Its wave (0-based); components of a wave run in parallel.
     pub wave: usize,
     /// Whether it left the spec (everything is deleted).
     pub removed: bool,
+    /// Whether it may adopt existing objects (`adopt: true` or `--adopt`).
+    pub adopt: bool,
+    /// The pre-0.2 parent this component's members are migrated from; it is
+    /// deleted once the component is applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legacy_parent: Option<String>,
     /// Actions in apply order (Namespaces and CRDs first), deletes last.
     pub actions: Vec<Action>,
 }
@@ -104,11 +125,20 @@ pub struct Summary {
     pub delete: usize,
     /// Objects left alone.
     pub unchanged: usize,
+    /// Existing objects to take over.
+    pub adopt: usize,
+    /// Objects that belong to someone else.
+    pub conflict: usize,
+    /// Namespaces used but not owned.
+    #[serde(rename = "use")]
+    pub used: usize,
 }
 
 /// A whole plan.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
+    /// The project.
+    pub project: String,
     /// The environment.
     pub environment: String,
     /// The cluster.
@@ -127,6 +157,9 @@ impl Plan {
                 Op::Update => s.update += 1,
                 Op::Delete => s.delete += 1,
                 Op::Unchanged => s.unchanged += 1,
+                Op::Adopt => s.adopt += 1,
+                Op::Conflict => s.conflict += 1,
+                Op::Use => s.used += 1,
             }
         }
         s
@@ -135,6 +168,16 @@ impl Plan {
     /// Whether applying would change anything.
     pub fn has_changes(&self) -> bool {
         let s = self.summary();
-        s.create + s.update + s.delete > 0
+        s.create + s.update + s.delete + s.adopt > 0 || self.components.iter().any(|c| c.legacy_parent.is_some())
+    }
+
+    /// Objects owned by someone else: apply refuses the whole plan.
+    pub fn conflicts(&self) -> impl Iterator<Item = &Action> {
+        self.components.iter().flat_map(|c| &c.actions).filter(|a| a.op == Op::Conflict)
+    }
+
+    /// Adoptions that are not allowed: apply refuses the whole plan.
+    pub fn unapproved_adoptions(&self) -> impl Iterator<Item = (&ComponentPlan, &Action)> {
+        self.components.iter().filter(|c| !c.adopt).flat_map(|c| c.actions.iter().filter(|a| a.op == Op::Adopt).map(move |a| (c, a)))
     }
 }

@@ -93,6 +93,11 @@ pub struct RenderOptions {
     pub kubectl: Option<PathBuf>,
 }
 
+/// The name of the environment's namespace set in `Rendered::components`:
+/// the Namespaces that components' `namespace:` keys ask for. It is not a
+/// valid component name, so it never clashes with one.
+pub const NAMESPACES: &str = "(namespaces)";
+
 /// One component's objects.
 #[derive(Debug, Clone)]
 pub struct ComponentOutput {
@@ -116,6 +121,11 @@ pub struct Rendered {
 }
 
 impl Rendered {
+    /// The real components, without the namespace set.
+    pub fn spec_components(&self) -> impl Iterator<Item = &ComponentOutput> {
+        self.components.iter().filter(|c| c.name != NAMESPACES)
+    }
+
     /// Every object with its component, in order.
     pub fn objects(&self) -> impl Iterator<Item = (&str, &Object)> {
         self.components.iter().flat_map(|c| c.objects.iter().map(move |o| (c.name.as_str(), o)))
@@ -189,7 +199,7 @@ pub async fn render(loaded: &Loaded, env: &str, lock: Option<&LockFile>, opts: &
 
 /// Cross-component work: namespace defaulting, generated Namespaces,
 /// duplicates, and CRD presence. Returns warnings; errors go to `diags`.
-fn finish(components: &mut [ComponentOutput], diags: &mut Vec<Diagnostic>) -> Vec<Diagnostic> {
+fn finish(components: &mut Vec<ComponentOutput>, diags: &mut Vec<Diagnostic>) -> Vec<Diagnostic> {
     let crds: Vec<Object> = components.iter().flat_map(|c| c.objects.iter().filter(|o| is_crd(o)).cloned()).collect();
     let mut warnings = Vec::new();
     let declared_ns: BTreeSet<String> = components
@@ -198,7 +208,7 @@ fn finish(components: &mut [ComponentOutput], diags: &mut Vec<Diagnostic>) -> Ve
         .filter(|o| o.group().is_empty() && o.kind() == "Namespace")
         .map(|o| o.name().to_string())
         .collect();
-    let mut generated_ns = BTreeSet::new();
+    let mut generated_ns: Vec<Object> = Vec::new();
     let mut seen: BTreeMap<ObjectKey, (String, Origin)> = BTreeMap::new();
     for comp in components.iter_mut() {
         for obj in &mut comp.objects {
@@ -228,14 +238,19 @@ fn finish(components: &mut [ComponentOutput], diags: &mut Vec<Diagnostic>) -> Ve
                 seen.insert(key, (comp.name.clone(), obj.origin.clone()));
             }
         }
-        // The component's namespace is created with it, like `helm install
-        // --create-namespace`, unless some component declares it.
+        // The component's namespace is created for it, like `helm install
+        // --create-namespace`, unless some component declares it. It belongs
+        // to the environment's namespace set, not to the component: two
+        // components may share it, and either may be applied alone.
         if let Some(ns) = &comp.namespace
-            && !declared_ns.contains(ns) && generated_ns.insert(ns.clone()) {
+            && !declared_ns.contains(ns) && !generated_ns.iter().any(|o| o.name() == ns) {
                 let value = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
                 let origin = Origin { file: PathBuf::from(format!("(namespace of component `{}`)", comp.name)), line: 1 };
-                comp.objects.insert(0, Object { value, origin });
+                generated_ns.push(Object { value, origin });
             }
+    }
+    if !generated_ns.is_empty() {
+        components.insert(0, ComponentOutput { name: NAMESPACES.to_string(), namespace: None, objects: generated_ns, cached: false });
     }
     warnings
 }

@@ -12,7 +12,7 @@ pub mod model;
 mod validate;
 
 pub use diag::{Diagnostic, Diagnostics, Pos};
-pub use load::{Loaded, load, parse, yaml_diagnostic, yaml_options};
+pub use load::{Loaded, load, parse, project_from_dir, yaml_diagnostic, yaml_options};
 pub use model::{Backup, Cluster, Component, Environment, Prerequisite, Provider, Spec};
 pub use lock::{LockFile, LockedChart};
 pub use validate::{is_dns_label, validate};

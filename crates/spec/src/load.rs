@@ -28,10 +28,38 @@ impl Loaded {
         self.dir.join(rel)
     }
 
+    /// The project name and whether the spec declares it. Without a
+    /// `project:` key it is the spec directory's name made a DNS label
+    /// (`Team A/` becomes `team-a`), as docker compose names its projects.
+    pub fn project(&self) -> (String, bool) {
+        if let Some(p) = &self.spec.project {
+            return (p.value.clone(), true);
+        }
+        let dir = std::fs::canonicalize(&self.dir).unwrap_or_else(|_| std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone()));
+        (project_from_dir(dir.file_name().and_then(|n| n.to_str()).unwrap_or_default()), false)
+    }
+
     /// A diagnostic pointing into the spec file.
     pub fn diag(&self, pos: Option<Pos>, message: impl Into<String>) -> Diagnostic {
         Diagnostic::new(&self.path, Some(&self.source), pos, message)
     }
+}
+
+/// A directory name made a DNS label: lower-case, runs of other characters
+/// become one '-', at most 63 characters; `default` when nothing is left.
+pub fn project_from_dir(name: &str) -> String {
+    let mut out = String::new();
+    for ch in name.chars() {
+        let ch = ch.to_ascii_lowercase();
+        if ch.is_ascii_lowercase() || ch.is_ascii_digit() {
+            out.push(ch);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let trimmed: String = out.trim_matches('-').chars().take(63).collect();
+    let trimmed = trimmed.trim_end_matches('-').to_string();
+    if trimmed.is_empty() { "default".to_string() } else { trimmed }
 }
 
 /// YAML options shared by every file rekube reads: duplicate keys are errors,

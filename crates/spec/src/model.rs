@@ -11,6 +11,10 @@ use serde_saphyr::Spanned;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Spec {
+    /// The project's stable name: it scopes every ApplySet, Lease and
+    /// backup of this spec on a shared cluster. Default: the name of the
+    /// spec's directory (see `Loaded::project`).
+    pub project: Option<Spanned<String>>,
     /// Clusters by name.
     #[serde(default)]
     pub clusters: BTreeMap<String, Cluster>,
@@ -145,6 +149,10 @@ pub struct Component {
     /// `ignoreDifferences`): e.g. replicas set by a custom autoscaler.
     #[serde(default)]
     pub ignore_differences: Vec<Spanned<IgnoreRule>>,
+    /// Take over objects that already exist on the cluster and belong to no
+    /// other owner (as `apply --adopt` does for every component).
+    #[serde(default)]
+    pub adopt: bool,
 }
 
 /// Fields of some objects that drift reports leave out.

@@ -153,8 +153,19 @@ pub fn validate(loaded: &Loaded) -> Result<Vec<Diagnostic>, Diagnostics> {
     }
     check_cycles(&mut c, &spec.components);
 
+    if let Some(p) = &spec.project
+        && !is_dns_label(&p.value) {
+            c.err(at(p), format!("project name `{}` is not a valid name", p.value), "use lower-case letters, digits and '-', at most 63 characters (it labels every object rekube manages)");
+        }
     let clusters: Vec<&str> = spec.clusters.keys().map(String::as_str).collect();
     for (env_name, env) in &spec.environments {
+        if !is_dns_label(env_name) {
+            c.err(
+                key_pos(source, "environments", env_name),
+                format!("environment name `{env_name}` is not a valid name"),
+                "use lower-case letters, digits and '-', at most 63 characters (it labels every object rekube manages)",
+            );
+        }
         if !spec.clusters.contains_key(&env.cluster.value) {
             let hint = match did_you_mean(&env.cluster.value, clusters.iter().copied()) {
                 Some(best) => format!("did you mean `{best}`?"),

@@ -144,7 +144,8 @@ pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
                 progress: Some(throttled_progress(format!("restoring {}", m.name))),
             };
             printer::message(format!("verifying backup {} ({} objects), then restoring into `{to}`...", m.name, m.objects.len()));
-            let report = rekube_backup::restore(&client, &store, &m, &opts).await.map_err(failure)?;
+            let restore = async { rekube_backup::restore(&client, &store, &m, &opts).await.map_err(failure) };
+            let report = if *dry_run { restore.await? } else { crate::commands::converge::leased(g, &client, &loaded, to, "backup restore", restore).await? };
             if g.output == Output::Json {
                 printer::json(&serde_json::to_value(&report).unwrap_or_default());
             } else {

@@ -28,7 +28,7 @@ fn say(g: &Global, line: impl std::fmt::Display) {
 fn failure(e: impl Into<anyhow::Error>) -> Failure {
     let e = e.into();
     let hint = match e.downcast_ref::<rekube_cluster::journal::JournalError>() {
-        Some(rekube_cluster::journal::JournalError::Locked { .. }) => Some("wait for it to finish, or stop it; a lock whose process has died is taken over by the next run".to_string()),
+        Some(rekube_cluster::journal::JournalError::Locked { .. }) => Some("wait for it to finish, or stop it; the lock is released the moment its process ends".to_string()),
         _ => match e.downcast_ref::<rekube_cluster::provider::ProviderError>() {
             Some(rekube_cluster::provider::ProviderError::Local(rekube_cluster::local::LocalError::BinariesMissing { .. })) => {
                 Some("scripts/testbed-setup.sh builds them (about 10 minutes, once)".to_string())
@@ -46,9 +46,6 @@ fn failure(e: impl Into<anyhow::Error>) -> Failure {
 fn begin(g: &Global, loaded: &Loaded, env: &str, command: &str) -> Result<(Lock, Journal), Failure> {
     let root = state_root(loaded);
     let lock = Lock::acquire(&root, env, command).map_err(failure)?;
-    if let Some(t) = &lock.took_over {
-        say(g, format!("note: {t} had died; its lock is taken over"));
-    }
     let (journal, interrupted) = Journal::begin(&root, env, command).map_err(failure)?;
     if let Some(i) = interrupted {
         let done: Vec<&str> = i.steps.iter().map(|s| s.name.as_str()).collect();
@@ -118,7 +115,7 @@ async fn up_steps(g: &Global, loaded: &Loaded, env: &str, journal: &mut Journal,
     journal.done("cluster", how).map_err(failure)?;
 
     // The components, health-gated; apply prints its own progress.
-    let quiet = Global { file: g.file.clone(), output: Output::Text };
+    let quiet = Global { output: Output::Text, ..g.clone() };
     let code = crate::commands::converge::apply(&quiet, env, rekube_kube::ApplyOptions::default(), &Default::default(), flags).await?;
     if code != 0 {
         return Ok(code);
@@ -134,11 +131,11 @@ async fn up_steps(g: &Global, loaded: &Loaded, env: &str, journal: &mut Journal,
     Ok(0)
 }
 
-pub async fn down(g: &Global, env: &str) -> Result<u8, Failure> {
+pub async fn down(g: &Global, env: &str, force: bool) -> Result<u8, Failure> {
     let loaded = load_valid(g)?;
     environment(&loaded, env)?;
     let (_lock, mut journal) = begin(g, &loaded, env, "down")?;
-    let code = down_steps(g, &loaded, env, &mut journal).await?;
+    let code = down_steps(g, &loaded, env, &mut journal, force).await?;
     if code == 0 {
         journal.finish().map_err(failure)?;
     }
@@ -146,24 +143,44 @@ pub async fn down(g: &Global, env: &str) -> Result<u8, Failure> {
 }
 
 /// Load balancers, components, the cluster, the prerequisites (reversed).
-async fn down_steps(g: &Global, loaded: &Loaded, env: &str, journal: &mut Journal) -> Result<u8, Failure> {
+/// A `local` cluster holds nothing outside its processes: it is deleted
+/// at once, its components with it.
+async fn down_steps(g: &Global, loaded: &Loaded, env: &str, journal: &mut Journal, force: bool) -> Result<u8, Failure> {
     let began = Instant::now();
     let (cluster, prereqs) = provider_cluster(loaded, env)?;
     say(g, format!("rekube down `{env}`: load balancers, {} component(s), cluster `{}` ({}), {} prerequisite(s)", loaded.spec.components.len(), cluster.name, cluster.kind.name(), prereqs.len()));
-    let reachable = matches!(cluster.state().await.map_err(failure)?, State::Present { problem: None, .. });
-    if reachable {
+    let local = matches!(cluster.kind, Kind::Local { .. });
+    let reachable = !local && matches!(cluster.state().await.map_err(failure)?, State::Present { problem: None, .. });
+    if local {
+        say(g, format!("  cluster `{}` is local: its components and load balancers go with its processes", cluster.name));
+    } else if reachable {
         let client = connect(&cluster).await?;
+        let ids = rekube_kube::environment_applysets(&client, &loaded.project().0, env).await.map_err(crate::commands::converge::kube_failure)?;
         let resolver = rekube_kube::Resolver::new(client);
-        let released = rekube_kube::release_load_balancers(&resolver, std::time::Duration::from_secs(600)).await.map_err(crate::commands::converge::kube_failure)?;
+        let released = rekube_kube::release_load_balancers(&resolver, &ids, std::time::Duration::from_secs(600)).await.map_err(crate::commands::converge::kube_failure)?;
         let note = if released.is_empty() { "none".to_string() } else { format!("released {}", released.join(", ")) };
         say(g, format!("  load balancers: {note}"));
         journal.done("release load balancers", note).map_err(failure)?;
-        let quiet = Global { file: g.file.clone(), output: Output::Text };
-        let code = crate::commands::converge::destroy(&quiet, env, 300).await?;
-        if code != 0 {
-            return Ok(code);
+        let quiet = Global { output: Output::Text, ..g.clone() };
+        let code = match crate::commands::converge::destroy(&quiet, env, 300).await {
+            Ok(code) => code,
+            Err(Failure::Error(e, _)) if force => {
+                say(g, format!("  components: {e:#}"));
+                1
+            }
+            Err(e) => return Err(e),
+        };
+        match code {
+            0 => journal.done("destroy components", "destroyed").map_err(failure)?,
+            _ if force && !matches!(cluster.kind, Kind::Existing { .. }) => {
+                say(g, "  components: some could not be destroyed (above); --force: the cluster is deleted anyway");
+            }
+            _ => {
+                let hint = if matches!(cluster.kind, Kind::Existing { .. }) { "" } else { "; `rekube down --force` deletes the cluster anyway" };
+                say(g, format!("  components: some could not be destroyed (above){hint}"));
+                return Ok(code);
+            }
         }
-        journal.done("destroy components", "destroyed").map_err(failure)?;
     } else {
         say(g, format!("  cluster `{}` is not running: its components go with it", cluster.name));
     }
@@ -199,7 +216,7 @@ async fn components(g: &Global, env: &str) -> Result<Vec<Value>, Failure> {
     let drift = ctx.drift().await?;
     let healths = rekube_kube::health_of(&ctx.resolver, &ctx.desired()).await.map_err(crate::commands::converge::kube_failure)?;
     let mut out = Vec::new();
-    let mut comps: Vec<_> = plan.components.iter().collect();
+    let mut comps: Vec<_> = plan.components.iter().filter(|c| c.identity.component.is_some()).collect();
     comps.sort_by_key(|c| (c.wave, c.name.clone()));
     for c in comps {
         let pending = c.actions.iter().filter(|a| a.op != rekube_plan::Op::Unchanged).count();
@@ -256,7 +273,7 @@ pub async fn status(g: &Global, only: Option<&str>) -> Result<u8, Failure> {
             }
         }
         let comps = if state == "running" {
-            match components(&Global { file: g.file.clone(), output: Output::Json }, env).await {
+            match components(&Global { output: Output::Json, ..g.clone() }, env).await {
                 Ok(c) => Some(c),
                 Err(Failure::Error(e, _)) => Some(vec![json!({"component": "*", "health": format!("unknown: {e}")})]),
                 Err(Failure::Reported) => None,
@@ -334,7 +351,7 @@ pub async fn rebuild_check(g: &Global, env: &str) -> Result<u8, Failure> {
             if fp.objects.is_empty() {
                 return Err(Failure::Error(anyhow::anyhow!("`{env}` has no objects to compare"), Some(format!("bring it up first: `rekube up {env}`"))));
             }
-            std::fs::write(&before_path, serde_json::to_vec_pretty(&fp).unwrap_or_default()).with_context(|| format!("cannot write {}", before_path.display()))?;
+            rekube_cluster::journal::write_private(&before_path, &serde_json::to_vec_pretty(&fp).unwrap_or_default()).with_context(|| format!("cannot write {}", before_path.display()))?;
             fp
         }
     };
@@ -344,7 +361,7 @@ pub async fn rebuild_check(g: &Global, env: &str) -> Result<u8, Failure> {
     let t = Instant::now();
     // Resumed after the teardown: do not tear down the half-built cluster again.
     if !journal.done_before("down") && !journal.done_before("up") {
-        let code = down_steps(g, &loaded, env, &mut journal).await?;
+        let code = down_steps(g, &loaded, env, &mut journal, false).await?;
         if code != 0 {
             return Ok(code);
         }
@@ -360,7 +377,7 @@ pub async fn rebuild_check(g: &Global, env: &str) -> Result<u8, Failure> {
     let up_secs = t.elapsed().as_secs_f64();
 
     let after = fingerprint(g, env).await?;
-    let _ = std::fs::write(dir.join(format!("{env}.after.json")), serde_json::to_vec_pretty(&after).unwrap_or_default());
+    let _ = rekube_cluster::journal::write_private(&dir.join(format!("{env}.after.json")), &serde_json::to_vec_pretty(&after).unwrap_or_default());
     let diffs = rekube_plan::fingerprint::compare(&before, &after);
     journal.done("compare", format!("{} difference(s)", diffs.len())).map_err(failure)?;
     journal.finish().map_err(failure)?;

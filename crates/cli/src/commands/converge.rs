@@ -48,7 +48,9 @@ fn selection(loaded: &Loaded, select: &Select) -> Result<Option<BTreeSet<String>
 /// way to its cluster. Rendering comes first, so a bad input stops
 /// everything before the cluster is asked anything but its version.
 pub(crate) struct Context {
-    loaded: Loaded,
+    pub(crate) loaded: Loaded,
+    project: (String, bool),
+    source: String,
     env: String,
     cluster: String,
     pub(crate) rendered: rekube_render::Rendered,
@@ -71,12 +73,16 @@ impl Context {
         let mut rendered = render_env(&loaded, env, &opts).await?;
         let resolver = Resolver::new(client);
         place_custom_resources(&mut rendered, &resolver).await;
-        Ok(Self { loaded, env: env.to_string(), cluster, rendered, resolver, partial })
+        let (project, source) = (loaded.project(), crate::commands::spec_source(&loaded));
+        Ok(Self { loaded, project, source, env: env.to_string(), cluster, rendered, resolver, partial })
     }
 
     pub(crate) fn desired(&self) -> Desired<'_> {
         let spec = &self.loaded.spec;
         Desired {
+            project: &self.project.0,
+            explicit_project: self.project.1,
+            source: &self.source,
             environment: &self.env,
             cluster: &self.cluster,
             rendered: &self.rendered,
@@ -88,6 +94,7 @@ impl Context {
                 .iter()
                 .map(|(n, c)| (n.clone(), c.ignore_differences.iter().map(|r| (r.value.kind.clone(), r.value.name.clone(), r.value.paths.clone())).collect()))
                 .collect(),
+            adopt: spec.components.iter().filter(|(_, c)| c.adopt).map(|(n, _)| n.clone()).collect(),
         }
     }
 
@@ -117,7 +124,23 @@ async fn place_custom_resources(rendered: &mut rekube_render::Rendered, resolver
 }
 
 pub(crate) fn kube_failure(e: rekube_kube::KubeError) -> Failure {
-    let hint = matches!(e, rekube_kube::KubeError::UnknownKind { .. }).then(|| "install the CustomResourceDefinition first (in a component this one `needs`), or fix apiVersion/kind".to_string());
+    use rekube_kube::KubeError as K;
+    let hint = match &e {
+        K::UnknownKind { .. } => Some("install the CustomResourceDefinition first (in a component this one `needs`), or fix apiVersion/kind".to_string()),
+        K::ProjectClash(c) => Some(format!(
+            "the project name `{p}` comes from the spec's directory; if both specs are one project, write `project: {p}` in each rekube.yaml; if not, give this one its own `project:`",
+            p = c.project
+        )),
+        K::Refused { conflicts, adoptions } if conflicts.is_empty() && !adoptions.is_empty() => {
+            Some("to take them over, run `rekube apply --adopt` (or set `adopt: true` on the component); or remove them from the spec".to_string())
+        }
+        K::Leased { .. } => Some(format!(
+            "wait for it to finish; if its process died, the lease expires within {}s of its last renewal; `--break-lock` takes it at once (only when you are sure it is not running)",
+            rekube_kube::lease::LEASE_SECONDS
+        )),
+        K::Refused { .. } => Some("rename the objects, remove them from the spec, or release them from their owner first; rekube never takes over what another owner manages".to_string()),
+        _ => None,
+    };
     Failure::Error(e.into(), hint)
 }
 
@@ -132,14 +155,27 @@ fn show(v: &Option<Value>) -> String {
 pub fn plan_text(plan: &Plan) -> String {
     let mut out = format!("Plan for environment `{}` (cluster `{}`):\n", plan.environment, plan.cluster);
     for c in &plan.components {
-        let head = if c.removed { format!("{} (removed from the spec: destroy)", c.name) } else { format!("{} (wave {})", c.name, c.wave + 1) };
+        let head = if c.removed {
+            format!("{} (removed from the spec: destroy)", c.name)
+        } else if c.identity.component.is_none() {
+            "namespaces (created for the components, shared by them)".to_string()
+        } else {
+            format!("{} (wave {})", c.name, c.wave + 1)
+        };
         out.push_str(&format!("\n{head}\n"));
+        if let Some(legacy) = &c.legacy_parent {
+            out.push_str(&format!("  migrate: members move from ApplySet rekube-system/{legacy} (rekube before 0.2) to this environment's own\n"));
+        }
         let mut unchanged = 0;
         for a in &c.actions {
             match a.op {
                 Op::Create => out.push_str(&format!("  + {}\n", a.display_name())),
                 Op::Delete => out.push_str(&format!("  - {}\n", a.display_name())),
                 Op::Unchanged => unchanged += 1,
+                Op::Adopt if c.adopt => out.push_str(&format!("  > {} (exists, not rekube's: adopted)\n", a.display_name())),
+                Op::Adopt => out.push_str(&format!("  > {} (exists, not rekube's: apply refuses it without --adopt)\n", a.display_name())),
+                Op::Conflict => out.push_str(&format!("  ! {}: belongs to {} (apply refuses)\n", a.display_name(), a.owner.as_deref().unwrap_or("someone else"))),
+                Op::Use => out.push_str(&format!("  · {} ({})\n", a.display_name(), a.owner.as_deref().unwrap_or("used"))),
                 Op::Update => {
                     out.push_str(&format!("  ~ {}\n", a.display_name()));
                     for ch in &a.changes {
@@ -157,7 +193,14 @@ pub fn plan_text(plan: &Plan) -> String {
         }
     }
     let s = plan.summary();
-    out.push_str(&format!("\nPlan: {} to create, {} to update, {} to delete, {} unchanged.\n", s.create, s.update, s.delete, s.unchanged));
+    let mut extra = String::new();
+    if s.adopt > 0 {
+        extra.push_str(&format!(", {} to adopt", s.adopt));
+    }
+    if s.conflict > 0 {
+        extra.push_str(&format!(", {} owned by others", s.conflict));
+    }
+    out.push_str(&format!("\nPlan: {} to create, {} to update, {} to delete, {} unchanged{extra}.\n", s.create, s.update, s.delete, s.unchanged));
     out
 }
 
@@ -171,13 +214,39 @@ pub async fn plan(g: &Global, env: &str, detailed: bool, select: &Select, flags:
         Output::Json => printer::json(&plan_json(&plan)),
         _ => printer::data(plan_text(&plan).trim_end()),
     }
+    if plan.conflicts().next().is_some() {
+        printer::message("apply would refuse this plan: objects belong to someone else (marked `!`)");
+        return Ok(1);
+    }
     Ok(if detailed && plan.has_changes() { 2 } else { 0 })
 }
 
+/// Holds the environment's lease on `client`'s cluster while `body` runs,
+/// and releases it however `body` ends.
+pub(crate) async fn leased<T>(g: &Global, client: &kube::Client, loaded: &Loaded, env: &str, command: &str, body: impl std::future::Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
+    let (guard, broken) = rekube_kube::lease::acquire(client, &loaded.project().0, env, &format!("{command} {env}"), g.break_lock).await.map_err(kube_failure)?;
+    if let Some(h) = broken {
+        printer::message(format!("note: broke the lease of {h}"));
+    }
+    let result = body.await;
+    guard.release().await;
+    result
+}
+
 pub async fn apply(g: &Global, env: &str, opts: ApplyOptions, select: &Select, flags: &RenderFlags) -> Result<u8, Failure> {
-    let dry_run = opts.dry_run;
     let ctx = Context::new(g, env, select, flags).await?;
+    if opts.dry_run {
+        return apply_in(g, env, opts, &ctx).await;
+    }
+    let client = ctx.resolver.client().clone();
+    leased(g, &client, &ctx.loaded, env, "apply", apply_in(g, env, opts, &ctx)).await
+}
+
+async fn apply_in(g: &Global, env: &str, mut opts: ApplyOptions, ctx: &Context) -> Result<u8, Failure> {
+    let dry_run = opts.dry_run;
+    (opts.source, opts.explicit_project) = (ctx.source.clone(), ctx.project.1);
     let plan = ctx.plan().await?;
+    rekube_kube::check_ownership(&plan, &opts).map_err(kube_failure)?;
     let s = plan.summary();
     if g.output != Output::Json {
         let mode = if dry_run { " (server dry-run: nothing is persisted)" } else { "" };
@@ -221,7 +290,12 @@ pub async fn destroy(g: &Global, env: &str, timeout: u64) -> Result<u8, Failure>
     let resolver = Resolver::new(client);
     let order: Vec<Vec<String>> = rekube_spec::graph::waves(&loaded.spec).into_iter().rev().collect();
     let progress = Progress::new("deleting");
-    let report = rekube_kube::destroy(&resolver, &order, Duration::from_secs(timeout), &|e| progress.on(e)).await?;
+    let (project, _) = loaded.project();
+    let client = resolver.client().clone();
+    let report = leased(g, &client, &loaded, env, "destroy", async {
+        rekube_kube::destroy(&resolver, &project, env, &order, Duration::from_secs(timeout), &|e| progress.on(e)).await.map_err(kube_failure)
+    })
+    .await?;
     let deleted: usize = report.components.iter().map(|(_, o)| if let ComponentOutcome::Done { deleted, .. } = o { *deleted } else { 0 }).sum();
     let failed = report.failed();
     match g.output {

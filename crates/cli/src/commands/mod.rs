@@ -24,8 +24,8 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Validate { env, render } => validate::run(g, env.as_deref(), render).await,
         Command::Render { env, components, render } => render::render(g, env, components, render).await,
         Command::Plan { env, detailed_exitcode, select, render } => converge::plan(g, env, *detailed_exitcode, select, render).await,
-        Command::Apply { env, dry_run, no_wait, concurrency, timeout, select, render } => {
-            let opts = rekube_kube::ApplyOptions { concurrency: *concurrency, timeout: std::time::Duration::from_secs(*timeout), dry_run: *dry_run, no_wait: *no_wait, ..Default::default() };
+        Command::Apply { env, dry_run, no_wait, concurrency, timeout, adopt, select, render } => {
+            let opts = rekube_kube::ApplyOptions { concurrency: *concurrency, timeout: std::time::Duration::from_secs(*timeout), dry_run: *dry_run, no_wait: *no_wait, adopt: *adopt, ..Default::default() };
             converge::apply(g, env, opts, select, render).await
         }
         Command::Drift { env, watch: false, render, .. } => converge::drift(g, env, render).await,
@@ -33,7 +33,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Destroy { env, timeout } => converge::destroy(g, env, *timeout).await,
         Command::Lock { check, update } => render::lock(g, *check, *update).await,
         Command::Up { env } => cluster::up(g, env).await,
-        Command::Down { env } => cluster::down(g, env).await,
+        Command::Down { env, force } => cluster::down(g, env, *force).await,
         Command::RebuildCheck { env } => cluster::rebuild_check(g, env).await,
         Command::Status { env } => cluster::status(g, env.as_deref()).await,
         Command::Backup(cmd) => backup::run(g, cmd).await,
@@ -87,6 +87,13 @@ pub fn provider_cluster(loaded: &Loaded, env: &str) -> Result<(rekube_cluster::p
         .map(|p| rekube_cluster::prereq::Prerequisite { name: p.value.name.clone(), check: p.value.check.clone(), create: p.value.create.clone(), delete: p.value.delete.clone() })
         .collect();
     Ok((cluster, prereqs))
+}
+
+/// Where the spec is, as parents record it: `host:/absolute/path/rekube.yaml`.
+pub fn spec_source(loaded: &Loaded) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into());
+    let path = std::fs::canonicalize(&loaded.path).unwrap_or_else(|_| loaded.path.clone());
+    format!("{host}:{}", path.display())
 }
 
 /// Where rekube keeps local state for this spec: `<spec dir>/.rekube`.

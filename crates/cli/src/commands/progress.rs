@@ -60,6 +60,7 @@ impl Progress {
             Event::Applying { component, done, total } if total > 0 => self.line(&component, &format!("{} {done}/{total}", self.verb)),
             Event::Applying { component, .. } => self.line(&component, self.verb),
             Event::WaitingHealth { component, pending } => self.line(&component, &format!("waiting: {pending}")),
+            Event::Kept { what, .. } => crate::printer::message(format!("note: {what}")),
             Event::Done { component, outcome } => {
                 let text = match outcome {
                     ComponentOutcome::Done { written, deleted, unchanged } => format!("done ({written} written, {deleted} deleted, {unchanged} unchanged)"),

@@ -86,7 +86,7 @@ pub async fn render(g: &Global, env: &str, components: &[String], flags: &Render
     }
     let n: usize = rendered.components.iter().map(|c| c.objects.len()).sum();
     if g.output != Output::Json {
-        printer::message(format!("rendered {n} objects from {} component(s)", rendered.components.len()));
+        printer::message(format!("rendered {n} objects from {} component(s)", rendered.spec_components().count()));
     }
     Ok(0)
 }

@@ -62,7 +62,7 @@ pub(crate) async fn kinds(client: &Client) -> Result<(Vec<Kind>, Vec<String>), B
         let list = match s.resources {
             Ok(l) => l,
             Err(e) => {
-                warnings.push(format!("cannot read {api_version}: {e}; its objects are not backed up"));
+                warnings.push(format!("cannot read {api_version}: {}; its objects are not backed up", rekube_kube::describe(&e)));
                 continue;
             }
         };

@@ -102,12 +102,7 @@ struct Pending {
 }
 
 /// The server's message without the status struct around it.
-fn brief(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => format!("{} ({})", s.message, s.reason),
-        e => e.to_string(),
-    }
-}
+use rekube_kube::describe as brief;
 
 fn describe(key: &str, obj: &Value) -> String {
     match str_at(obj, "/metadata/namespace") {

@@ -95,8 +95,8 @@ async fn create_update_unchanged_prune_and_destroy() {
     assert_eq!(get(&cluster, &["get", "deploy", "web", "-n", "web", "-o", "jsonpath={.status.availableReplicas}"]), "2");
     assert_eq!(get(&cluster, &["get", "svc", "web", "-n", "web", "-o", "jsonpath={.spec.ports[0].protocol}"]), "TCP");
     // kubectl reads the same inventory: the ApplySet parent and its members.
-    let parent = get(&cluster, &["get", "cm", "rekube.web", "-n", "rekube-system", "-o", "jsonpath={.metadata.annotations.applyset\\.kubernetes\\.io/contains-group-kinds}"]);
-    assert_eq!(parent, "ConfigMap,Deployment.apps,Namespace,Service");
+    let parent = get(&cluster, &["get", "cm", "-n", "rekube-system", "-l", "rekube.dev/component=web", "-o", "jsonpath={.items[*].metadata.annotations.applyset\\.kubernetes\\.io/contains-group-kinds}"]);
+    assert_eq!(parent, "ConfigMap,Deployment.apps,Service", "its namespace belongs to the environment's namespace set");
 
     // Unchanged: exit 0, nothing written.
     let before = resource_versions(&cluster);
@@ -134,13 +134,18 @@ async fn create_update_unchanged_prune_and_destroy() {
     assert!(plan.contains("app (removed from the spec: destroy)"), "{plan}");
     ok(&p.rekube(&["apply", "test"]));
     assert_eq!(kubectl(&cluster, &["get", "ns", "app"]).status.code(), Some(1), "namespace app is gone");
-    assert_eq!(kubectl(&cluster, &["get", "cm", "rekube.app", "-n", "rekube-system"]).status.code(), Some(1), "its ApplySet parent is gone");
+    assert_eq!(get(&cluster, &["get", "cm", "-n", "rekube-system", "-l", "rekube.dev/component=app", "-o", "name"]), "", "its ApplySet parent is gone");
 
     // Destroy: everything rekube made, waiting until gone; nothing else.
     get(&cluster, &["create", "configmap", "not-ours", "-n", "default", "--from-literal=a=b"]);
+    // The hand-made ConfigMap keeps its namespace: deleting it would delete what rekube did not create.
     let destroy = p.rekube(&["destroy", "test"]);
     ok(&destroy);
     settings().bind(|| insta::assert_snapshot!("destroy_progress", err(&destroy)));
+    get(&cluster, &["get", "cm", "made-by-hand", "-n", "web"]);
+    get(&cluster, &["delete", "cm", "made-by-hand", "-n", "web"]);
+    ok(&p.rekube(&["apply", "test"]));
+    ok(&p.rekube(&["destroy", "test"]));
     assert_eq!(kubectl(&cluster, &["get", "ns", "web"]).status.code(), Some(1), "namespace web is really gone after destroy returns");
     get(&cluster, &["get", "cm", "not-ours", "-n", "default"]);
     assert_eq!(get(&cluster, &["get", "cm", "-n", "rekube-system", "-o", "name"]).lines().filter(|l| l.contains("rekube.")).count(), 0);
@@ -181,7 +186,8 @@ async fn failing_deployment_names_the_pod_reason_and_skips_dependents() {
     assert!(e.contains(": CrashLoopBackOff"), "the pod's reason is named:\n{e}");
     assert!(e.contains("pod web-"), "the pod is named:\n{e}");
     assert!(e.contains("app: skipped: a component it needs failed"), "{e}");
-    assert_eq!(kubectl(&cluster, &["get", "ns", "app"]).status.code(), Some(1), "the dependent never started");
+    // Its namespace comes with the environment's namespace set, before any component; nothing of its own.
+    assert_eq!(kubectl(&cluster, &["get", "deploy,secret", "-n", "app", "-l", "applyset.kubernetes.io/part-of", "-o", "name"]).stdout, b"", "the dependent never started");
 
     // status says the same, per component.
     let status: serde_json::Value = serde_json::from_str(&ok(&p.rekube(&["-o", "json", "status", "test"]))).unwrap();
@@ -402,4 +408,19 @@ async fn charts_render_for_what_the_cluster_serves() {
     assert!(plan.contains("Gadget mon/only-with-crd"), "{plan}");
     ok(&p.rekube(&["apply", "test"]));
     assert_eq!(get(&cluster, &["-n", "mon", "get", "gadget", "-o", "name"]).trim(), "gadget.example.com/only-with-crd");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_write_is_one_readable_line_not_a_status_dump() {
+    let cluster = TestCluster::start("refused").await;
+    let p = Platform::new(&cluster, "refused");
+    p.write("m/svc.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: bad\nspec:\n  ports:\n    - port: 70000\n");
+    p.spec("  m:\n    manifests: ./m\n    namespace: m\n");
+    let apply = p.rekube(&["apply", "test"]);
+    assert_eq!(apply.status.code(), Some(1));
+    let e = err(&apply);
+    let line = e.lines().find(|l| l.starts_with("m: FAILED:")).unwrap_or_else(|| panic!("{e}"));
+    assert!(line.contains("apply Service m/bad: Service \"bad\" is invalid: [spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535"), "{line}");
+    assert!(line.ends_with("(Invalid, HTTP 422)"), "the server's reason and code, once: {line}");
+    assert!(!e.contains("Status {") && !e.contains("ErrorResponse") && !e.contains("ApiError"), "no Debug dump:\n{e}");
 }

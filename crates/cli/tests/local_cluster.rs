@@ -55,6 +55,23 @@ fn processes_in(dir: &Path) -> Vec<u32> {
 }
 
 /// Kills whatever a failed test left, so one failure does not leak processes.
+/// Files under `dir` that group or others may read, logs and public
+/// certificates left out (they hold no credentials).
+fn readable_by_others(dir: &Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.is_dir() {
+            out.extend(readable_by_others(&path));
+        } else if meta.is_file() && meta.permissions().mode() & 0o044 != 0 && path.extension().is_none_or(|e| e != "log" && e != "crt") {
+            out.push(format!("{} {:o}", path.display(), meta.permissions().mode() & 0o777));
+        }
+    }
+    out
+}
+
 struct Cleanup(PathBuf);
 impl Drop for Cleanup {
     fn drop(&mut self) {
@@ -99,6 +116,8 @@ fn up_status_down_of_the_example_platform() {
     let cluster_dir = dir.path().join(".rekube/clusters/dev");
     let cluster_dir = std::path::absolute(&cluster_dir).unwrap();
     assert_eq!(processes_in(&cluster_dir).len(), 4, "etcd, apiserver, controller-manager and fake kubelet run");
+    // Keys, tokens, kubeconfigs, journals: none readable by group or others.
+    assert_eq!(readable_by_others(&dir.path().join(".rekube")), Vec::<String>::new());
 
     let down = rekube(dir.path(), &["down", "dev"]);
     ok(&down);

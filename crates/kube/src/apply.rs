@@ -210,13 +210,13 @@ async fn write_object(res: &Resolver, a: &Action, dry_run: bool) -> Result<(), K
     let api = api_for(res.client(), &r, a.namespace.as_deref());
     if a.op == Op::Create && a.is_namespace() {
         // A plain create: if it appeared since the plan, it is not ours.
-        let body: DynamicObject = serde_json::from_value(obj.clone()).map_err(|e| KubeError::Api { what: format!("create {}", a.display_name()), source: kube::Error::SerdeError(e) })?;
+        let body: DynamicObject = serde_json::from_value(obj.clone()).map_err(|e| KubeError::Api { what: format!("create {}", a.display_name()), error: kube::Error::SerdeError(e) })?;
         let mut cp = kube::api::PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
         cp.dry_run = dry_run;
         return match retry(|| api.create(&cp, &body)).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 409 => Err(KubeError::AppearedSincePlan { object: a.display_name() }),
-            Err(e) => Err(KubeError::Api { what: format!("create {}", a.display_name()), source: e }),
+            Err(e) => Err(KubeError::Api { what: format!("create {}", a.display_name()), error: e }),
         };
     }
     let (params, patch) = (pp(dry_run), Patch::Apply(obj));
@@ -225,7 +225,7 @@ async fn write_object(res: &Resolver, a: &Action, dry_run: bool) -> Result<(), K
         // A server dry-run cannot place objects in a namespace this same
         // apply would create; they are checked when it exists.
         Err(kube::Error::Api(s)) if dry_run && s.code == 404 && s.details.as_ref().is_some_and(|d| d.kind == "namespaces") => Ok(()),
-        Err(e) => Err(KubeError::Api { what: format!("apply {}", a.display_name()), source: e }),
+        Err(e) => Err(KubeError::Api { what: format!("apply {}", a.display_name()), error: e }),
     }
 }
 
@@ -239,7 +239,7 @@ pub(crate) async fn delete_object(res: &Resolver, a: &Action, dry_run: bool) -> 
     match retry(|| api.delete(&a.name, &dp)).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(KubeError::Api { what: format!("delete {}", a.display_name()), source: e }),
+        Err(e) => Err(KubeError::Api { what: format!("delete {}", a.display_name()), error: e }),
     }
 }
 
@@ -257,7 +257,7 @@ async fn wait_healthy(res: &Resolver, component: &str, objects: &[(String, Strin
                     pending = Some(format!("{kind} {name}: not found"));
                     break;
                 }
-                Err(e) => return Err(format!("{kind} {name}: {e}")),
+                Err(e) => return Err(format!("{kind} {name}: {}", crate::describe(&e))),
             };
             match check(res.client(), group, kind, &live).await {
                 Health::Ready => {}
@@ -304,7 +304,7 @@ async fn apply_component_inner(res: &Resolver, c: &ComponentPlan, rendered: &Ren
     let mut namespaces: Vec<String> = c.actions.iter().filter(members).filter_map(|a| a.namespace.clone()).collect();
     namespaces.sort();
     namespaces.dedup();
-    let changes = !writes.is_empty() || !deletes.is_empty() || c.legacy_parent.is_some();
+    let changes = !writes.is_empty() || !deletes.is_empty() || c.legacy_parent.is_some() || c.parent_missing;
     if !c.removed && !opts.dry_run && changes {
         // Superset first (KEP-3659): a crash mid-apply must not hide members from prune.
         let mut superset = existing_kinds(res, &c.identity.parent_name()).await;
@@ -463,6 +463,10 @@ async fn prune_namespaces(res: &Resolver, deletes: Vec<&Action>, ours: &BTreeSet
     }
     for a in &go {
         delete_object(res, a, opts.dry_run).await?;
+    }
+    if !opts.dry_run && !go.is_empty() {
+        on(Event::WaitingHealth { component: rekube_render::NAMESPACES.to_string(), pending: format!("{} namespace(s) to disappear", go.len()) });
+        crate::destroy::wait_gone(res, &go, opts.timeout).await.map_err(KubeError::Stuck)?;
     }
     Ok(go.len())
 }

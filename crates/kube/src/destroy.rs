@@ -24,7 +24,7 @@ pub(crate) async fn delete_parent(res: &Resolver, name: &str) -> Result<(), Kube
     match api.delete(name, &DeleteParams::default()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(KubeError::Api { what: format!("delete ApplySet parent {name}"), source: e }),
+        Err(e) => Err(KubeError::Api { what: format!("delete ApplySet parent {name}"), error: e }),
     }
 }
 
@@ -38,7 +38,7 @@ pub(crate) async fn wait_gone(res: &Resolver, objects: &[&Action], timeout: Dura
                 Ok(None) => break,
                 Ok(Some(_)) if began.elapsed() > timeout => return Err(format!("{} still exists after {}s (finalizers?)", a.display_name(), timeout.as_secs())),
                 Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(200)).await,
-                Err(e) => return Err(format!("{}: {e}", a.display_name())),
+                Err(e) => return Err(format!("{}: {}", a.display_name(), crate::describe(&e))),
             }
         }
     }
@@ -127,9 +127,11 @@ pub(crate) async fn emptied_namespaces<'a>(res: &Resolver, namespaces: Vec<&'a A
 /// Destroys `project`'s `environment`: components wave by wave in the order
 /// given (reverse dependency order), the components of a wave in parallel,
 /// after any ApplySet of this environment whose component left the spec,
-/// and the environment's namespace set last.
-pub async fn destroy(res: &Resolver, project: &str, environment: &str, waves: &[Vec<String>], timeout: Duration, on: &(dyn Fn(Event) + Sync)) -> Result<ApplyReport, KubeError> {
+/// and the environment's namespace set last. `source`: where the spec is,
+/// when its project name is implicit; another spec's ApplySets are refused.
+pub async fn destroy(res: &Resolver, project: &str, environment: &str, source: Option<&str>, waves: &[Vec<String>], timeout: Duration, on: &(dyn Fn(Event) + Sync)) -> Result<ApplyReport, KubeError> {
     let all = parents(res.client()).await?;
+    crate::planner::check_project_source(project, environment, source, &all)?;
     let live: Vec<&Parent> = all.iter().filter(|p| p.identity.as_ref().is_some_and(|i| i.is_in(project, environment))).collect();
     let known: Vec<&String> = waves.iter().flatten().collect();
     let orphans: Vec<String> = live.iter().filter_map(|p| p.component_in(project, environment)).filter(|c| !known.iter().any(|k| k.as_str() == *c)).map(str::to_string).collect();
@@ -198,6 +200,9 @@ async fn destroy_component(res: &Resolver, parent: &Parent, env_ids: &BTreeSet<S
     }
     let mut deleted = 0;
     for batch in [others, namespaces] {
+        if batch.is_empty() {
+            continue;
+        }
         let results = futures::stream::iter(batch.iter().copied()).map(|a| delete_object(res, a, false)).buffer_unordered(16).collect::<Vec<_>>().await;
         for r in results {
             r?;
@@ -208,6 +213,9 @@ async fn destroy_component(res: &Resolver, parent: &Parent, env_ids: &BTreeSet<S
             return Ok(ComponentOutcome::Failed(e));
         }
     }
-    delete_parent(res, &parent.name).await?;
+    // A kept namespace stays in the inventory, so the next destroy tries again.
+    if kept.is_empty() {
+        delete_parent(res, &parent.name).await?;
+    }
     Ok(ComponentOutcome::Done { written: 0, deleted, unchanged: 0 })
 }

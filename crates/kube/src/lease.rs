@@ -76,10 +76,14 @@ fn micro(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// This machine's host name (`localhost` when it cannot be read).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into())
+}
+
 /// `host/pid` of this process.
 pub fn this_holder() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into());
-    format!("{host}/{}", std::process::id())
+    format!("{}/{}", hostname(), std::process::id())
 }
 
 /// The lease's name for `project`'s `environment`.
@@ -175,10 +179,10 @@ pub async fn acquire(client: &Client, project: &str, environment: &str, command:
             }
             // Someone else created or renewed it between our read and write: look again.
             Err(kube::Error::Api(s)) if s.code == 409 => continue,
-            Err(e) => return Err(KubeError::Api { what: format!("take Lease {PARENT_NAMESPACE}/{name}"), source: e }),
+            Err(e) => return Err(KubeError::Api { what: format!("take Lease {PARENT_NAMESPACE}/{name}"), error: e }),
         }
     }
-    Err(KubeError::Api { what: format!("take Lease {PARENT_NAMESPACE}/{name}"), source: kube::Error::Service("the lease kept changing hands".into()) })
+    Err(KubeError::Api { what: format!("take Lease {PARENT_NAMESPACE}/{name}"), error: kube::Error::Service("the lease kept changing hands".into()) })
 }
 
 async fn renew_loop(client: Client, name: String) {

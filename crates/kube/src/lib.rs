@@ -23,13 +23,15 @@ pub use release::release_load_balancers;
 /// Errors talking to the cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
-    /// An API call failed.
-    #[error("{what}: {source}")]
+    /// An API call failed. Printed as one line: what was being done, the
+    /// server's message, reason and code (kube's own `Display` appends a
+    /// `Debug` dump of the whole Status).
+    #[error("{what}: {}", describe(error))]
     Api {
         /// What was being done.
         what: String,
         /// The cause.
-        source: kube::Error,
+        error: kube::Error,
     },
     /// The project's name comes from its directory, and this environment's
     /// ApplySets were applied from another spec file: two unrelated specs
@@ -55,6 +57,9 @@ pub enum KubeError {
         /// Who holds it.
         holder: Box<lease::Holder>,
     },
+    /// Objects that were deleted are still there after the timeout.
+    #[error("{0}")]
+    Stuck(String),
     /// A Namespace the plan would create exists now: someone else made it.
     #[error("{object} was created by someone else since the plan; it is not rekube's, so it was left alone (run the command again to plan with it)")]
     AppearedSincePlan {
@@ -90,6 +95,20 @@ pub struct Clash {
     pub ours: String,
 }
 
+/// One readable line for a kube error: `message (Reason, HTTP code)` for
+/// the server's answers, the transport's own words otherwise.
+pub fn describe(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => {
+            let reason = if s.reason.is_empty() { String::new() } else { format!("{}, ", s.reason) };
+            format!("{} ({reason}HTTP {})", s.message.trim_end_matches('.'), s.code)
+        }
+        kube::Error::HyperError(h) => format!("the connection failed: {h}"),
+        kube::Error::Service(s) => format!("the request failed: {s}"),
+        other => other.to_string(),
+    }
+}
+
 fn refused_text(conflicts: &[String], adoptions: &[String]) -> String {
     let mut out = String::from("nothing was written");
     if !conflicts.is_empty() {
@@ -110,6 +129,6 @@ fn refused_text(conflicts: &[String], adoptions: &[String]) -> String {
 impl KubeError {
     pub(crate) fn api(what: impl Into<String>) -> impl FnOnce(kube::Error) -> KubeError {
         let what = what.into();
-        move |source| KubeError::Api { what, source }
+        move |error| KubeError::Api { what, error }
     }
 }

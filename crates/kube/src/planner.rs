@@ -149,8 +149,12 @@ pub(crate) async fn parents(client: &Client) -> Result<Vec<Parent>, KubeError> {
 }
 
 /// The ids of every ApplySet of `project`'s `environment` on the cluster.
-pub async fn environment_applysets(client: &Client, project: &str, environment: &str) -> Result<Vec<String>, KubeError> {
-    Ok(parents(client).await?.into_iter().filter(|p| p.identity.as_ref().is_some_and(|i| i.is_in(project, environment))).map(|p| p.id).collect())
+/// `source`: where the spec is, when its project name is implicit (see
+/// [`Desired::explicit_project`]); another spec's ApplySets are refused.
+pub async fn environment_applysets(client: &Client, project: &str, environment: &str, source: Option<&str>) -> Result<Vec<String>, KubeError> {
+    let all = parents(client).await?;
+    check_project_source(project, environment, source, &all)?;
+    Ok(all.into_iter().filter(|p| p.identity.as_ref().is_some_and(|i| i.is_in(project, environment))).map(|p| p.id).collect())
 }
 
 pub(crate) fn configmap_resource() -> kube::core::ApiResource {
@@ -229,22 +233,20 @@ impl LiveState {
 /// Refuses when this project's name is taken from its directory and the
 /// environment's ApplySets were applied from another spec file: two
 /// unrelated specs in directories of the same name must not share them.
-fn check_project_source(want: &Desired<'_>, parents: &[Parent]) -> Result<(), KubeError> {
-    if want.explicit_project {
-        return Ok(());
-    }
+pub(crate) fn check_project_source(project: &str, environment: &str, source: Option<&str>, parents: &[Parent]) -> Result<(), KubeError> {
+    let Some(source) = source else { return Ok(()) };
     let foreign = parents
         .iter()
-        .filter(|p| p.identity.as_ref().is_some_and(|i| i.is_in(want.project, want.environment)))
-        .find(|p| p.source.as_deref().is_some_and(|s| s != want.source));
+        .filter(|p| p.identity.as_ref().is_some_and(|i| i.is_in(project, environment)))
+        .find(|p| p.source.as_deref().is_some_and(|s| s != source));
     match foreign {
         None => Ok(()),
         Some(p) => Err(KubeError::ProjectClash(Box::new(crate::Clash {
-            project: want.project.to_string(),
-            environment: want.environment.to_string(),
+            project: project.to_string(),
+            environment: environment.to_string(),
             parent: p.name.clone(),
             theirs: p.source.clone().unwrap_or_default(),
-            ours: want.source.to_string(),
+            ours: source.to_string(),
         }))),
     }
 }
@@ -252,7 +254,7 @@ fn check_project_source(want: &Desired<'_>, parents: &[Parent]) -> Result<(), Ku
 pub(crate) async fn load_live(res: &Resolver, want: &Desired<'_>) -> Result<LiveState, KubeError> {
     let client = res.client();
     let live_parents = parents(client).await?;
-    check_project_source(want, &live_parents)?;
+    check_project_source(want.project, want.environment, (!want.explicit_project).then_some(want.source), &live_parents)?;
     let platform_crds: BTreeSet<(String, String)> = want
         .rendered
         .objects()
@@ -403,7 +405,8 @@ impl Owners<'_> {
         self.by_id.get(id).map_or_else(|| format!("another ApplySet (id {id})"), |p| p.owner())
     }
 
-    fn of(&self, live: &Value, id: &str) -> Ownership {
+    /// `prepared` is the object as this ApplySet would apply it.
+    fn of(&self, live: &Value, id: &str, prepared: &Value) -> Ownership {
         let part_of = applyset::part_of(live);
         if is_namespace(live) {
             let name = live.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
@@ -421,6 +424,9 @@ impl Owners<'_> {
         }
         match part_of {
             Some(p) if p == id || self.ours.contains(p) || self.legacy.contains(p) => Ownership::Ours,
+            // Its hash is of this very object with this ApplySet's label: rekube
+            // applied it here, and someone relabelled it by hand (drift).
+            Some(_) if live_hash(live).is_some() && live_hash(live) == live_hash(prepared) => Ownership::Ours,
             Some(p) => Ownership::Conflict(self.describe(p)),
             None => match applyset::foreign_owner(live) {
                 Some(o) => Ownership::Conflict(o),
@@ -467,7 +473,7 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
             let key = key_of(&prepared);
             let a = match live.get(&key) {
                 None => action(Op::Create, &prepared, Some(prepared.clone())),
-                Some(l) => match owners.of(l, &id) {
+                Some(l) => match owners.of(l, &id, &prepared) {
                     Ownership::Use(why) => with_owner(action(Op::Use, &prepared, None), why),
                     Ownership::Conflict(who) => with_owner(action(Op::Conflict, &prepared, None), who),
                     Ownership::Adopt => action(Op::Adopt, &prepared, Some(prepared.clone())),
@@ -477,10 +483,12 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
             };
             actions.push(a);
         }
-        // Prune: members of this ApplySet that no component wants any more.
+        // Prune: members of this ApplySet that no component wants any more
+        // (the namespace set only when every component was rendered).
+        let partial_set = want.partial && identity.component.is_none();
         let prunes = live
             .iter()
-            .filter(|(k, v)| !k.1.is_empty() && !k.3.is_empty() && !desired_all.contains(*k) && applyset::part_of(v) == Some(id.as_str()) && deletable(v))
+            .filter(|(k, v)| !partial_set && !k.1.is_empty() && !k.3.is_empty() && !desired_all.contains(*k) && applyset::part_of(v) == Some(id.as_str()) && deletable(v))
             .map(|(_, v)| action(Op::Delete, v, None));
         actions.extend(deletion_order(prunes));
         // Stable: conflicts, Namespaces, CRDs, everything else in render order, deletes.
@@ -488,6 +496,9 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
         indexed.sort_by_key(|(i, a)| (apply_rank(a), *i));
         let wave = wave_of.get(comp.name.as_str()).copied().unwrap_or(0);
         let legacy_parent = own.iter().find(|p| p.legacy_component.as_deref() == Some(comp.name.as_str())).map(|p| p.name.clone());
+        let parent_missing = legacy_parent.is_none()
+            && !own.iter().any(|p| p.identity.as_ref() == Some(&identity))
+            && indexed.iter().any(|(_, a)| matches!(a.op, Op::Unchanged | Op::Update | Op::Delete));
         components.push(ComponentPlan {
             name: comp.name.clone(),
             identity,
@@ -495,6 +506,7 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
             removed: false,
             adopt: want.adopt.contains(&comp.name),
             legacy_parent,
+            parent_missing,
             actions: indexed.into_iter().map(|(_, a)| a).collect(),
         });
     }
@@ -513,7 +525,7 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
             let actions = deletion_order(
                 live.iter().filter(|(k, v)| applyset::part_of(v) == Some(p.id.as_str()) && !desired_all.contains(*k) && deletable(v)).map(|(_, v)| action(Op::Delete, v, None)),
             );
-            components.push(ComponentPlan { name: name.to_string(), identity: Identity::component(want.project, want.environment, name), wave: usize::MAX, removed: true, adopt: false, legacy_parent: None, actions });
+            components.push(ComponentPlan { name: name.to_string(), identity: Identity::component(want.project, want.environment, name), wave: usize::MAX, removed: true, adopt: false, legacy_parent: None, parent_missing: false, actions });
         }
     }
 

@@ -38,7 +38,7 @@ pub async fn release_load_balancers(resolver: &Resolver, ids: &[String], timeout
         match api.delete(name, &DeleteParams::foreground()).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(KubeError::Api { what: format!("cannot delete {name}"), source: e }),
+            Err(e) => return Err(KubeError::Api { what: format!("cannot delete {name}"), error: e }),
         }
     }
     let began = Instant::now();
@@ -46,10 +46,7 @@ pub async fn release_load_balancers(resolver: &Resolver, ids: &[String], timeout
         let api: Api<DynamicObject> = Api::namespaced_with(resolver.client().clone(), ns, ar);
         while api.get_opt(name).await.map_err(KubeError::api(format!("cannot read {kind} {name}")))?.is_some() {
             if began.elapsed() > timeout {
-                return Err(KubeError::Api {
-                    what: format!("{kind} {ns}/{name} is still there after {}s (a cloud load balancer that will not go?)", timeout.as_secs()),
-                    source: kube::Error::Service(Box::<dyn std::error::Error + Send + Sync>::from("timeout")),
-                });
+                return Err(KubeError::Stuck(format!("{kind} {ns}/{name} is still there after {}s (a cloud load balancer that will not go?)", timeout.as_secs())));
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }

@@ -110,6 +110,10 @@ pub struct ComponentPlan {
     /// deleted once the component is applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub legacy_parent: Option<String>,
+    /// Members exist but the ApplySet parent does not (deleted by hand, or
+    /// kept objects of an earlier destroy): apply writes it again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub parent_missing: bool,
     /// Actions in apply order (Namespaces and CRDs first), deletes last.
     pub actions: Vec<Action>,
 }
@@ -168,7 +172,7 @@ impl Plan {
     /// Whether applying would change anything.
     pub fn has_changes(&self) -> bool {
         let s = self.summary();
-        s.create + s.update + s.delete + s.adopt > 0 || self.components.iter().any(|c| c.legacy_parent.is_some())
+        s.create + s.update + s.delete + s.adopt > 0 || self.components.iter().any(|c| c.legacy_parent.is_some() || c.parent_missing)
     }
 
     /// Objects owned by someone else: apply refuses the whole plan.

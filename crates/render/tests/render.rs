@@ -109,7 +109,7 @@ async fn renders_every_source_with_values_layered_in_order() {
 
     let r = rekube_render::render(&loaded, "dev", Some(&lock), &options(cache.path())).await.unwrap();
     let order: Vec<&str> = r.components.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(order, ["local", "published", "plain", "kust"], "dependency order, independent ones by name");
+    assert_eq!(order, [rekube_render::NAMESPACES, "local", "published", "plain", "kust"], "the namespace set, then dependency order, independent ones by name");
 
     let deploy = find(&r, "Deployment", "published");
     assert_eq!(deploy["spec"]["replicas"], 5, "the environment's inline override wins");
@@ -123,6 +123,8 @@ async fn renders_every_source_with_values_layered_in_order() {
     for ns in ["pub", "loc", "plain"] {
         find(&r, "Namespace", ns);
     }
+    let set: Vec<&str> = r.components[0].objects.iter().map(|o| o.name()).collect();
+    assert!(["pub", "loc", "plain"].iter().all(|ns| set.contains(ns)), "components' namespaces belong to the namespace set: {set:?}");
     assert!(r.components[0].objects[0].kind() == "Namespace", "a component's namespace comes first");
 
     // A second render needs no network: the chart comes from the cache by digest.

@@ -163,6 +163,9 @@ pub fn plan_text(plan: &Plan) -> String {
             format!("{} (wave {})", c.name, c.wave + 1)
         };
         out.push_str(&format!("\n{head}\n"));
+        if c.parent_missing {
+            out.push_str("  inventory: the ApplySet parent is missing; apply writes it again\n");
+        }
         if let Some(legacy) = &c.legacy_parent {
             out.push_str(&format!("  migrate: members move from ApplySet rekube-system/{legacy} (rekube before 0.2) to this environment's own\n"));
         }
@@ -290,10 +293,11 @@ pub async fn destroy(g: &Global, env: &str, timeout: u64) -> Result<u8, Failure>
     let resolver = Resolver::new(client);
     let order: Vec<Vec<String>> = rekube_spec::graph::waves(&loaded.spec).into_iter().rev().collect();
     let progress = Progress::new("deleting");
-    let (project, _) = loaded.project();
+    let (project, source) = (loaded.project(), crate::commands::spec_source(&loaded));
+    let source = (!project.1).then_some(source.as_str());
     let client = resolver.client().clone();
     let report = leased(g, &client, &loaded, env, "destroy", async {
-        rekube_kube::destroy(&resolver, &project, env, &order, Duration::from_secs(timeout), &|e| progress.on(e)).await.map_err(kube_failure)
+        rekube_kube::destroy(&resolver, &project.0, env, source, &order, Duration::from_secs(timeout), &|e| progress.on(e)).await.map_err(kube_failure)
     })
     .await?;
     let deleted: usize = report.components.iter().map(|(_, o)| if let ComponentOutcome::Done { deleted, .. } = o { *deleted } else { 0 }).sum();

@@ -91,9 +91,8 @@ pub fn provider_cluster(loaded: &Loaded, env: &str) -> Result<(rekube_cluster::p
 
 /// Where the spec is, as parents record it: `host:/absolute/path/rekube.yaml`.
 pub fn spec_source(loaded: &Loaded) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into());
     let path = std::fs::canonicalize(&loaded.path).unwrap_or_else(|_| loaded.path.clone());
-    format!("{host}:{}", path.display())
+    format!("{}:{}", rekube_kube::lease::hostname(), path.display())
 }
 
 /// Where rekube keeps local state for this spec: `<spec dir>/.rekube`.

@@ -90,6 +90,8 @@ pub fn settings() -> insta::Settings {
     let mut s = insta::Settings::clone_current();
     s.add_filter(r"\d+\.\ds", "[TIME]");
     s.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]");
+    // Ids hash the project, which is the temporary directory's name.
+    s.add_filter(r"applyset-[A-Za-z0-9_-]{43}-v1", "[APPLYSET-ID]");
     s
 }
 

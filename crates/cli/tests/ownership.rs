@@ -160,7 +160,7 @@ async fn a_component_in_kube_system_never_makes_it_a_member() {
     assert!(plan.contains("· Namespace kube-system (a system namespace: never a member)"), "{plan}");
     ok(&p.rekube(&["apply", "prod"]));
     assert_eq!(p.rekube(&["plan", "prod", "--detailed-exitcode"]).status.code(), Some(0));
-    assert_eq!(get(&cluster, &["get", "ns", "kube-system", "-o", "jsonpath={.metadata.labels}"]).contains("applyset"), false);
+    assert!(!get(&cluster, &["get", "ns", "kube-system", "-o", "jsonpath={.metadata.labels}"]).contains("applyset"), "kube-system carries no ApplySet label");
 
     // The component leaves the spec: its ConfigMap goes, kube-system stays, and the plan converges.
     p.spec("", web, PROD);

@@ -4,7 +4,8 @@
 # local control plane. `rekube down dev` (same directory) removes it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/testbed-setup.sh all
+scripts/testbed-setup.sh helm
+scripts/testbed-setup.sh control-plane-1.34
 cargo build --release --locked -p rekube
 cd examples/platform
 ../../target/release/rekube validate

@@ -29,10 +29,19 @@ fi
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-set +e
-cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
-status=${PIPESTATUS[0]}
-set -e
+# The test matrix: every test runs on each Kubernetes the test bed builds
+# (rekube_testbed::k8s_version reads REKUBE_TEST_K8S).
+status=0
+cargo build --workspace --tests --locked
+for version in ${REKUBE_TEST_VERSIONS:-1.20 1.34}; do
+  tv=$(secs)
+  set +e
+  REKUBE_TEST_K8S=$version cargo test --workspace --locked --no-fail-fast 2>&1 | tee -a "$log"
+  s=${PIPESTATUS[0]}
+  set -e
+  [ "$s" = 0 ] || status=$s
+  echo "[test] Kubernetes $version: cargo test finished in $(($(secs) - tv))s (exit $s)" >&2
+done
 t2=$(secs)
 echo "[test] cargo test finished in $((t2 - t1))s (exit $status)" >&2
 

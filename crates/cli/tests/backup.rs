@@ -235,7 +235,7 @@ async fn round_trip_into_a_fresh_cluster_from_a_directory_and_from_s3() {
     spec(&w, &clusters, &format!("  store: s3://backups/rekube\n  endpoint: {}\n  encrypt-secrets: [{recipient}]\n", moto.endpoint()));
     ok(&w.rekube(&["backup", "create", "a", "--name", "to-s3"]));
     let listed = ok(&w.rekube(&["backup", "list"]));
-    assert!(listed.contains("to-s3") && listed.contains("v1.20.2"), "{listed}");
+    assert!(listed.contains("to-s3") && listed.contains(&format!(" v1.{}.", rekube_testbed::k8s_minor())), "{listed}");
     ok(&w.rekube(&["backup", "verify", "to-s3", "-i", "key.txt"]));
     let s3_manifest: Value = serde_json::from_str(&ok(&w.rekube(&["-o", "json", "backup", "describe", "to-s3"]))).unwrap();
     let restored = ok(&w.rekube(&["backup", "restore", "to-s3", "--to", "b", "-i", "key.txt", "--namespace-map", "shop:shop-copy", "--restore-status"]));
@@ -277,7 +277,8 @@ async fn damage_wrong_keys_and_existing_objects_are_refused_or_reported() {
     // How many Pods the ReplicaSet has made by then depends on timing.
     s.add_filter(r"(recreated by its controller \S+ \S+ \S+)\s+\d+", "$1 [N]");
     s.add_filter(r"\d+ left out on purpose", "[N] left out on purpose");
-    s.bind(|| insta::assert_snapshot!("describe", ok(&w.rekube(&["backup", "describe", "good"]))));
+    // Before 1.24 a ServiceAccount's token Secret is left out too: the describe differs.
+    common::per_version(s.clone()).bind(|| insta::assert_snapshot!("describe", ok(&w.rekube(&["backup", "describe", "good"]))));
 
     s.bind(|| insta::assert_snapshot!("verify", ok(&w.rekube(&["backup", "verify", "good", "-i", "key.txt"]))));
 

@@ -219,7 +219,7 @@ impl Cluster {
         std::fs::create_dir_all(&self.state_dir).map_err(self.io(&self.state_dir))?;
         match &self.kind {
             Kind::Local { nodes } => {
-                let (outcome, _) = self.local().up(*nodes, kubelet.0, kubelet.1).await?;
+                let (outcome, _) = self.local().up(*nodes, self.kubernetes.as_deref(), kubelet.0, kubelet.1).await?;
                 return Ok(if outcome == UpOutcome::Started { Created::Created } else { Created::Existed });
             }
             Kind::Existing { .. } => return Ok(Created::Existed),

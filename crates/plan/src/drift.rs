@@ -20,8 +20,21 @@ pub struct FieldDrift {
     pub manager: Option<String>,
     /// `Update` or `Apply`.
     pub operation: Option<String>,
-    /// When that manager last wrote the object.
+    /// When that manager last wrote the object (servers record no time
+    /// for some subresource writes).
     pub time: Option<String>,
+    /// The subresource it wrote through (`scale`), if any: since 1.22
+    /// servers record `/scale` writers; before, nobody.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subresource: Option<String>,
+}
+
+/// Who wrote a field, from one managedFields entry.
+struct Writer {
+    manager: String,
+    operation: String,
+    time: Option<String>,
+    subresource: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -99,7 +112,7 @@ fn owns(fields: &Value, path: &[Seg], live: &Value) -> bool {
 }
 
 /// The newest non-rekube manager owning `path` in `live`'s managedFields.
-fn owner(live: &Value, path: &[Seg], own_manager: &str) -> Option<(String, String, String)> {
+fn owner(live: &Value, path: &[Seg], own_manager: &str) -> Option<Writer> {
     let entries = live.pointer("/metadata/managedFields")?.as_array()?;
     entries
         .iter()
@@ -109,7 +122,10 @@ fn owner(live: &Value, path: &[Seg], own_manager: &str) -> Option<(String, Strin
             owns(&e["fieldsV1"], path, live)
         })
         .max_by_key(|e| e["time"].as_str().unwrap_or_default().to_string())
-        .map(|e| (e["manager"].as_str().unwrap_or_default().to_string(), e["operation"].as_str().unwrap_or_default().to_string(), e["time"].as_str().unwrap_or_default().to_string()))
+        .map(|e| {
+            let text = |k: &str| e[k].as_str().filter(|s| !s.is_empty()).map(str::to_string);
+            Writer { manager: text("manager").unwrap_or_default(), operation: text("operation").unwrap_or_default(), time: text("time"), subresource: text("subresource") }
+        })
 }
 
 /// Fields of `live` that differ from `applied`, with who changed them.
@@ -132,9 +148,10 @@ pub fn object_drift(kind: &str, applied: &Value, live: &Value, own_manager: &str
                 applied: mask(a),
                 live: mask(l),
                 path: p,
-                manager: who.as_ref().map(|w| w.0.clone()),
-                operation: who.as_ref().map(|w| w.1.clone()),
-                time: who.map(|w| w.2),
+                manager: who.as_ref().map(|w| w.manager.clone()),
+                operation: who.as_ref().map(|w| w.operation.clone()),
+                time: who.as_ref().and_then(|w| w.time.clone()),
+                subresource: who.and_then(|w| w.subresource),
             })
         })
         .collect()

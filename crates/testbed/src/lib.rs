@@ -2,7 +2,8 @@
 //! against, started and stopped by the test itself.
 //!
 //! - [`TestCluster`]: a real etcd + kube-apiserver + kube-controller-manager
-//!   (v1.20.2 built by `scripts/testbed-setup.sh`, or `KUBEBUILDER_ASSETS`),
+//!   (built by `scripts/testbed-setup.sh`: v1.20.2 and v1.34.x; the test
+//!   matrix picks one with `REKUBE_TEST_K8S`, see [`k8s_version`]),
 //!   optionally with a [`FakeKubelet`]; stopped on drop.
 //! - [`tools`]: the real `helm` v4 and `kubectl` binaries from the cache.
 //! - [`ChartRepo`]: packaged charts and an `index.yaml` served on 127.0.0.1.
@@ -26,6 +27,21 @@ use rekube_cluster::local::{ControlPlane, Options};
 /// The command that installs the whole test bed.
 pub const SETUP_HINT: &str = "scripts/testbed-setup.sh";
 
+/// The test matrix: the Kubernetes version every test of this run uses,
+/// from `REKUBE_TEST_K8S` (`1.20`, `1.34`); unset, the newest build.
+/// `scripts/test.sh` runs the suite once per version.
+pub fn k8s_version() -> Option<String> {
+    std::env::var("REKUBE_TEST_K8S").ok().filter(|v| !v.is_empty())
+}
+
+/// The minor version the tests of this run talk to (`20`, `34`), for
+/// assertions where Kubernetes versions really differ.
+pub fn k8s_minor() -> u32 {
+    let bins = rekube_cluster::local::Binaries::discover_version(k8s_version().as_deref())
+        .unwrap_or_else(|e| panic!("test bed: {e}\n(set it up with `{SETUP_HINT}`)"));
+    bins.minor().unwrap_or_else(|| panic!("test bed: cannot read the version of {}", bins.apiserver.display()))
+}
+
 /// A real control plane for one test, with an optional fake kubelet.
 pub struct TestCluster {
     // Field order matters: the kubelet stops before the control plane.
@@ -38,7 +54,9 @@ impl TestCluster {
     /// Starts a control plane with no nodes. Panics (failing the test) with the
     /// set-up command when the binaries are missing.
     pub async fn start(name: &str) -> Self {
-        let control_plane = match ControlPlane::start(Options::ephemeral(name)).await {
+        let mut opts = Options::ephemeral(name);
+        opts.kubernetes = k8s_version();
+        let control_plane = match ControlPlane::start(opts).await {
             Ok(cp) => cp,
             Err(e) => panic!("test bed: cannot start a control plane: {e}\n(set it up with `{SETUP_HINT}`)"),
         };

@@ -94,11 +94,10 @@ async fn deployment_becomes_available_with_pods_on_a_fake_node() {
         let status = pod.status.as_ref().unwrap();
         assert_eq!(status.phase.as_deref(), Some("Running"));
         // The ServiceAccount admission plugin mounted a token: the token
-        // controller (root CA + SA key on the controller-manager) works.
-        assert!(
-            spec.volumes.iter().flatten().any(|v| v.name.starts_with("default-token-")),
-            "pod has a service-account token volume"
-        );
+        // controller (root CA + SA key on the controller-manager) works. Before
+        // 1.22 it is a Secret volume; since, a projected `kube-api-access-` one.
+        let prefix = if rekube_testbed::k8s_minor() < 22 { "default-token-" } else { "kube-api-access-" };
+        assert!(spec.volumes.iter().flatten().any(|v| v.name.starts_with(prefix)), "pod has a service-account token volume named {prefix}*");
     }
 
     // The real Endpoints controller sees the ready Pods behind the Service.

@@ -274,7 +274,10 @@ async fn apply_in(g: &Global, env: &str, mut opts: ApplyOptions, ctx: &Context) 
             if !dry_run {
                 for a in plan.components.iter().flat_map(|c| &c.actions) {
                     for r in &a.reverts {
-                        let who = r.manager.as_deref().map_or("a /scale write or an unrecorded manager".to_string(), |m| format!("{m} at {}", r.time.as_deref().unwrap_or("?")));
+                        let who = r.manager.as_deref().map_or("a /scale write or an unrecorded manager".to_string(), |m| match (&r.subresource, &r.time) {
+                            (Some(sub), _) => format!("{m} through /{sub}"),
+                            (None, t) => format!("{m} at {}", t.as_deref().unwrap_or("?")),
+                        });
                         printer::message(format!("  reverted {} {}: {} → {} (changed by {who})", a.display_name(), r.path, show(&r.live), show(&r.applied)));
                     }
                 }
@@ -330,8 +333,12 @@ pub async fn drift(g: &Global, env: &str, flags: &RenderFlags) -> Result<u8, Fai
                     _ => {
                         printer::data(format!("{}: {name}", d.component));
                         for f in &d.fields {
-                            let who = match (&f.manager, &f.operation, &f.time) {
-                                (Some(m), Some(op), Some(t)) => format!("by {m} ({op}) at {t}"),
+                            let who = match (&f.manager, &f.operation) {
+                                (Some(m), Some(op)) => {
+                                    let through = f.subresource.as_deref().map_or(String::new(), |s| format!(" through /{s}"));
+                                    let at = f.time.as_deref().map_or(String::new(), |t| format!(" at {t}"));
+                                    format!("by {m} ({op}{through}){at}")
+                                }
                                 _ if f.path == "spec.replicas" => "by a /scale write (kubectl scale or an autoscaler: Kubernetes before 1.22 records no manager for it)".to_string(),
                                 _ => "with no field-manager record".to_string(),
                             };

@@ -16,9 +16,11 @@ use crate::printer;
 /// for helm's `--kube-version`, when it is known offline.
 pub fn options(loaded: &Loaded, env: &str, flags: &RenderFlags, only: Option<BTreeSet<String>>) -> RenderOptions {
     let cluster = loaded.spec.environments.get(env).and_then(|e| loaded.spec.clusters.get(&e.cluster.value));
-    let kube_version = cluster.and_then(|c| match c.provider.value {
-        Provider::Local => Some(rekube_cluster::local::DEFAULT_VERSION.to_string()),
-        _ => c.kubernetes.as_ref().map(|v| v.value.clone()),
+    let kube_version = cluster.and_then(|c| match (c.provider.value, &c.kubernetes) {
+        (_, Some(v)) => Some(v.value.clone()),
+        // A local cluster without a version runs the newest build.
+        (Provider::Local, None) => rekube_cluster::local::builds(&rekube_cluster::local::cache_dir().join("k8s")).pop().map(|(v, _)| v),
+        _ => None,
     });
     RenderOptions {
         cache_dir: rekube_cluster::local::cache_dir(),

@@ -60,7 +60,7 @@ impl Workdir {
 /// Where the test bed's control-plane binaries are (panics with the set-up
 /// command when they are missing).
 pub fn k8s_assets() -> PathBuf {
-    let b = rekube_cluster::local::Binaries::discover().unwrap_or_else(|e| panic!("test bed: {e}\n(set it up with `scripts/testbed-setup.sh`)"));
+    let b = rekube_cluster::local::Binaries::discover_version(rekube_testbed::k8s_version().as_deref()).unwrap_or_else(|e| panic!("test bed: {e}\n(set it up with `scripts/testbed-setup.sh`)"));
     b.etcd.parent().unwrap().to_path_buf()
 }
 
@@ -90,8 +90,18 @@ pub fn settings() -> insta::Settings {
     let mut s = insta::Settings::clone_current();
     s.add_filter(r"\d+\.\ds", "[TIME]");
     s.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]");
+    // The test matrix runs every test on each Kubernetes version.
+    s.add_filter(r"v1\.\d+\.\d+ +", "[K8S-VERSION] ");
+    s.add_filter(r"v1\.\d+\.\d+", "[K8S-VERSION]");
     // Ids hash the project, which is the temporary directory's name.
     s.add_filter(r"applyset-[A-Za-z0-9_-]{43}-v1", "[APPLYSET-ID]");
+    s
+}
+
+/// `s` for an output that really differs between Kubernetes versions: its
+/// snapshot is kept once per version of the test matrix (`name@k8s-1.34`).
+pub fn per_version(mut s: insta::Settings) -> insta::Settings {
+    s.set_snapshot_suffix(format!("k8s-1.{}", rekube_testbed::k8s_minor()));
     s
 }
 

@@ -5,20 +5,16 @@
 //!    `kube-controller-manager`;
 //! 2. `KUBEBUILDER_ASSETS`: the same, in controller-runtime's envtest layout,
 //!    so a user can test against a newer Kubernetes;
-//! 3. the cache that `scripts/testbed-setup.sh` fills:
-//!    `$REKUBE_CACHE/k8s/v1.20.2-r2` (default `~/.cache/rekube`).
+//! 3. the cache that `scripts/testbed-setup.sh` fills, one directory per
+//!    build: `$REKUBE_CACHE/k8s/v1.20.2-r2`, `$REKUBE_CACHE/k8s/v1.34.12-r1`
+//!    (default `~/.cache/rekube`). A cluster's `kubernetes: "1.34"` picks
+//!    the newest build of that minor version; without it, the newest build.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::LocalError;
 
-/// The Kubernetes version that `scripts/testbed-setup.sh` builds.
-pub const DEFAULT_VERSION: &str = "1.20.2";
-
-/// The cache directory of the build `scripts/testbed-setup.sh` makes (the
-/// suffix is its build revision: see the script).
-pub const BUILD_ID: &str = "v1.20.2-r2";
 
 /// The command a user runs to fill the cache; every "binaries missing" error names it.
 pub const SETUP_COMMAND: &str = "scripts/testbed-setup.sh";
@@ -45,25 +41,47 @@ pub fn cache_dir() -> PathBuf {
 }
 
 impl Binaries {
-    /// Finds the binaries from the environment or the cache (see the module docs).
+    /// Finds the binaries from the environment or the cache (see the module
+    /// docs), the newest build.
     pub fn discover() -> Result<Self, LocalError> {
+        Self::discover_version(None)
+    }
+
+    /// Finds the binaries of Kubernetes `want` (`"1.34"` or `"1.34.12"`;
+    /// `None`: the newest), from the environment or the cache.
+    pub fn discover_version(want: Option<&str>) -> Result<Self, LocalError> {
         let mut searched = Vec::new();
         for var in ["REKUBE_K8S_ASSETS", "KUBEBUILDER_ASSETS"] {
             if let Some(dir) = std::env::var_os(var).filter(|v| !v.is_empty()) {
                 // An explicit setting that is wrong is an error, never a silent fallback.
-                return Self::in_dir(Path::new(&dir))
-                    .map_err(|missing| LocalError::BinariesMissing {
-                        searched: vec![format!("{var}={}", dir.to_string_lossy())],
-                        missing,
-                    });
+                let bins = Self::in_dir(Path::new(&dir)).map_err(|missing| LocalError::BinariesMissing {
+                    searched: vec![format!("{var}={}", dir.to_string_lossy())],
+                    missing,
+                })?;
+                if let Some(want) = want {
+                    let have = bins.version().unwrap_or_default();
+                    if !version_matches(have.trim_start_matches('v'), want) {
+                        return Err(LocalError::WrongVersion { want: want.to_string(), have, found_in: format!("{var}={}", dir.to_string_lossy()) });
+                    }
+                }
+                return Ok(bins);
             }
             searched.push(format!("${var} (unset)"));
         }
-        let dir = cache_dir().join("k8s").join(BUILD_ID);
-        Self::in_dir(&dir).map_err(|missing| {
-            searched.push(dir.display().to_string());
-            LocalError::BinariesMissing { searched, missing }
-        })
+        let root = cache_dir().join("k8s");
+        let builds = builds(&root);
+        let pick = builds.iter().rev().find(|(v, _)| want.is_none_or(|w| version_matches(v, w)));
+        match pick {
+            Some((_, dir)) => Self::in_dir(dir).map_err(|missing| LocalError::BinariesMissing { searched: vec![dir.display().to_string()], missing }),
+            None => {
+                let have: Vec<String> = builds.iter().map(|(v, _)| v.clone()).collect();
+                searched.push(match want {
+                    Some(w) => format!("{} (for Kubernetes {w}; built there: {})", root.display(), if have.is_empty() { "none".to_string() } else { have.join(", ") }),
+                    None => root.display().to_string(),
+                });
+                Err(LocalError::BinariesMissing { searched, missing: vec!["etcd".into(), "kube-apiserver".into(), "kube-controller-manager".into()] })
+            }
+        }
     }
 
     /// Uses the binaries in `dir`, or returns the names that are missing there.
@@ -93,6 +111,55 @@ impl Binaries {
         let out = Command::new(&self.apiserver).arg("--version").output().ok()?;
         let text = String::from_utf8_lossy(&out.stdout);
         text.split_whitespace().last().map(str::to_string)
+    }
+
+    /// The minor version (`20` of `v1.20.2`); flags and readiness differ by it.
+    pub fn minor(&self) -> Option<u32> {
+        minor_of(&self.version()?)
+    }
+}
+
+/// `20` of `v1.20.2` or `1.20`.
+pub fn minor_of(version: &str) -> Option<u32> {
+    version.trim_start_matches('v').split('.').nth(1)?.parse().ok()
+}
+
+/// Whether `have` (`1.34.12`) is what `want` asks for (`1.34`, `1.34.12`, `v1.34`).
+pub fn version_matches(have: &str, want: &str) -> bool {
+    let want = want.trim_start_matches('v');
+    have == want || have.starts_with(&format!("{want}."))
+}
+
+/// The builds in the cache (`v1.34.12-r1` → `1.34.12`), oldest first.
+pub fn builds(root: &Path) -> Vec<(String, PathBuf)> {
+    let mut out: Vec<(Vec<u32>, String, PathBuf)> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let version = name.strip_prefix('v')?.split('-').next()?.to_string();
+            let key: Vec<u32> = version.split('.').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+            Binaries::in_dir(&e.path()).ok()?;
+            Some((key, version, e.path()))
+        })
+        .collect();
+    out.sort();
+    out.into_iter().map(|(_, v, p)| (v, p)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_match_by_prefix_of_whole_parts() {
+        assert!(version_matches("1.34.12", "1.34"));
+        assert!(version_matches("1.34.12", "v1.34.12"));
+        assert!(!version_matches("1.34.12", "1.3"));
+        assert!(!version_matches("1.20.2", "1.34"));
+        assert_eq!(minor_of("v1.20.2"), Some(20));
+        assert_eq!(minor_of("1.34"), Some(34));
     }
 }
 

@@ -75,7 +75,8 @@ impl LocalCluster {
     /// Starts the cluster unless it is already running; with `nodes > 0`, also
     /// starts `kubelet` (a command that runs the fake kubelet until killed;
     /// `--kubeconfig`, `--dir` and `--node` arguments are appended).
-    pub async fn up(&self, nodes: u32, kubelet: &Path, kubelet_args: &[String]) -> Result<(UpOutcome, ControlPlane), LocalError> {
+    /// `kubernetes` picks the build (`"1.34"`; `None`: the newest).
+    pub async fn up(&self, nodes: u32, kubernetes: Option<&str>, kubelet: &Path, kubelet_args: &[String]) -> Result<(UpOutcome, ControlPlane), LocalError> {
         if let LocalStatus::Running { dead, .. } = self.status()
             && dead.is_empty() && (nodes == 0 || self.kubelet_running()) {
                 return Ok((UpOutcome::AlreadyRunning, ControlPlane::attach(&self.dir)?));
@@ -86,6 +87,7 @@ impl LocalCluster {
         let mut opts = Options::ephemeral(&self.name);
         opts.dir = Some(self.dir.clone());
         opts.lifetime = Lifetime::Detached;
+        opts.kubernetes = kubernetes.map(str::to_string);
         let cp = ControlPlane::start(opts).await?;
         if nodes > 0 {
             let mut args = kubelet_args.to_vec();

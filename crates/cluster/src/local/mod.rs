@@ -24,7 +24,7 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
 use serde::{Deserialize, Serialize};
 
-pub use binaries::{Binaries, DEFAULT_VERSION, SETUP_COMMAND, cache_dir};
+pub use binaries::{Binaries, SETUP_COMMAND, builds, cache_dir, minor_of, version_matches};
 pub use kubelet::{FAIL_LABEL, FakeKubelet};
 pub use managed::{LocalCluster, LocalStatus, UpOutcome};
 pub use process::{Lifetime, pid_alive, pid_runs_in};
@@ -36,6 +36,16 @@ pub const SERVICE_CIDR: &str = "10.0.0.0/16";
 /// Errors of the local provider.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
+    /// The binaries found are not the version the cluster asks for.
+    #[error("the cluster asks for Kubernetes {want}, but {found_in} holds {have}")]
+    WrongVersion {
+        /// The version asked for.
+        want: String,
+        /// The version found.
+        have: String,
+        /// Where they were found.
+        found_in: String,
+    },
     /// The control-plane binaries are not where rekube looks for them.
     #[error("control-plane binaries not found ({}); looked in: {}\n  hint: run `{SETUP_COMMAND}` to build and cache them, or point KUBEBUILDER_ASSETS at a directory holding etcd, kube-apiserver and kube-controller-manager", missing.join(", "), searched.join(", "))]
     BinariesMissing {
@@ -113,8 +123,10 @@ pub struct Options {
     pub dir: Option<PathBuf>,
     /// Whether the processes outlive this one.
     pub lifetime: Lifetime,
-    /// The binaries; `None`: [`Binaries::discover`].
+    /// The binaries; `None`: [`Binaries::discover_version`] of `kubernetes`.
     pub binaries: Option<Binaries>,
+    /// The Kubernetes version (`"1.34"`); `None`: the newest built.
+    pub kubernetes: Option<String>,
     /// How long to wait for readiness.
     pub ready_timeout: Duration,
 }
@@ -127,6 +139,7 @@ impl Options {
             dir: None,
             lifetime: Lifetime::TiedToCaller,
             binaries: None,
+            kubernetes: None,
             ready_timeout: Duration::from_secs(90),
         }
     }
@@ -158,6 +171,8 @@ pub struct ControlPlane {
     state: State,
     startup: Duration,
     stopped: bool,
+    /// The minor version (`20` of v1.20.2); readiness differs by it.
+    minor: u32,
 }
 
 const STATE_FILE: &str = "state.json";
@@ -169,7 +184,7 @@ impl ControlPlane {
     pub async fn start(opts: Options) -> Result<Self, LocalError> {
         let bins = match &opts.binaries {
             Some(b) => b.clone(),
-            None => Binaries::discover()?,
+            None => Binaries::discover_version(opts.kubernetes.as_deref())?,
         };
         // A port picked as free can be taken by a parallel start before our
         // process binds it; that shows up as an early exit, so retry.
@@ -238,7 +253,6 @@ impl ControlPlane {
             "--bind-address=127.0.0.1".into(),
             "--advertise-address=127.0.0.1".into(),
             format!("--secure-port={api_port}"),
-            "--insecure-port=0".into(),
             format!("--cert-dir={}", p(&dir)),
             format!("--tls-cert-file={}", p(&pki.serving_cert)),
             format!("--tls-private-key-file={}", p(&pki.serving_key)),
@@ -258,7 +272,6 @@ impl ControlPlane {
             format!("--authorization-kubeconfig={}", p(&cm_kubeconfig)),
             "--bind-address=127.0.0.1".into(),
             format!("--secure-port={cm_port}"),
-            "--port=0".into(),
             "--leader-elect=false".into(),
             // The default client QPS (20) throttles status updates once a
             // platform has hundreds of workloads; a local cluster has room.
@@ -271,6 +284,15 @@ impl ControlPlane {
             format!("--cert-dir={}", p(&dir)),
             "--v=1".into(),
         ];
+
+        // Before 1.24 both also served plain HTTP unless told not to (the
+        // flags were removed in 1.24).
+        let minor = bins.minor().unwrap_or(u32::MAX);
+        let (mut api_args, mut cm_args) = (api_args, cm_args);
+        if minor < 24 {
+            api_args.push("--insecure-port=0".into());
+            cm_args.push("--port=0".into());
+        }
 
         let mut cp = Self {
             dir: dir.clone(),
@@ -286,6 +308,7 @@ impl ControlPlane {
             },
             startup: Duration::ZERO,
             stopped: false,
+            minor,
         };
         // On any error below, dropping `cp` stops what was started (even a
         // detached start: a half-started cluster is worth nothing).
@@ -342,10 +365,12 @@ impl ControlPlane {
                 .expect("static request");
             match client.request_text(req).await {
                 Ok(body) if body.trim() == "ok" => {
-                    what = "the default ServiceAccount's token (created by kube-controller-manager)".into();
+                    // Before 1.24 a Pod is refused until its ServiceAccount has a
+                    // token Secret; from 1.24 tokens are requested per Pod.
+                    what = "the default ServiceAccount (and before 1.24 its token), made by kube-controller-manager".into();
                     let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
                     if let Ok(Some(sa)) = sas.get_opt("default").await
-                        && sa.secrets.is_some_and(|s| !s.is_empty()) {
+                        && (self.minor >= 24 || sa.secrets.is_some_and(|s| !s.is_empty())) {
                             return Ok(());
                         }
                 }
@@ -377,6 +402,7 @@ impl ControlPlane {
                 Proc::adopt(name, *pid, dir.join(format!("{name}.log")))
             })
             .collect();
+        let state_minor = state.version.as_deref().and_then(minor_of).unwrap_or(u32::MAX);
         Ok(Self {
             dir: dir.to_path_buf(),
             owns_dir: false,
@@ -385,6 +411,7 @@ impl ControlPlane {
             state,
             startup: Duration::ZERO,
             stopped: false,
+            minor: state_minor,
         })
     }
 

@@ -8,7 +8,7 @@
 # apply is measured with --no-wait as the like-for-like figure, and also with
 # its health gates. Peak memory of rekube from /usr/bin/time.
 #
-# Usage: benches/apply.sh   (needs scripts/testbed-setup.sh)
+# Usage: [K8S=1.20|1.34] benches/apply.sh   (needs scripts/testbed-setup.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/common.sh
@@ -27,7 +27,7 @@ gen_component() { # dir n
   done > "$d/apps.yaml"
 }
 {
-  echo "clusters: { bench: { provider: local, nodes: 1 } }"
+  echo "clusters: { bench: { provider: local, nodes: 1$(k8s_key) } }"
   echo "components:"
   for i in $(seq -w 1 30); do echo "  c$i: { manifests: ./c$i, namespace: ns-$i }"; gen_component "$work/c$i" "$i"; done
   echo "environments: { bench: { cluster: bench } }"
@@ -35,8 +35,8 @@ gen_component() { # dir n
 sed 's/bench/base/g' "$work/rekube.yaml" > "$work/base.yaml"
 # `rekube up` applies the platform too: create the clusters from specs
 # without components, so the timed apply below is really the first.
-printf 'clusters: { bench: { provider: local, nodes: 1 } }\nenvironments: { bench: { cluster: bench } }\n' > "$work/bench-cluster.yaml"
-printf 'clusters: { base: { provider: local, nodes: 1 } }\nenvironments: { base: { cluster: base } }\n' > "$work/base-cluster.yaml"
+printf 'clusters: { bench: { provider: local, nodes: 1%s } }\nenvironments: { bench: { cluster: bench } }\n' "$(k8s_key)" > "$work/bench-cluster.yaml"
+printf 'clusters: { base: { provider: local, nodes: 1%s } }\nenvironments: { base: { cluster: base } }\n' "$(k8s_key)" > "$work/base-cluster.yaml"
 
 cd "$work"
 "$REKUBE" -f bench-cluster.yaml up bench > up.log 2>&1 || { cat up.log; exit 1; }

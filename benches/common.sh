@@ -7,6 +7,9 @@ cargo build --release --locked -q -p rekube
 REKUBE="$PWD/target/release/rekube"
 command -v /usr/bin/time >/dev/null || { apt-get install -y -q time >/dev/null; }
 
+# K8S=1.20 or K8S=1.34 picks the local clusters' build (default: the newest).
+K8S="${K8S:-}"
+k8s_key() { if [ -n "$K8S" ]; then printf ', kubernetes: "%s"' "$K8S"; fi; }
 now() { date +%s%N; }
 ms() { echo $(( ($(now) - $1) / 1000000 )); }
 # run LOG COMMAND...: runs a benchmark step, failing the benchmark (with the

@@ -180,6 +180,10 @@ pub enum Backup {
         /// Include cluster-scoped objects (the default when neither --namespace nor --selector is given).
         #[arg(long)]
         include_cluster_resources: bool,
+        /// Only this project's and environment's objects: the members of its
+        /// ApplySets (namespaced and cluster-scoped), nothing another team made.
+        #[arg(long)]
+        own: bool,
         /// The backup's name (default: `<env>-<UTC time>`).
         #[arg(long)]
         name: Option<String>,

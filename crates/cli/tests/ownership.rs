@@ -52,6 +52,7 @@ impl Project {
     }
 
     fn spec(&self, head: &str, components: &str, environments: &str) {
+        // `environments` may end with further top-level keys (`backup:`).
         self.write("rekube.yaml", &format!("{head}clusters:\n{}components:\n{components}environments:\n{environments}", self.cluster));
     }
 
@@ -378,4 +379,27 @@ async fn a_cluster_applied_before_0_2_migrates_in_place() {
     // Only rekube ever wrote the namespace: it was rekube's, and destroy removes it.
     ok(&p.rekube(&["destroy", "prod"]));
     assert!(!exists(&cluster, &["ns", "old"]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_of_own_objects_holds_nothing_of_another_project() {
+    let cluster = TestCluster::with_kubelet("own-backup").await;
+    let a = Project::new(&cluster, "own-backup", "team-a");
+    a.write("web/cm.yaml", &configmap("web-config", "a"));
+    let backup = "backup: { store: ./backups }\n";
+    a.spec("", "  web:\n    manifests: ./web\n    namespace: ns-a\n", &format!("{PROD}{backup}"));
+    let b = Project::new(&cluster, "own-backup", "team-b");
+    b.write("web/cm.yaml", &configmap("web-config", "b"));
+    b.spec("", "  web:\n    manifests: ./web\n    namespace: ns-b\n", PROD);
+    ok(&a.rekube(&["apply", "prod"]));
+    ok(&b.rekube(&["apply", "prod"]));
+    get(&cluster, &["create", "configmap", "made-by-hand", "-n", "ns-a", "--from-literal=a=b"]);
+
+    ok(&a.rekube(&["backup", "create", "prod", "--own", "--name", "mine", "--allow-plaintext-secrets"]));
+    let described: serde_json::Value = serde_json::from_str(&ok(&a.rekube(&["-o", "json", "backup", "describe", "mine"]))).unwrap();
+    let mut paths: Vec<&str> = described["objects"].as_array().unwrap().iter().map(|o| o["path"].as_str().unwrap()).collect();
+    paths.sort();
+    assert!(paths.iter().any(|p| p.contains("ns-a") && p.contains("web-config")), "{paths:?}");
+    assert!(paths.iter().any(|p| p.contains("namespaces") && p.contains("ns-a")), "its namespace too: {paths:?}");
+    assert!(!paths.iter().any(|p| p.contains("ns-b") || p.contains("made-by-hand")), "nothing of team B, nothing hand-made: {paths:?}");
 }

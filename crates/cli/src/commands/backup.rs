@@ -47,17 +47,35 @@ pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
     let loaded = load_valid(g)?;
     let (store, spec) = open_store(&loaded)?;
     match cmd {
-        Backup::Create { env, namespaces, selector, include_cluster_resources, name, allow_plaintext_secrets } => {
+        Backup::Create { env, namespaces, selector, include_cluster_resources, own, name, allow_plaintext_secrets } => {
             environment(&loaded, env)?;
             if let Some(n) = name.as_deref().filter(|n| n.is_empty() || n.len() > 128 || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) || n.starts_with('.')) {
                 return Err(Failure::Error(anyhow::anyhow!("--name `{n}` is not a backup name"), Some("use letters, digits, '.', '_' and '-' (it becomes a directory in the store)".into())));
             }
-            let filter = Filter {
+            let (client, cluster) = cluster_client(&loaded, env).await?;
+            let mut filter = Filter {
                 namespaces: namespaces.clone(),
                 selector: selector.clone(),
                 cluster_resources: *include_cluster_resources || (namespaces.is_empty() && selector.is_none()),
             };
-            let (client, cluster) = cluster_client(&loaded, env).await?;
+            if *own {
+                let (project, source) = (loaded.project(), crate::commands::spec_source(&loaded));
+                let ids = rekube_kube::environment_applysets(&client, &project.0, env, (!project.1).then_some(source.as_str()))
+                    .await
+                    .map_err(crate::commands::converge::kube_failure)?;
+                if ids.is_empty() {
+                    return Err(Failure::Error(
+                        anyhow::anyhow!("project `{}` has nothing of environment `{env}` on cluster `{cluster}`", project.0),
+                        Some(format!("apply it first (`rekube apply {env}`), or back up without --own")),
+                    ));
+                }
+                let own_selector = format!("{} in ({})", rekube_plan::applyset::PART_OF_LABEL, ids.join(","));
+                filter.selector = Some(match &filter.selector {
+                    Some(s) => format!("{s},{own_selector}"),
+                    None => own_selector,
+                });
+                filter.cluster_resources = true;
+            }
             let opts = rekube_backup::CreateOptions {
                 name: name.clone().unwrap_or_else(|| rekube_backup::default_name(env)),
                 environment: env.clone(),

@@ -143,6 +143,9 @@ pub enum Command {
         /// (reported first); prerequisites are still torn down.
         #[arg(long)]
         force: bool,
+        /// Seconds to wait for each component's objects to disappear.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
     },
     /// Every environment: cluster, version, each component's health and drift, last apply.
     Status {

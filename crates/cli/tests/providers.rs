@@ -313,3 +313,37 @@ async fn rebuild_check_killed_while_rebuilding_resumes_without_tearing_down_agai
     assert!(w.path("bucket").is_dir(), "the prerequisite exists after the rebuild");
     ok(&w.rekube(&["down", "dev"]));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn down_reports_a_component_it_cannot_destroy_and_force_deletes_the_cluster() {
+    let mut w = Workdir::new();
+    w.env("REKUBE", env!("CARGO_BIN_EXE_rekube"));
+    struct ForceDown<'a>(&'a Workdir);
+    impl Drop for ForceDown<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.rekube(&["down", "lab", "--force", "--timeout", "1"]);
+        }
+    }
+    let _down = ForceDown(&w);
+    let script = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/providers/rekube-local.sh")).unwrap();
+    w.write("providers/rekube-local.sh", &script);
+    std::fs::set_permissions(w.path("providers/rekube-local.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // A finalizer nobody removes: the ConfigMap can never be deleted.
+    w.write("app/stuck.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stuck\n  finalizers: [example.com/never]\ndata:\n  a: b\n");
+    w.write(
+        "rekube.yaml",
+        "clusters:\n  lab: { provider: exec, exec: ./providers/rekube-local.sh }\ncomponents:\n  app: { manifests: ./app, namespace: app }\nenvironments:\n  lab: { cluster: lab }\n",
+    );
+    ok(&w.rekube(&["up", "lab"]));
+
+    let stuck = w.rekube(&["down", "lab", "--timeout", "2"]);
+    assert_eq!(stuck.status.code(), Some(1), "{}", err(&stuck));
+    assert!(err(&stuck).contains("ConfigMap app/stuck still exists after 2s (finalizers?)"), "{}", err(&stuck));
+    assert!(err(&stuck).contains("`rekube down --force` deletes the cluster anyway"), "{}", err(&stuck));
+    assert!(ok(&w.rekube(&["status", "lab"])).contains("running"), "the cluster is kept without --force");
+
+    let forced = w.rekube(&["down", "lab", "--timeout", "2", "--force"]);
+    ok(&forced);
+    assert!(err(&forced).contains("--force: the cluster is deleted anyway") && err(&forced).contains("cluster `lab`: deleted"), "{}", err(&forced));
+    assert_eq!(processes_under(&w.path("")), Vec::<String>::new(), "down --force left processes running");
+}

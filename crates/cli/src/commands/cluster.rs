@@ -131,11 +131,11 @@ async fn up_steps(g: &Global, loaded: &Loaded, env: &str, journal: &mut Journal,
     Ok(0)
 }
 
-pub async fn down(g: &Global, env: &str, force: bool) -> Result<u8, Failure> {
+pub async fn down(g: &Global, env: &str, force: bool, timeout: u64) -> Result<u8, Failure> {
     let loaded = load_valid(g)?;
     environment(&loaded, env)?;
     let (_lock, mut journal) = begin(g, &loaded, env, "down")?;
-    let code = down_steps(g, &loaded, env, &mut journal, force).await?;
+    let code = down_steps(g, &loaded, env, &mut journal, force, timeout).await?;
     if code == 0 {
         journal.finish().map_err(failure)?;
     }
@@ -145,7 +145,7 @@ pub async fn down(g: &Global, env: &str, force: bool) -> Result<u8, Failure> {
 /// Load balancers, components, the cluster, the prerequisites (reversed).
 /// A `local` cluster holds nothing outside its processes: it is deleted
 /// at once, its components with it.
-async fn down_steps(g: &Global, loaded: &Loaded, env: &str, journal: &mut Journal, force: bool) -> Result<u8, Failure> {
+async fn down_steps(g: &Global, loaded: &Loaded, env: &str, journal: &mut Journal, force: bool, timeout: u64) -> Result<u8, Failure> {
     let began = Instant::now();
     let (cluster, prereqs) = provider_cluster(loaded, env)?;
     say(g, format!("rekube down `{env}`: load balancers, {} component(s), cluster `{}` ({}), {} prerequisite(s)", loaded.spec.components.len(), cluster.name, cluster.kind.name(), prereqs.len()));
@@ -163,7 +163,7 @@ async fn down_steps(g: &Global, loaded: &Loaded, env: &str, journal: &mut Journa
         say(g, format!("  load balancers: {note}"));
         journal.done("release load balancers", note).map_err(failure)?;
         let quiet = Global { output: Output::Text, ..g.clone() };
-        let code = match crate::commands::converge::destroy(&quiet, env, 300).await {
+        let code = match crate::commands::converge::destroy(&quiet, env, timeout).await {
             Ok(code) => code,
             Err(Failure::Error(e, _)) if force => {
                 say(g, format!("  components: {e:#}"));
@@ -362,7 +362,7 @@ pub async fn rebuild_check(g: &Global, env: &str) -> Result<u8, Failure> {
     let t = Instant::now();
     // Resumed after the teardown: do not tear down the half-built cluster again.
     if !journal.done_before("down") && !journal.done_before("up") {
-        let code = down_steps(g, &loaded, env, &mut journal, false).await?;
+        let code = down_steps(g, &loaded, env, &mut journal, false, 300).await?;
         if code != 0 {
             return Ok(code);
         }

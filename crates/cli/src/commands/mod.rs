@@ -33,7 +33,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Destroy { env, timeout } => converge::destroy(g, env, *timeout).await,
         Command::Lock { check, update } => render::lock(g, *check, *update).await,
         Command::Up { env } => cluster::up(g, env).await,
-        Command::Down { env, force } => cluster::down(g, env, *force).await,
+        Command::Down { env, force, timeout } => cluster::down(g, env, *force, *timeout).await,
         Command::RebuildCheck { env } => cluster::rebuild_check(g, env).await,
         Command::Status { env } => cluster::status(g, env.as_deref()).await,
         Command::Backup(cmd) => backup::run(g, cmd).await,

@@ -43,6 +43,15 @@ pub enum Output {
     Json,
 }
 
+/// `rekube graph` formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    /// Mermaid `flowchart`.
+    Mermaid,
+    /// Graphviz DOT.
+    Dot,
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -146,6 +155,17 @@ pub enum Command {
         /// Seconds to wait for each component's objects to disappear.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
+    },
+    /// A picture of an environment: components, their `needs`, their cluster (Mermaid or DOT).
+    Graph {
+        /// The environment.
+        env: String,
+        /// `mermaid` (GitHub renders it in Markdown) or `dot` (Graphviz).
+        #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+        format: GraphFormat,
+        /// Color each component by its health on the live cluster.
+        #[arg(long)]
+        health: bool,
     },
     /// Every environment: cluster, version, each component's health and drift, last apply.
     Status {

@@ -115,6 +115,10 @@ fn up_status_down_of_the_example_platform() {
     filters.bind(|| insta::assert_snapshot!("status_running", ok(&rekube(dir.path(), &["status"]))));
     assert_eq!(status[0]["endpoint"], up["endpoint"]);
 
+    // The picture, colored by health: both components are healthy.
+    let graph = ok(&rekube(dir.path(), &["graph", "dev", "--health"]));
+    assert!(graph.contains("  class web healthy\n") && graph.contains("  class app healthy\n"), "{graph}");
+
     // A second `up` finds it running and changes nothing.
     let again: serde_json::Value = serde_json::from_str(&ok(&rekube(dir.path(), &["up", "dev", "-o", "json"]))).unwrap();
     assert_eq!(again["created"], false);

@@ -68,6 +68,16 @@ fn validate_render_and_json_of_the_example_platform() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     insta::assert_snapshot!("render_dev", text(&out.stdout));
 
+    // The picture of the platform, offline, in both formats.
+    let out = run(&["graph", "dev"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    insta::assert_snapshot!("graph_dev_mermaid", text(&out.stdout));
+    let out = run(&["graph", "dev", "--format", "dot"]);
+    insta::assert_snapshot!("graph_dev_dot", text(&out.stdout));
+    let out = run(&["graph", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no environment `nope`"), "{}", text(&out.stderr));
+
     let out = run(&["render", "staging", "-c", "web", "-o", "json"]);
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let deploy = list["items"].as_array().unwrap().iter().find(|o| o["kind"] == "Deployment").unwrap();

@@ -5,6 +5,7 @@
 //! pipeline stage, and everything later trusts what it accepted.
 
 pub mod diag;
+pub mod diagram;
 pub mod graph;
 mod load;
 pub mod lock;

@@ -211,7 +211,7 @@ async fn down_steps(g: &Global, loaded: &Loaded, env: &str, journal: &mut Journa
 }
 
 /// Each component's health, pending changes and drift.
-async fn components(g: &Global, env: &str) -> Result<Vec<Value>, Failure> {
+pub(crate) async fn components(g: &Global, env: &str) -> Result<Vec<Value>, Failure> {
     let ctx = Context::new(g, env, &Default::default(), &RenderFlags::default()).await?;
     let plan = ctx.plan().await?;
     let drift = ctx.drift().await?;
@@ -407,4 +407,40 @@ pub async fn rebuild_check(g: &Global, env: &str) -> Result<u8, Failure> {
         }
     }
     Ok(if diffs.is_empty() { 0 } else { 2 })
+}
+
+/// `rekube graph`: the spec's picture of `env`, with `health`, colored from
+/// the live cluster (as `status` reads it).
+pub async fn graph(g: &Global, env: &str, format: crate::args::GraphFormat, health: bool) -> Result<u8, Failure> {
+    use rekube_spec::diagram::{Format, State, draw};
+    let loaded = load_valid(g)?;
+    environment(&loaded, env)?;
+    let states = if health {
+        let rows = components(&Global { output: Output::Json, ..g.clone() }, env).await?;
+        Some(
+            rows.iter()
+                .filter_map(|r| {
+                    let h = r["health"].as_str()?;
+                    let s = if h == "healthy" {
+                        State::Healthy
+                    } else if h.starts_with("failed") {
+                        State::Failed
+                    } else if h.starts_with("progressing") {
+                        State::Progressing
+                    } else {
+                        State::Absent
+                    };
+                    Some((r["component"].as_str()?.to_string(), s))
+                })
+                .collect(),
+        )
+    } else {
+        None
+    };
+    let format = match format {
+        crate::args::GraphFormat::Mermaid => Format::Mermaid,
+        crate::args::GraphFormat::Dot => Format::Dot,
+    };
+    printer::data(draw(&loaded.spec, env, format, states.as_ref()).trim_end());
+    Ok(0)
 }

@@ -36,6 +36,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Down { env, force, timeout } => cluster::down(g, env, *force, *timeout).await,
         Command::RebuildCheck { env } => cluster::rebuild_check(g, env).await,
         Command::Status { env } => cluster::status(g, env.as_deref()).await,
+        Command::Graph { env, format, health } => cluster::graph(g, env, *format, *health).await,
         Command::Backup(cmd) => backup::run(g, cmd).await,
         Command::Schema => {
             printer::data(rekube_spec::SCHEMA.trim_end());

@@ -156,6 +156,13 @@ pub enum Command {
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
+    /// Shell completions (`rekube completions bash > /etc/bash_completion.d/rekube`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// The manual page, in roff (`rekube man | man -l -`).
+    Man,
     /// A picture of an environment: components, their `needs`, their cluster (Mermaid or DOT).
     Graph {
         /// The environment.

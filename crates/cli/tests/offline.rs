@@ -151,3 +151,24 @@ fn backup_bad_input_is_refused_before_any_cluster_or_store_is_touched() {
     std::fs::write(dir.path().join("rekube.yaml"), format!("clusters: {{}}\nbackup: {{ store: ./backups, encrypt-secrets: [{public}] }}\n")).unwrap();
     assert_eq!(rekube(dir.path(), &["validate"]).status.code(), Some(0));
 }
+
+#[test]
+fn completions_and_the_man_page_cover_every_command() {
+    let run = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_rekube")).args(args).output().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(&["completions", shell]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let script = text(&out.stdout);
+        for cmd in ["validate", "plan", "apply", "drift", "destroy", "up", "down", "graph", "backup", "completions"] {
+            assert!(script.contains(cmd), "{shell} completions lack `{cmd}`");
+        }
+        assert!(script.contains("adopt") && script.contains("break-lock"), "{shell} completions lack flags");
+    }
+    let bad = run(&["completions", "tcsh"]);
+    assert_eq!(bad.status.code(), Some(2), "clap refuses an unknown shell");
+    let man = run(&["man"]);
+    assert!(man.status.success());
+    let page = text(&man.stdout);
+    assert!(page.starts_with(".ie") || page.contains(".TH rekube"), "{}", &page[..200.min(page.len())]);
+    assert!(page.contains("rebuild\\-check") && page.contains("Exit codes"), "the man page lists the commands and the exit codes");
+}

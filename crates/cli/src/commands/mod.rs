@@ -37,6 +37,18 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::RebuildCheck { env } => cluster::rebuild_check(g, env).await,
         Command::Status { env } => cluster::status(g, env.as_deref()).await,
         Command::Graph { env, format, health } => cluster::graph(g, env, *format, *health).await,
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut <Cli as clap::CommandFactory>::command(), "rekube", &mut out);
+            printer::data(String::from_utf8_lossy(&out).trim_end());
+            Ok(0)
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut out)?;
+            printer::data(String::from_utf8_lossy(&out).trim_end());
+            Ok(0)
+        }
         Command::Backup(cmd) => backup::run(g, cmd).await,
         Command::Schema => {
             printer::data(rekube_spec::SCHEMA.trim_end());

@@ -106,14 +106,11 @@ build_control_plane() {
 }
 
 # Builds one Go main package of a module graph whose go.mod is written here
-# (a module that replaces its dependencies' replace directives).
+# (a module that replaces its dependencies' replace directives), with the
+# Go environment build_current_control_plane exports.
 go_build_module() {
   local work="$1" out="$2" pkg="$3" ldflags="$4"
-  (
-    cd "$work"
-    export GOPATH="$CACHE/go" GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
-    "$GO_NEW" build -trimpath -ldflags "$ldflags" -o "$out" "$pkg"
-  )
+  (cd "$work" && "$GO_NEW" build -trimpath -ldflags "$ldflags" -o "$out" "$pkg")
 }
 
 build_current_control_plane() {

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::Api;
 use rekube_plan::applyset::{
-    self, COMPONENT_LABEL, CONTAINS_ANNOTATION, ENVIRONMENT_LABEL, EXPLICIT_ANNOTATION, FIELD_MANAGER, ID_LABEL, Identity, NAMESPACES_ANNOTATION, PARENT_NAMESPACE,
+    self, COMPONENT_LABEL, CONTAINS_ANNOTATION, ENVIRONMENT_LABEL, FIELD_MANAGER, ID_LABEL, Identity, NAMESPACES_ANNOTATION, PARENT_NAMESPACE,
     PROJECT_LABEL, SOURCE_ANNOTATION, TOOLING_ANNOTATION,
 };
 use rekube_plan::{Action, ComponentPlan, Op, Plan};
@@ -42,13 +42,11 @@ pub struct ApplyOptions {
     pub adopt: bool,
     /// Where the spec is (`host:/path/rekube.yaml`), recorded on parents.
     pub source: String,
-    /// Whether the spec names its project.
-    pub explicit_project: bool,
 }
 
 impl Default for ApplyOptions {
     fn default() -> Self {
-        Self { concurrency: 4, object_concurrency: 16, timeout: Duration::from_secs(300), dry_run: false, no_wait: false, adopt: false, source: String::new(), explicit_project: false }
+        Self { concurrency: 4, object_concurrency: 16, timeout: Duration::from_secs(300), dry_run: false, no_wait: false, adopt: false, source: String::new() }
     }
 }
 
@@ -134,8 +132,9 @@ fn pp(dry_run: bool) -> PatchParams {
     if dry_run { p.dry_run() } else { p }
 }
 
-async fn ensure_parent_namespace(res: &Resolver, dry_run: bool) -> Result<(), KubeError> {
-    let api: Api<DynamicObject> = Api::all_with(res.client().clone(), &kube::core::ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()));
+/// Creates `rekube-system`, where parents and leases live (idempotent).
+pub(crate) async fn ensure_parent_namespace(client: &kube::Client, dry_run: bool) -> Result<(), KubeError> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &kube::core::ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()));
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PARENT_NAMESPACE}});
     api.patch(PARENT_NAMESPACE, &pp(dry_run), &Patch::Apply(&ns)).await.map_err(KubeError::api("create namespace rekube-system"))?;
     Ok(())
@@ -160,7 +159,6 @@ async fn write_parent(res: &Resolver, identity: &Identity, group_kinds: &[String
                 CONTAINS_ANNOTATION: group_kinds.join(","),
                 NAMESPACES_ANNOTATION: namespaces.join(","),
                 SOURCE_ANNOTATION: opts.source,
-                EXPLICIT_ANNOTATION: opts.explicit_project.to_string(),
             },
         },
     });
@@ -401,7 +399,7 @@ pub fn check_ownership(plan: &Plan, opts: &ApplyOptions) -> Result<(), KubeError
 pub async fn apply(res: &Resolver, plan: &Plan, rendered: &Rendered, opts: &ApplyOptions, on: &(dyn Fn(Event) + Sync)) -> Result<ApplyReport, KubeError> {
     check_ownership(plan, opts)?;
     if plan.has_changes() {
-        ensure_parent_namespace(res, opts.dry_run).await?;
+        ensure_parent_namespace(res.client(), opts.dry_run).await?;
     }
     // Objects of any of this environment's ApplySets are ours in a namespace being deleted.
     let ours: BTreeSet<String> = plan.components.iter().map(|c| c.identity.id()).collect();

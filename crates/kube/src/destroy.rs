@@ -186,7 +186,7 @@ async fn destroy_component(res: &Resolver, parent: &Parent, env_ids: &BTreeSet<S
         for o in list_type(res.client(), &r, Some(&format!("{PART_OF_LABEL}={}", parent.id))).await? {
             let v = serde_json::to_value(&o).expect("serialises");
             // A Namespace goes only when rekube created it for this environment.
-            if crate::planner::is_namespace(&v) && applyset::created_by(&v) != Some(scope.as_str()) {
+            if rekube_plan::normalize::is_namespace(&v) && applyset::created_by(&v) != Some(scope.as_str()) {
                 continue;
             }
             members.push(action(Op::Delete, &v, None));

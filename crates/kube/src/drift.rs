@@ -13,10 +13,10 @@ use kube::Api;
 use kube::api::ListParams;
 use rekube_plan::applyset::{self, FIELD_MANAGER};
 use rekube_plan::drift::{FieldDrift, object_drift};
-use rekube_plan::normalize::{fold_string_data, live_hash};
+use rekube_plan::normalize::{fold_string_data, is_namespace, live_hash, prepare_for};
 use serde::Serialize;
 
-use crate::planner::{Desired, key_of, load_live, prepare_for};
+use crate::planner::{Desired, key_of, load_live};
 use crate::{KubeError, Resolver};
 
 /// Drift of one managed object.
@@ -89,7 +89,7 @@ pub async fn drift(res: &Resolver, want: &Desired<'_>) -> Result<Vec<ObjectDrift
             };
             match state.live.get(&key) {
                 // A namespace rekube only uses is not its to report.
-                _ if o.group().is_empty() && o.kind() == "Namespace" && state.live.get(&key).is_some_and(|l| applyset::created_by(l) != Some(identity.scope().as_str())) => {}
+                _ if is_namespace(&o.value) && state.live.get(&key).is_some_and(|l| applyset::created_by(l) != Some(identity.scope().as_str())) => {}
                 None if parent.group_kinds.contains(&gk) => out.push(base("deleted", Vec::new())),
                 None => out.push(base("pending-apply", Vec::new())),
                 Some(live) if live_hash(live) != live_hash(&applied) => out.push(base("pending-apply", Vec::new())),
@@ -119,12 +119,12 @@ pub async fn drift(res: &Resolver, want: &Desired<'_>) -> Result<Vec<ObjectDrift
     let created: BTreeSet<&str> = state
         .live
         .values()
-        .filter(|v| crate::planner::is_namespace(v) && applyset::created_by(v) == Some(scope.as_str()))
+        .filter(|v| is_namespace(v) && applyset::created_by(v) == Some(scope.as_str()))
         .filter_map(|v| v.pointer("/metadata/name").and_then(serde_json::Value::as_str))
         .collect();
     let mut owned_ns: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
     for c in want.rendered.spec_components() {
-        let uses = c.namespace.iter().cloned().chain(c.objects.iter().filter(|o| o.group().is_empty() && o.kind() == "Namespace").map(|o| o.name().to_string()));
+        let uses = c.namespace.iter().cloned().chain(c.objects.iter().filter(|o| is_namespace(&o.value)).map(|o| o.name().to_string()));
         for ns in uses.filter(|ns| created.contains(ns.as_str())) {
             owned_ns.entry(ns).or_insert_with(|| c.name.clone());
         }

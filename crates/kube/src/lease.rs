@@ -126,13 +126,6 @@ fn body(name: &str, command: &str, resource_version: Option<&str>) -> Value {
     v
 }
 
-async fn ensure_namespace(client: &Client) -> Result<(), KubeError> {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()));
-    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PARENT_NAMESPACE}});
-    api.patch(PARENT_NAMESPACE, &PatchParams::apply(rekube_plan::applyset::FIELD_MANAGER), &Patch::Apply(&ns)).await.map_err(KubeError::api("create namespace rekube-system"))?;
-    Ok(())
-}
-
 /// Takes the lease of `project`'s `environment` for `command`, or says who
 /// holds it. With `break_lock`, a lease held by someone else is deleted
 /// first (its holder is returned, to be reported).
@@ -146,7 +139,7 @@ pub async fn acquire(client: &Client, project: &str, environment: &str, command:
             return Ok((LeaseGuard { client: client.clone(), name, key, released: false }, None));
         }
     }
-    ensure_namespace(client).await?;
+    crate::apply::ensure_parent_namespace(client, false).await?;
     let api = lease_api(client);
     let mut broken = None;
     for _ in 0..5 {

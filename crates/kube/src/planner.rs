@@ -19,11 +19,11 @@ use futures::StreamExt;
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use rekube_plan::applyset::{
-    self, COMPONENT_LABEL, CONTAINS_ANNOTATION, CREATED_BY_ANNOTATION, ENVIRONMENT_LABEL, EXPLICIT_ANNOTATION, FIELD_MANAGER, ID_LABEL, Identity,
-    PARENT_NAMESPACE, PROJECT_LABEL, SOURCE_ANNOTATION,
+    self, COMPONENT_LABEL, CONTAINS_ANNOTATION, ENVIRONMENT_LABEL, FIELD_MANAGER, ID_LABEL, Identity, PARENT_NAMESPACE, PROJECT_LABEL,
+    SOURCE_ANNOTATION,
 };
 use rekube_plan::diff::{field_diff, subset_matches};
-use rekube_plan::normalize::{live_hash, prepare};
+use rekube_plan::normalize::{is_namespace, live_hash, prepare_for};
 use rekube_plan::{Action, ComponentPlan, Op, Plan};
 use rekube_render::Rendered;
 use serde_json::Value;
@@ -142,7 +142,6 @@ pub(crate) async fn parents(client: &Client) -> Result<Vec<Parent>, KubeError> {
                 .map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect())
                 .unwrap_or_default();
             let source = annotations.get(SOURCE_ANNOTATION).cloned();
-            let _ = annotations.get(EXPLICIT_ANNOTATION);
             Some(Parent { name, identity, legacy_component, id, group_kinds, source })
         })
         .collect())
@@ -219,14 +218,19 @@ pub(crate) struct LiveState {
     pub parents: Vec<Parent>,
 }
 
+impl Parent {
+    /// Whether it is one of `want`'s: of its project and environment, or the
+    /// pre-0.2 parent of one of its components (which it migrates).
+    fn is_own(&self, want: &Desired<'_>) -> bool {
+        self.identity.as_ref().is_some_and(|i| i.is_in(want.project, want.environment))
+            || self.legacy_component.as_ref().is_some_and(|c| want.spec_components.contains(c))
+    }
+}
+
 impl LiveState {
-    /// This project and environment's parents, and the pre-0.2 parents of
-    /// the spec's components (which this environment migrates).
+    /// This project and environment's parents (see [`Parent::is_own`]).
     pub fn own_parents<'a>(&'a self, want: &'a Desired<'_>) -> impl Iterator<Item = &'a Parent> + 'a {
-        self.parents.iter().filter(move |p| {
-            p.identity.as_ref().is_some_and(|i| i.is_in(want.project, want.environment))
-                || p.legacy_component.as_ref().is_some_and(|c| want.spec_components.contains(c))
-        })
+        self.parents.iter().filter(move |p| p.is_own(want))
     }
 }
 
@@ -284,11 +288,7 @@ pub(crate) async fn load_live(res: &Resolver, want: &Desired<'_>) -> Result<Live
             }
         }
     }
-    let own: Vec<&Parent> = live_parents
-        .iter()
-        .filter(|p| p.identity.as_ref().is_some_and(|i| i.is_in(want.project, want.environment)) || p.legacy_component.as_ref().is_some_and(|c| want.spec_components.contains(c)))
-        .collect();
-    for p in own {
+    for p in live_parents.iter().filter(|p| p.is_own(want)) {
         for gk in &p.group_kinds {
             if !types.contains_key(gk)
                 && let Some(r) = res.resolve_group_kind(gk).await.map_err(KubeError::api(format!("discover {gk}")))? {
@@ -349,29 +349,6 @@ pub async fn health_of(res: &Resolver, want: &Desired<'_>) -> Result<Vec<(String
         }
     }
     Ok(out)
-}
-
-/// The object as rekube applies it for `identity`: `prepare`d, and a
-/// Namespace records who created it (rekube deletes only those).
-pub(crate) fn prepare_for(desired: &Value, identity: &Identity) -> Value {
-    if !is_namespace(desired) {
-        return prepare(desired, &identity.id());
-    }
-    let mut v = desired.clone();
-    if let Some(meta) = v.as_object_mut().map(|o| o.entry("metadata").or_insert_with(|| serde_json::json!({})))
-        && let Some(meta) = meta.as_object_mut()
-    {
-        let ann = meta.entry("annotations").or_insert_with(|| serde_json::json!({}));
-        if !ann.is_object() {
-            *ann = serde_json::json!({});
-        }
-        ann[CREATED_BY_ANNOTATION] = Value::String(identity.scope());
-    }
-    prepare(&v, &identity.id())
-}
-
-pub(crate) fn is_namespace(v: &Value) -> bool {
-    v["kind"] == "Namespace" && v["apiVersion"] == "v1"
 }
 
 /// Whether every manager of a live object is rekube: a pre-0.2 member
@@ -455,21 +432,27 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
         legacy: want.spec_components.iter().map(|c| applyset::legacy_id(c)).collect(),
         by_id: live_parents.iter().map(|p| (p.id.as_str(), p)).collect(),
     };
+    // Every object as it will be applied, once, per component in render order.
+    let prepared: Vec<(Identity, Vec<Value>)> = want
+        .rendered
+        .components
+        .iter()
+        .map(|c| {
+            let identity = want.identity(&c.name);
+            let objects = c.objects.iter().map(|o| prepare_for(&o.value, &identity)).collect();
+            (identity, objects)
+        })
+        .collect();
     // Every key some component wants: never pruned, whichever ApplySet holds it now.
-    let desired_all: BTreeSet<Key> = want.rendered.components.iter().flat_map(|c| {
-        let id = want.identity(&c.name);
-        c.objects.iter().map(move |o| key_of(&prepare_for(&o.value, &id)))
-    }).collect();
+    let desired_all: BTreeSet<Key> = prepared.iter().flat_map(|(_, objects)| objects.iter().map(key_of)).collect();
     // Only what rekube created goes: a Namespace without its created-by mark is kept.
     let deletable = |v: &Value| !is_namespace(v) || applyset::created_by(v) == Some(scope.as_str());
 
     let mut components = Vec::new();
-    for comp in &want.rendered.components {
-        let identity = want.identity(&comp.name);
+    for (comp, (identity, objects)) in want.rendered.components.iter().zip(prepared) {
         let id = identity.id();
         let mut actions = Vec::new();
-        for o in &comp.objects {
-            let prepared = prepare_for(&o.value, &identity);
+        for prepared in objects {
             let key = key_of(&prepared);
             let a = match live.get(&key) {
                 None => action(Op::Create, &prepared, Some(prepared.clone())),

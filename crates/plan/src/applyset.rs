@@ -35,9 +35,6 @@ pub const ENVIRONMENT_LABEL: &str = "rekube.dev/environment";
 pub const COMPONENT_LABEL: &str = "rekube.dev/component";
 /// Parent annotation: where the spec was last applied from (`host:/path/rekube.yaml`).
 pub const SOURCE_ANNOTATION: &str = "rekube.dev/source";
-/// Parent annotation: `true` when the spec names its project (`project:`),
-/// `false` when the name is the spec directory's.
-pub const EXPLICIT_ANNOTATION: &str = "rekube.dev/project-explicit";
 /// Namespace annotation, set when rekube creates it: `<project>/<environment>`.
 /// rekube deletes a Namespace only when it carries this.
 pub const CREATED_BY_ANNOTATION: &str = "rekube.dev/created-by";

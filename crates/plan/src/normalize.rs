@@ -65,6 +65,22 @@ pub fn prepare(desired: &Value, applyset_id: &str) -> Value {
     obj
 }
 
+/// Whether a JSON object is a core `v1` Namespace.
+pub fn is_namespace(v: &Value) -> bool {
+    v["kind"] == "Namespace" && v["apiVersion"] == "v1"
+}
+
+/// The object as rekube applies it for `identity`'s ApplySet: [`prepare`]d,
+/// and a Namespace also records who created it (rekube deletes only those).
+pub fn prepare_for(desired: &Value, identity: &applyset::Identity) -> Value {
+    if !is_namespace(desired) {
+        return prepare(desired, &identity.id());
+    }
+    let mut v = desired.clone();
+    entry(metadata(&mut v), "annotations").insert(applyset::CREATED_BY_ANNOTATION.into(), Value::String(identity.scope()));
+    prepare(&v, &identity.id())
+}
+
 /// A stable digest of a JSON value (keys sorted), 16 hex digits.
 pub fn digest(v: &Value) -> String {
     fn canonical(v: &Value, out: &mut String) {
@@ -146,5 +162,15 @@ mod tests {
         assert_eq!(a["metadata"]["labels"][crate::applyset::PART_OF_LABEL], "applyset-abc-v1");
         let c = prepare(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "2"}}), "applyset-abc-v1");
         assert_ne!(live_hash(&a), live_hash(&c));
+    }
+
+    #[test]
+    fn namespaces_record_who_created_them() {
+        let id = crate::applyset::Identity::namespaces("shop", "prod");
+        let ns = prepare_for(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}}), &id);
+        assert_eq!(crate::applyset::created_by(&ns), Some("shop/prod"));
+        assert_eq!(ns["metadata"]["labels"][crate::applyset::PART_OF_LABEL], id.id());
+        let cm = prepare_for(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}), &id);
+        assert_eq!(crate::applyset::created_by(&cm), None, "only Namespaces carry the mark");
     }
 }

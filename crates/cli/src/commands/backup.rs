@@ -59,13 +59,13 @@ pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
                 cluster_resources: *include_cluster_resources || (namespaces.is_empty() && selector.is_none()),
             };
             if *own {
-                let (project, source) = (loaded.project(), crate::commands::spec_source(&loaded));
-                let ids = rekube_kube::environment_applysets(&client, &project.0, env, (!project.1).then_some(source.as_str()))
+                let (project, source) = crate::commands::project_scope(&loaded);
+                let ids = rekube_kube::environment_applysets(&client, &project, env, source.as_deref())
                     .await
                     .map_err(crate::commands::converge::kube_failure)?;
                 if ids.is_empty() {
                     return Err(Failure::Error(
-                        anyhow::anyhow!("project `{}` has nothing of environment `{env}` on cluster `{cluster}`", project.0),
+                        anyhow::anyhow!("project `{project}` has nothing of environment `{env}` on cluster `{cluster}`"),
                         Some(format!("apply it first (`rekube apply {env}`), or back up without --own")),
                     ));
                 }

@@ -155,8 +155,8 @@ async fn down_steps(g: &Global, loaded: &Loaded, env: &str, journal: &mut Journa
         say(g, format!("  cluster `{}` is local: its components and load balancers go with its processes", cluster.name));
     } else if reachable {
         let client = connect(&cluster).await?;
-        let (project, source) = (loaded.project(), crate::commands::spec_source(loaded));
-        let ids = rekube_kube::environment_applysets(&client, &project.0, env, (!project.1).then_some(source.as_str())).await.map_err(crate::commands::converge::kube_failure)?;
+        let (project, source) = crate::commands::project_scope(loaded);
+        let ids = rekube_kube::environment_applysets(&client, &project, env, source.as_deref()).await.map_err(crate::commands::converge::kube_failure)?;
         let resolver = rekube_kube::Resolver::new(client);
         let released = rekube_kube::release_load_balancers(&resolver, &ids, std::time::Duration::from_secs(600)).await.map_err(crate::commands::converge::kube_failure)?;
         let note = if released.is_empty() { "none".to_string() } else { format!("released {}", released.join(", ")) };

@@ -247,7 +247,7 @@ pub async fn apply(g: &Global, env: &str, opts: ApplyOptions, select: &Select, f
 
 async fn apply_in(g: &Global, env: &str, mut opts: ApplyOptions, ctx: &Context) -> Result<u8, Failure> {
     let dry_run = opts.dry_run;
-    (opts.source, opts.explicit_project) = (ctx.source.clone(), ctx.project.1);
+    opts.source = ctx.source.clone();
     let plan = ctx.plan().await?;
     rekube_kube::check_ownership(&plan, &opts).map_err(kube_failure)?;
     let s = plan.summary();
@@ -296,11 +296,10 @@ pub async fn destroy(g: &Global, env: &str, timeout: u64) -> Result<u8, Failure>
     let resolver = Resolver::new(client);
     let order: Vec<Vec<String>> = rekube_spec::graph::waves(&loaded.spec).into_iter().rev().collect();
     let progress = Progress::new("deleting");
-    let (project, source) = (loaded.project(), crate::commands::spec_source(&loaded));
-    let source = (!project.1).then_some(source.as_str());
+    let (project, source) = crate::commands::project_scope(&loaded);
     let client = resolver.client().clone();
     let report = leased(g, &client, &loaded, env, "destroy", async {
-        rekube_kube::destroy(&resolver, &project.0, env, source, &order, Duration::from_secs(timeout), &|e| progress.on(e)).await.map_err(kube_failure)
+        rekube_kube::destroy(&resolver, &project, env, source.as_deref(), &order, Duration::from_secs(timeout), &|e| progress.on(e)).await.map_err(kube_failure)
     })
     .await?;
     let deleted: usize = report.components.iter().map(|(_, o)| if let ComponentOutcome::Done { deleted, .. } = o { *deleted } else { 0 }).sum();

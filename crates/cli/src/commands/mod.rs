@@ -108,6 +108,13 @@ pub fn spec_source(loaded: &Loaded) -> String {
     format!("{}:{}", rekube_kube::lease::hostname(), path.display())
 }
 
+/// The project's name, and where the spec is when that name is implicit
+/// (the directory's): the kube crate refuses another spec's ApplySets then.
+pub fn project_scope(loaded: &Loaded) -> (String, Option<String>) {
+    let (name, explicit) = loaded.project();
+    (name, (!explicit).then(|| spec_source(loaded)))
+}
+
 /// Where rekube keeps local state for this spec: `<spec dir>/.rekube`.
 pub fn state_root(loaded: &Loaded) -> PathBuf {
     loaded.dir.join(".rekube")

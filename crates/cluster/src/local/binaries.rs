@@ -41,12 +41,6 @@ pub fn cache_dir() -> PathBuf {
 }
 
 impl Binaries {
-    /// Finds the binaries from the environment or the cache (see the module
-    /// docs), the newest build.
-    pub fn discover() -> Result<Self, LocalError> {
-        Self::discover_version(None)
-    }
-
     /// Finds the binaries of Kubernetes `want` (`"1.34"` or `"1.34.12"`;
     /// `None`: the newest), from the environment or the cache.
     pub fn discover_version(want: Option<&str>) -> Result<Self, LocalError> {

@@ -287,7 +287,8 @@ impl ControlPlane {
 
         // Before 1.24 both also served plain HTTP unless told not to (the
         // flags were removed in 1.24).
-        let minor = bins.minor().unwrap_or(u32::MAX);
+        let version = bins.version();
+        let minor = version.as_deref().and_then(minor_of).unwrap_or(u32::MAX);
         let (mut api_args, mut cm_args) = (api_args, cm_args);
         if minor < 24 {
             api_args.push("--insecure-port=0".into());
@@ -303,7 +304,7 @@ impl ControlPlane {
                 name: opts.name.clone(),
                 endpoint,
                 kubeconfig,
-                version: bins.version(),
+                version,
                 pids: Vec::new(),
             },
             startup: Duration::ZERO,

@@ -187,9 +187,11 @@ async fn existing_objects_are_adopted_only_when_asked_and_foreign_ones_never() {
 
     let plan = ok(&p.rekube(&["plan", "prod"]));
     assert!(plan.contains("  > ConfigMap legacy/app-config (exists, not rekube's: apply refuses it without --adopt)"), "{plan}");
+    common::settings().bind(|| insta::assert_snapshot!("plan_adopt", plan.clone()));
     let e = failed(&p.rekube(&["apply", "prod"]));
     assert!(e.contains("nothing was written: 1 object(s) already exist and are not rekube's") && e.contains("ConfigMap legacy/app-config (component `app`)"), "{e}");
     assert!(e.contains("--adopt"), "the hint says how: {e}");
+    common::settings().bind(|| insta::assert_snapshot!("apply_refuses_adoption", e.clone()));
     assert_eq!(get(&cluster, &["get", "cm", "app-config", "-n", "legacy", "-o", "jsonpath={.data.v}"]), "old", "nothing was written");
     assert!(!exists(&cluster, &["cm", "-n", "rekube-system", "-l", "rekube.dev/project=adopting", "-o", "name"]) || get(&cluster, &["get", "cm", "-n", "rekube-system", "-l", "rekube.dev/project=adopting", "-o", "name"]).is_empty());
 
@@ -205,7 +207,9 @@ async fn existing_objects_are_adopted_only_when_asked_and_foreign_ones_never() {
     let plan = p.rekube(&["plan", "prod"]);
     assert_eq!(plan.status.code(), Some(1), "a plan with conflicts fails");
     assert!(out(&plan).contains("  ! ConfigMap legacy/helm-made: belongs to Helm release `legacy/legacy-app` (apply refuses)"), "{}", out(&plan));
+    common::settings().bind(|| insta::assert_snapshot!("plan_conflict", format!("{}{}", out(&plan), err(&plan))));
     let e = failed(&p.rekube(&["apply", "prod", "--adopt"]));
+    common::settings().bind(|| insta::assert_snapshot!("apply_refuses_conflict", e.clone()));
     assert!(e.contains("ConfigMap legacy/helm-made: belongs to Helm release `legacy/legacy-app`"), "{e}");
     assert_eq!(get(&cluster, &["get", "cm", "helm-made", "-n", "legacy", "-o", "jsonpath={.data.a}"]), "b");
     std::fs::remove_file(p.w.path("adopting/app/helm.yaml")).unwrap();

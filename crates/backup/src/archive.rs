@@ -184,7 +184,11 @@ impl<W: Write> ArchiveWriter<W> {
         header.set_mtime(self.mtime);
         header.set_entry_type(tar::EntryType::Regular);
         self.tar.append_data(&mut header, path, data)?;
-        self.index.push(EntryInfo { path: path.to_string(), sha256: hex(&Sha256::digest(data)), size: data.len() as u64 });
+        self.index.push(EntryInfo {
+            path: path.to_string(),
+            sha256: hex(&Sha256::digest(data)),
+            size: data.len() as u64,
+        });
         Ok(())
     }
 
@@ -245,24 +249,40 @@ pub fn read<R: Read>(
     let entries = archive.entries().map_err(|source| ArchiveError::Read { entries: 0, source })?;
     for entry in entries {
         let mut entry = entry.map_err(|source| ArchiveError::Read { entries: n, source })?;
-        let path = entry.path().map_err(|source| ArchiveError::Read { entries: n, source })?.to_string_lossy().into_owned();
+        let path =
+            entry.path().map_err(|source| ArchiveError::Read { entries: n, source })?.to_string_lossy().into_owned();
         let Some(expected) = manifest.objects.get(n) else {
-            return Err(ArchiveError::Entry { index: n, path, problem: format!("is not in the manifest, which lists {} entries", manifest.objects.len()) });
+            return Err(ArchiveError::Entry {
+                index: n,
+                path,
+                problem: format!("is not in the manifest, which lists {} entries", manifest.objects.len()),
+            });
         };
         if expected.path != path {
-            return Err(ArchiveError::Entry { index: n, path, problem: format!("is out of place: the manifest expects {}", expected.path) });
+            return Err(ArchiveError::Entry {
+                index: n,
+                path,
+                problem: format!("is out of place: the manifest expects {}", expected.path),
+            });
         }
         let mut data = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0).min(16 << 20));
         entry.read_to_end(&mut data).map_err(|source| ArchiveError::Read { entries: n, source })?;
         let sum = hex(&Sha256::digest(&data));
         if sum != expected.sha256 {
-            return Err(ArchiveError::Entry { index: n, path, problem: format!("has sha256 {sum}, the manifest says {}", expected.sha256) });
+            return Err(ArchiveError::Entry {
+                index: n,
+                path,
+                problem: format!("has sha256 {sum}, the manifest says {}", expected.sha256),
+            });
         }
         each(n, expected, data).map_err(ArchiveError::Stopped)?;
         n += 1;
     }
     if n != manifest.objects.len() {
-        return Err(ArchiveError::Whole(format!("the archive ends after {n} of {} entries (truncated?)", manifest.objects.len())));
+        return Err(ArchiveError::Whole(format!(
+            "the archive ends after {n} of {} entries (truncated?)",
+            manifest.objects.len()
+        )));
     }
     // Hash what is left (tar padding, the zstd epilogue) so the whole file counts.
     let mut rest = archive.into_inner().finish();

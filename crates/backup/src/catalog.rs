@@ -3,10 +3,10 @@
 use serde_json::Value;
 use tokio_util::io::SyncIoBridge;
 
+use crate::BackupError;
 use crate::archive::{self, Manifest};
 use crate::crypt::Identities;
 use crate::store::Store;
-use crate::BackupError;
 
 /// One backup found in a store.
 #[derive(Debug)]
@@ -34,9 +34,17 @@ pub async fn list(store: &Store) -> Result<Vec<Listed>, BackupError> {
 pub async fn load_manifest(store: &Store, name: &str) -> Result<Manifest, BackupError> {
     match store.read_small(&store.path(name, archive::MANIFEST_FILE)).await? {
         Some(bytes) => {
-            let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| BackupError::refused(format!("backup {name}: unreadable manifest: {e}"), "the backup is damaged; pick another"))?;
+            let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+                BackupError::refused(
+                    format!("backup {name}: unreadable manifest: {e}"),
+                    "the backup is damaged; pick another",
+                )
+            })?;
             if m.format != archive::FORMAT {
-                return Err(BackupError::refused(format!("backup {name} has format `{}`", m.format), format!("this rekube reads `{}`", archive::FORMAT)));
+                return Err(BackupError::refused(
+                    format!("backup {name} has format `{}`", m.format),
+                    format!("this rekube reads `{}`", archive::FORMAT),
+                ));
             }
             Ok(m)
         }
@@ -66,10 +74,17 @@ pub struct Verified {
 /// Reads the whole archive: every checksum, every document, and every
 /// Secret decrypted with `identities`. Encrypted Secrets without an identity
 /// are refused, since decryption could not be proven.
-pub async fn verify(store: &Store, manifest: &Manifest, identities: Option<&Identities>) -> Result<Verified, BackupError> {
+pub async fn verify(
+    store: &Store,
+    manifest: &Manifest,
+    identities: Option<&Identities>,
+) -> Result<Verified, BackupError> {
     if manifest.secrets.encrypted && manifest.secrets.count > 0 && identities.is_none() {
         return Err(BackupError::refused(
-            format!("backup {} holds {} encrypted Secrets, and no identity was given to decrypt them", manifest.name, manifest.secrets.count),
+            format!(
+                "backup {} holds {} encrypted Secrets, and no identity was given to decrypt them",
+                manifest.name, manifest.secrets.count
+            ),
             "pass --identity <age key file> (or set REKUBE_AGE_IDENTITY)",
         ));
     }
@@ -88,8 +103,12 @@ pub async fn verify(store: &Store, manifest: &Manifest, identities: Option<&Iden
             } else {
                 data
             };
-            let obj: Value = serde_json::from_slice(&doc).map_err(|e| format!("entry {} is not JSON: {e}", entry.path))?;
-            if obj["apiVersion"].as_str().is_none() || obj["kind"].as_str().is_none() || obj["metadata"]["name"].as_str().is_none() {
+            let obj: Value =
+                serde_json::from_slice(&doc).map_err(|e| format!("entry {} is not JSON: {e}", entry.path))?;
+            if obj["apiVersion"].as_str().is_none()
+                || obj["kind"].as_str().is_none()
+                || obj["metadata"]["name"].as_str().is_none()
+            {
                 return Err(format!("entry {} is not a Kubernetes object", entry.path));
             }
             v.entries += 1;

@@ -9,11 +9,11 @@ use kube::core::ApiResource;
 use serde_json::Value;
 use tokio_util::io::SyncIoBridge;
 
+use crate::BackupError;
 use crate::archive::{self, ArchiveInfo, ArchiveWriter, ClusterInfo, Filter, Manifest, SecretsInfo};
 use crate::crypt::Recipients;
 use crate::rules::{self, Context};
 use crate::store::Store;
-use crate::BackupError;
 
 /// What to back up, and how.
 #[derive(Debug, Clone)]
@@ -56,13 +56,19 @@ pub(crate) async fn kinds(client: &Client) -> Result<(Vec<Kind>, Vec<String>), B
     for s in served {
         let api_version = s.group_version();
         if aggregated.contains(&s.group) {
-            warnings.push(format!("group {} is served by an aggregated API server: its objects are not backed up", s.group));
+            warnings.push(format!(
+                "group {} is served by an aggregated API server: its objects are not backed up",
+                s.group
+            ));
             continue;
         }
         let list = match s.resources {
             Ok(l) => l,
             Err(e) => {
-                warnings.push(format!("cannot read {api_version}: {}; its objects are not backed up", rekube_kube::describe(&e)));
+                warnings.push(format!(
+                    "cannot read {api_version}: {}; its objects are not backed up",
+                    rekube_kube::describe(&e)
+                ));
                 continue;
             }
         };
@@ -71,8 +77,19 @@ pub(crate) async fn kinds(client: &Client) -> Result<(Vec<Kind>, Vec<String>), B
             if r.name.contains('/') || !r.verbs.iter().any(|v| v == "list") || rules::NEVER.contains(&key.as_str()) {
                 continue;
             }
-            let resource = ApiResource { group: s.group.clone(), version: s.version.clone(), api_version: api_version.clone(), kind: r.kind, plural: r.name };
-            out.push(Kind { key, resource, namespaced: r.namespaced, custom: !rekube_render::BUILTIN_GROUPS.contains(&s.group.as_str()) });
+            let resource = ApiResource {
+                group: s.group.clone(),
+                version: s.version.clone(),
+                api_version: api_version.clone(),
+                kind: r.kind,
+                plural: r.name,
+            };
+            out.push(Kind {
+                key,
+                resource,
+                namespaced: r.namespaced,
+                custom: !rekube_render::BUILTIN_GROUPS.contains(&s.group.as_str()),
+            });
         }
     }
     out.sort_by_key(|k| rules::rank(&k.key, k.custom));
@@ -80,24 +97,47 @@ pub(crate) async fn kinds(client: &Client) -> Result<(Vec<Kind>, Vec<String>), B
 }
 
 async fn aggregated_groups(client: &Client) -> HashSet<String> {
-    let ar = ApiResource { group: "apiregistration.k8s.io".into(), version: "v1".into(), api_version: "apiregistration.k8s.io/v1".into(), kind: "APIService".into(), plural: "apiservices".into() };
+    let ar = ApiResource {
+        group: "apiregistration.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "apiregistration.k8s.io/v1".into(),
+        kind: "APIService".into(),
+        plural: "apiservices".into(),
+    };
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
     let Ok(list) = api.list(&ListParams::default()).await else { return HashSet::new() };
-    list.items.iter().filter(|s| !s.data["spec"]["service"].is_null()).filter_map(|s| s.data["spec"]["group"].as_str().map(str::to_string)).collect()
+    list.items
+        .iter()
+        .filter(|s| !s.data["spec"]["service"].is_null())
+        .filter_map(|s| s.data["spec"]["group"].as_str().map(str::to_string))
+        .collect()
 }
 
 /// Where to list a kind: each named namespace, or everywhere.
 fn scopes(kind: &Kind, filter: &Filter) -> Vec<Option<String>> {
-    if kind.namespaced && !filter.namespaces.is_empty() { filter.namespaces.iter().cloned().map(Some).collect() } else { vec![None] }
+    if kind.namespaced && !filter.namespaces.is_empty() {
+        filter.namespaces.iter().cloned().map(Some).collect()
+    } else {
+        vec![None]
+    }
 }
 
 /// Whether objects in `ns` are in the selection.
 fn namespace_selected(ns: &str, filter: &Filter) -> bool {
-    if filter.namespaces.is_empty() { !rules::SYSTEM_NAMESPACES.contains(&ns) } else { filter.namespaces.iter().any(|n| n == ns) }
+    if filter.namespaces.is_empty() {
+        !rules::SYSTEM_NAMESPACES.contains(&ns)
+    } else {
+        filter.namespaces.iter().any(|n| n == ns)
+    }
 }
 
 /// Lists one kind page by page, handing each object to `each`.
-async fn list_pages(client: &Client, kind: &Kind, filter: &Filter, mut each: impl AsyncFnMut(DynamicObject) -> Result<(), BackupError>) -> Result<(), BackupError> {
+async fn list_pages(
+    client: &Client,
+    kind: &Kind,
+    filter: &Filter,
+    mut each: impl AsyncFnMut(DynamicObject) -> Result<(), BackupError>,
+) -> Result<(), BackupError> {
     for scope in scopes(kind, filter) {
         let api: Api<DynamicObject> = match &scope {
             Some(ns) => Api::namespaced_with(client.clone(), ns, &kind.resource),
@@ -106,9 +146,10 @@ async fn list_pages(client: &Client, kind: &Kind, filter: &Filter, mut each: imp
         let mut lp = ListParams::default().limit(500);
         // Namespaces a user named are kept even when they lack the label.
         if let Some(sel) = &filter.selector
-            && (kind.key != "namespaces" || filter.namespaces.is_empty()) {
-                lp = lp.labels(sel);
-            }
+            && (kind.key != "namespaces" || filter.namespaces.is_empty())
+        {
+            lp = lp.labels(sel);
+        }
         loop {
             let page = api.list(&lp).await.map_err(BackupError::kube(format!("cannot list {}", kind.key)))?;
             let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
@@ -160,8 +201,13 @@ fn in_scope(kind: &Kind, obj: &DynamicObject, filter: &Filter, crds: &BTreeSet<S
 }
 
 /// Backs up the cluster behind `client` into `store`; returns the manifest.
-pub async fn create(client: &Client, store: &Store, opts: &CreateOptions) -> Result<(Manifest, Vec<String>), BackupError> {
-    let recipients = Recipients::parse(&opts.recipients).map_err(|e| BackupError::refused(e, "fix `backup.encrypt-secrets` in the spec"))?;
+pub async fn create(
+    client: &Client,
+    store: &Store,
+    opts: &CreateOptions,
+) -> Result<(Manifest, Vec<String>), BackupError> {
+    let recipients = Recipients::parse(&opts.recipients)
+        .map_err(|e| BackupError::refused(e, "fix `backup.encrypt-secrets` in the spec"))?;
     if recipients.is_empty() && !opts.allow_plaintext_secrets {
         return Err(BackupError::refused(
             "no age recipient to encrypt Secrets to: refusing to write them in plaintext",
@@ -170,16 +216,24 @@ pub async fn create(client: &Client, store: &Store, opts: &CreateOptions) -> Res
     }
     let manifest_path = store.path(&opts.name, archive::MANIFEST_FILE);
     if store.read_small(&manifest_path).await?.is_some() {
-        return Err(BackupError::refused(format!("backup {} already exists in {}", opts.name, store.display()), "pick another --name, or delete it first"));
+        return Err(BackupError::refused(
+            format!("backup {} already exists in {}", opts.name, store.display()),
+            "pick another --name, or delete it first",
+        ));
     }
     let version = client.apiserver_version().await.map_err(BackupError::kube("cannot reach the cluster"))?.git_version;
     let (kinds, warnings) = kinds(client).await?;
-    let crds = if opts.filter.cluster_resources { BTreeSet::new() } else { needed_crds(client, &kinds, &opts.filter).await? };
+    let crds =
+        if opts.filter.cluster_resources { BTreeSet::new() } else { needed_crds(client, &kinds, &opts.filter).await? };
     let mut ctx = Context::default();
     if let Some(svc) = kinds.iter().find(|k| k.key == "services") {
         list_pages(client, svc, &Filter { selector: None, ..opts.filter.clone() }, async |s: DynamicObject| {
             if s.data["spec"]["selector"].as_object().is_some_and(|m| !m.is_empty()) {
-                ctx.selector_services.insert(format!("{}/{}", s.metadata.namespace.as_deref().unwrap_or(""), s.metadata.name.as_deref().unwrap_or("")));
+                ctx.selector_services.insert(format!(
+                    "{}/{}",
+                    s.metadata.namespace.as_deref().unwrap_or(""),
+                    s.metadata.name.as_deref().unwrap_or("")
+                ));
             }
             Ok(())
         })
@@ -209,7 +263,9 @@ pub async fn create(client: &Client, store: &Store, opts: &CreateOptions) -> Res
                 if !in_scope(kind, &obj, &opts.filter, &crds) {
                     return Ok(());
                 }
-                let mut value = serde_json::to_value(&obj).map_err(|e| BackupError::refused(format!("cannot encode {}: {e}", kind.key), "report this as a bug"))?;
+                let mut value = serde_json::to_value(&obj).map_err(|e| {
+                    BackupError::refused(format!("cannot encode {}: {e}", kind.key), "report this as a bug")
+                })?;
                 value["apiVersion"] = Value::String(kind.resource.api_version.clone());
                 value["kind"] = Value::String(kind.resource.kind.clone());
                 if let Some(m) = value["metadata"].as_object_mut() {
@@ -226,11 +282,20 @@ pub async fn create(client: &Client, store: &Store, opts: &CreateOptions) -> Res
                     secrets += 1;
                 }
                 if encrypt {
-                    data = recipients.encrypt(&data).map_err(|e| BackupError::refused(format!("cannot encrypt a Secret: {e}"), "check `backup.encrypt-secrets`"))?;
+                    data = recipients.encrypt(&data).map_err(|e| {
+                        BackupError::refused(format!("cannot encrypt a Secret: {e}"), "check `backup.encrypt-secrets`")
+                    })?;
                 }
-                let path = archive::entry_path(&kind.key, obj.metadata.namespace.as_deref(), obj.metadata.name.as_deref().unwrap_or(""), encrypt);
+                let path = archive::entry_path(
+                    &kind.key,
+                    obj.metadata.namespace.as_deref(),
+                    obj.metadata.name.as_deref().unwrap_or(""),
+                    encrypt,
+                );
                 *counts.entry(kind.key.clone()).or_default() += 1;
-                tx.send((path, data)).await.map_err(|_| BackupError::refused("the archive writer stopped", "see the error below"))
+                tx.send((path, data))
+                    .await
+                    .map_err(|_| BackupError::refused("the archive writer stopped", "see the error below"))
             })
             .await?;
         }
@@ -238,10 +303,14 @@ pub async fn create(client: &Client, store: &Store, opts: &CreateOptions) -> Res
         Ok::<_, BackupError>(())
     };
     let listed = listed.await;
-    let written = writer.await.map_err(|e| BackupError::Io { what: "the archive writer failed".into(), source: std::io::Error::other(e) })?;
+    let written = writer
+        .await
+        .map_err(|e| BackupError::Io { what: "the archive writer failed".into(), source: std::io::Error::other(e) })?;
     let (size, sha256, objects) = match (listed, written) {
         (Err(e), _) => return Err(e),
-        (Ok(()), Err(e)) => return Err(BackupError::Io { what: format!("cannot write the archive to {}", store.display()), source: e }),
+        (Ok(()), Err(e)) => {
+            return Err(BackupError::Io { what: format!("cannot write the archive to {}", store.display()), source: e });
+        }
         (Ok(()), Ok(w)) => w,
     };
     let manifest = Manifest {

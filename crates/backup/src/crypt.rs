@@ -12,7 +12,9 @@ impl Recipients {
     /// Parses `age1...` strings.
     pub fn parse(list: &[String]) -> Result<Self, String> {
         list.iter()
-            .map(|r| r.trim().parse::<age::x25519::Recipient>().map_err(|e| format!("`{r}` is not an age recipient: {e}")))
+            .map(|r| {
+                r.trim().parse::<age::x25519::Recipient>().map_err(|e| format!("`{r}` is not an age recipient: {e}"))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map(Self)
     }
@@ -24,7 +26,8 @@ impl Recipients {
 
     /// Encrypts `plain` to every recipient.
     pub fn encrypt(&self, plain: &[u8]) -> Result<Vec<u8>, String> {
-        let enc = age::Encryptor::with_recipients(self.0.iter().map(|r| r as &dyn age::Recipient)).map_err(|e| e.to_string())?;
+        let enc = age::Encryptor::with_recipients(self.0.iter().map(|r| r as &dyn age::Recipient))
+            .map_err(|e| e.to_string())?;
         let mut out = Vec::with_capacity(plain.len() + 256);
         let mut w = enc.wrap_output(&mut out).map_err(|e| e.to_string())?;
         w.write_all(plain).map_err(|e| e.to_string())?;
@@ -48,7 +51,8 @@ pub struct Identities(std::sync::Arc<Vec<Box<dyn age::Identity + Send + Sync>>>)
 impl Identities {
     /// Reads an age identity file (`AGE-SECRET-KEY-1...` lines).
     pub fn read(path: &Path) -> Result<Self, String> {
-        let file = age::IdentityFile::from_file(path.display().to_string()).map_err(|e| format!("cannot read the identity file {}: {e}", path.display()))?;
+        let file = age::IdentityFile::from_file(path.display().to_string())
+            .map_err(|e| format!("cannot read the identity file {}: {e}", path.display()))?;
         let ids = file.into_identities().map_err(|e| format!("{}: {e}", path.display()))?;
         if ids.is_empty() {
             return Err(format!("{} holds no age identity", path.display()));

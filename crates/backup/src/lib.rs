@@ -16,8 +16,8 @@ mod restore;
 pub mod rules;
 mod store;
 
-pub use archive::{Manifest, ArchiveError};
-pub use catalog::{delete, list, load_manifest, retain, verify, Listed, Verified};
+pub use archive::{ArchiveError, Manifest};
+pub use catalog::{Listed, Verified, delete, list, load_manifest, retain, verify};
 pub use create::{CreateOptions, create, default_name};
 pub use restore::{Existing, Progress, RestoreOptions, RestoreReport, restore};
 pub use store::{Store, StoreOptions};
@@ -72,8 +72,12 @@ impl BackupError {
     pub fn hint(&self) -> Option<String> {
         match self {
             Self::Refused { hint, .. } => Some(hint.clone()),
-            Self::Damaged { .. } => Some("nothing was written; restore an older backup (`rekube backup list`) and check the store".into()),
-            Self::Store { source: object_store::Error::NotFound { .. }, .. } => Some("check `backup.store` in the spec and the AWS_* credentials".into()),
+            Self::Damaged { .. } => {
+                Some("nothing was written; restore an older backup (`rekube backup list`) and check the store".into())
+            }
+            Self::Store { source: object_store::Error::NotFound { .. }, .. } => {
+                Some("check `backup.store` in the spec and the AWS_* credentials".into())
+            }
             _ => None,
         }
     }

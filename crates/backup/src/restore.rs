@@ -15,12 +15,12 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio_util::io::SyncIoBridge;
 
+use crate::BackupError;
 use crate::archive::{self, Manifest};
 use crate::catalog::verify;
 use crate::crypt::Identities;
 use crate::rules::{self, NamespaceMap, str_at};
 use crate::store::Store;
-use crate::BackupError;
 
 /// What to do with an object that already exists in the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +113,12 @@ fn describe(key: &str, obj: &Value) -> String {
 
 /// Restores backup `manifest` into the cluster behind `client`. The archive
 /// is verified whole first: a damaged one is refused before any write.
-pub async fn restore(client: &Client, store: &Store, manifest: &Manifest, opts: &RestoreOptions) -> Result<RestoreReport, BackupError> {
+pub async fn restore(
+    client: &Client,
+    store: &Store,
+    manifest: &Manifest,
+    opts: &RestoreOptions,
+) -> Result<RestoreReport, BackupError> {
     verify(store, manifest, opts.identities.as_ref()).await?;
     let r = Restorer {
         client: client.clone(),
@@ -132,7 +137,9 @@ pub async fn restore(client: &Client, store: &Store, manifest: &Manifest, opts: 
     let bridge = SyncIoBridge::new(store.reader(&store.path(&manifest.name, &manifest.archive.file)).await?);
     let m = manifest.clone();
     let reader = tokio::task::spawn_blocking(move || {
-        archive::read(bridge, &m, |_, entry, data| tx.blocking_send((entry.path.clone(), data)).map_err(|_| "restore stopped".to_string()))
+        archive::read(bridge, &m, |_, entry, data| {
+            tx.blocking_send((entry.path.clone(), data)).map_err(|_| "restore stopped".to_string())
+        })
     });
 
     let mut batch: Vec<(String, Vec<u8>)> = Vec::new();
@@ -141,11 +148,16 @@ pub async fn restore(client: &Client, store: &Store, manifest: &Manifest, opts: 
         let next = rx.recv().await;
         let flush = match &next {
             None => true,
-            Some((path, _)) => batch.len() >= BATCH || batch.first().is_some_and(|(p, _)| archive::entry_resource(p) != archive::entry_resource(path)),
+            Some((path, _)) => {
+                batch.len() >= BATCH
+                    || batch.first().is_some_and(|(p, _)| archive::entry_resource(p) != archive::entry_resource(path))
+            }
         };
         if flush && !batch.is_empty() {
             done += batch.len();
-            futures::stream::iter(std::mem::take(&mut batch)).for_each_concurrent(CONCURRENCY, |(path, data)| r.entry(path, data)).await;
+            futures::stream::iter(std::mem::take(&mut batch))
+                .for_each_concurrent(CONCURRENCY, |(path, data)| r.entry(path, data))
+                .await;
             if let Some(p) = &opts.progress {
                 p(done, manifest.objects.len());
             }
@@ -200,7 +212,9 @@ impl Restorer<'_> {
     /// owner has not been restored yet.
     fn relink(&self, obj: &mut Value) -> bool {
         let uids = self.uids.lock().expect("not poisoned");
-        let Some(refs) = obj.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) else { return true };
+        let Some(refs) = obj.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) else {
+            return true;
+        };
         if refs.iter().any(|r| !uids.contains_key(str_at(r, "/uid"))) {
             return false;
         }
@@ -265,14 +279,19 @@ impl Restorer<'_> {
         }
         *refs = kept;
         if refs.is_empty()
-            && let Some(m) = obj["metadata"].as_object_mut() {
-                m.remove("ownerReferences");
-            }
+            && let Some(m) = obj["metadata"].as_object_mut()
+        {
+            m.remove("ownerReferences");
+        }
     }
 
     async fn live_uid(&self, api_version: &str, kind: &str, ns: &str, name: &str) -> Option<String> {
         let res = self.resolver.resolve(api_version, kind).await.ok()??;
-        let api: Api<DynamicObject> = if res.namespaced { Api::namespaced_with(self.client.clone(), ns, &res.resource) } else { Api::all_with(self.client.clone(), &res.resource) };
+        let api: Api<DynamicObject> = if res.namespaced {
+            Api::namespaced_with(self.client.clone(), ns, &res.resource)
+        } else {
+            Api::all_with(self.client.clone(), &res.resource)
+        };
         api.get_opt(name).await.ok()??.metadata.uid
     }
 
@@ -293,7 +312,11 @@ impl Restorer<'_> {
         let began = Instant::now();
         loop {
             let found = self.resolver.resolve(api_version, kind).await?;
-            if found.is_some() || self.opts.dry_run || began.elapsed() > Duration::from_secs(10) || rekube_render::BUILTIN_GROUPS.contains(&group) {
+            if found.is_some()
+                || self.opts.dry_run
+                || began.elapsed() > Duration::from_secs(10)
+                || rekube_render::BUILTIN_GROUPS.contains(&group)
+            {
                 return Ok(found);
             }
             // Discovery lags a freshly Established CRD by a moment.
@@ -316,7 +339,9 @@ impl Restorer<'_> {
             if let Ok(o) = api.get(crd).await {
                 let live = serde_json::to_value(&o).unwrap_or_default();
                 // The same rule as apply's health gate.
-                if rekube_kube::check_health(&self.client, &ar.group, &ar.kind, &live).await == rekube_kube::Health::Ready {
+                if rekube_kube::check_health(&self.client, &ar.group, &ar.kind, &live).await
+                    == rekube_kube::Health::Ready
+                {
                     return;
                 }
             }
@@ -335,7 +360,13 @@ impl Restorer<'_> {
         if self.planned_namespaces.lock().expect("not poisoned").contains(ns) {
             return Ok(false);
         }
-        let ar = ApiResource { group: String::new(), version: "v1".into(), api_version: "v1".into(), kind: "Namespace".into(), plural: "namespaces".into() };
+        let ar = ApiResource {
+            group: String::new(),
+            version: "v1".into(),
+            api_version: "v1".into(),
+            kind: "Namespace".into(),
+            plural: "namespaces".into(),
+        };
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
         match api.get_opt(ns).await {
             Ok(Some(_)) => {
@@ -350,8 +381,12 @@ impl Restorer<'_> {
                 Ok(false)
             }
             Ok(None) => {
-                let obj: DynamicObject = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})).expect("a namespace");
-                api.create(&self.post_params(), &obj).await.map_err(|e| format!("cannot create namespace {ns}: {}", brief(&e)))?;
+                let obj: DynamicObject =
+                    serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+                        .expect("a namespace");
+                api.create(&self.post_params(), &obj)
+                    .await
+                    .map_err(|e| format!("cannot create namespace {ns}: {}", brief(&e)))?;
                 known.insert(ns.to_string());
                 self.report.lock().expect("not poisoned").namespaces_created.push(ns.to_string());
                 Ok(true)
@@ -378,7 +413,9 @@ impl Restorer<'_> {
         let group = api_version.rsplit_once('/').map_or("", |(g, _)| g).to_string();
         let res = match self.resolve(&api_version, &kind).await {
             Ok(Some(r)) => r,
-            Ok(None) if self.opts.dry_run && self.planned_groups.lock().expect("not poisoned").contains(&group) => return self.count(key, false, &what),
+            Ok(None) if self.opts.dry_run && self.planned_groups.lock().expect("not poisoned").contains(&group) => {
+                return self.count(key, false, &what);
+            }
             Ok(None) => return self.fail(format!("{what}: the cluster does not serve {kind} ({api_version})")),
             Err(e) => return self.fail(format!("{what}: {}", brief(&e))),
         };
@@ -438,15 +475,22 @@ impl Restorer<'_> {
         };
         self.remember(key, &obj, old_uid, uid);
         self.count(key, updated, &what);
-        if self.opts.restore_status && !self.opts.dry_run
-            && let Some(status) = obj.get("status").filter(|s| !s.is_null()) {
-                match api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({ "status": status }))).await {
-                    Ok(_) => {}
-                    // No status subresource: the status went in with the object.
-                    Err(kube::Error::Api(s)) if s.code == 404 || s.code == 405 => {}
-                    Err(e) => self.report.lock().expect("not poisoned").warnings.push(format!("{what}: status not restored: {}", brief(&e))),
-                }
+        if self.opts.restore_status
+            && !self.opts.dry_run
+            && let Some(status) = obj.get("status").filter(|s| !s.is_null())
+        {
+            match api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({ "status": status }))).await {
+                Ok(_) => {}
+                // No status subresource: the status went in with the object.
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 405 => {}
+                Err(e) => self
+                    .report
+                    .lock()
+                    .expect("not poisoned")
+                    .warnings
+                    .push(format!("{what}: status not restored: {}", brief(&e))),
             }
+        }
     }
 
     /// Records the new UID, and the CRD's group so its resources wait for it.

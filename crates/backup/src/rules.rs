@@ -74,7 +74,8 @@ pub fn rank(key: &str, custom: bool) -> (u8, usize, String) {
 }
 
 /// Kinds whose children their controller recreates from the template.
-const RECREATING_OWNERS: &[&str] = &["Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicationController"];
+const RECREATING_OWNERS: &[&str] =
+    &["Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicationController"];
 
 /// What the backup needs to know beyond the object itself.
 #[derive(Debug, Default)]
@@ -105,21 +106,37 @@ pub fn excluded(key: &str, obj: &Value, ctx: &Context) -> Option<&'static str> {
     }
     let builtin = "built into Kubernetes";
     match key {
-        "secrets" if str_at(obj, "/type") == "kubernetes.io/service-account-token" => Some("service-account token (the token controller makes a new one)"),
+        "secrets" if str_at(obj, "/type") == "kubernetes.io/service-account-token" => {
+            Some("service-account token (the token controller makes a new one)")
+        }
         "configmaps" if name == "kube-root-ca.crt" => Some("published into every namespace by the cluster"),
-        "serviceaccounts" if name == "default" && is_plain_default_sa(obj) => Some("created in every namespace by the cluster"),
+        "serviceaccounts" if name == "default" && is_plain_default_sa(obj) => {
+            Some("created in every namespace by the cluster")
+        }
         "services" if ns == "default" && name == "kubernetes" => Some("the API server's own Service"),
-        "endpoints" if (ns == "default" && name == "kubernetes") || ctx.selector_services.contains(&format!("{ns}/{name}")) => {
+        "endpoints"
+            if (ns == "default" && name == "kubernetes") || ctx.selector_services.contains(&format!("{ns}/{name}")) =>
+        {
             Some("maintained by the endpoints controller")
         }
         "namespaces" if name == "default" || SYSTEM_NAMESPACES.contains(&name) => Some("exists in every cluster"),
         "priorityclasses.scheduling.k8s.io" if name.starts_with("system-") => Some(builtin),
         "servicecidrs.networking.k8s.io" if name == "kubernetes" => Some(builtin),
-        "apiservices.apiregistration.k8s.io" if obj.pointer("/metadata/labels/kube-aggregator.kubernetes.io~1automanaged").is_some() => Some(builtin),
-        _ if key.starts_with("flowschemas.") || key.starts_with("prioritylevelconfigurations.") => {
-            (APF_DEFAULTS.contains(&name) || str_at(obj, "/metadata/annotations/apf.kubernetes.io~1autoupdate-spec") == "true").then_some(builtin)
+        "apiservices.apiregistration.k8s.io"
+            if obj.pointer("/metadata/labels/kube-aggregator.kubernetes.io~1automanaged").is_some() =>
+        {
+            Some(builtin)
         }
-        _ if ns.is_empty() && (name.starts_with("system:") || str_at(obj, "/metadata/labels/kubernetes.io~1bootstrapping") == "rbac-defaults") => Some(builtin),
+        _ if key.starts_with("flowschemas.") || key.starts_with("prioritylevelconfigurations.") => (APF_DEFAULTS
+            .contains(&name)
+            || str_at(obj, "/metadata/annotations/apf.kubernetes.io~1autoupdate-spec") == "true")
+            .then_some(builtin),
+        _ if ns.is_empty()
+            && (name.starts_with("system:")
+                || str_at(obj, "/metadata/labels/kubernetes.io~1bootstrapping") == "rbac-defaults") =>
+        {
+            Some(builtin)
+        }
         _ => None,
     }
 }
@@ -127,19 +144,45 @@ pub fn excluded(key: &str, obj: &Value, ctx: &Context) -> Option<&'static str> {
 /// API priority and fairness objects the API server creates and keeps
 /// (1.20 marks them with no annotation yet).
 const APF_DEFAULTS: &[&str] = &[
-    "exempt", "catch-all", "global-default", "system", "leader-election", "workload-high", "workload-low", "node-high",
-    "kube-controller-manager", "kube-scheduler", "kube-system-service-accounts", "service-accounts", "system-leader-election",
-    "system-nodes", "workload-leader-election", "endpoint-controller", "probes",
+    "exempt",
+    "catch-all",
+    "global-default",
+    "system",
+    "leader-election",
+    "workload-high",
+    "workload-low",
+    "node-high",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kube-system-service-accounts",
+    "service-accounts",
+    "system-leader-election",
+    "system-nodes",
+    "workload-leader-election",
+    "endpoint-controller",
+    "probes",
 ];
 
 /// A `default` ServiceAccount that carries nothing but its token.
 fn is_plain_default_sa(obj: &Value) -> bool {
-    let empty = |p: &str| obj.pointer(p).is_none_or(|v| v.as_object().is_some_and(|o| o.is_empty()) || v.as_array().is_some_and(|a| a.is_empty()));
+    let empty = |p: &str| {
+        obj.pointer(p)
+            .is_none_or(|v| v.as_object().is_some_and(|o| o.is_empty()) || v.as_array().is_some_and(|a| a.is_empty()))
+    };
     empty("/imagePullSecrets") && empty("/metadata/labels") && empty("/metadata/annotations")
 }
 
 /// Fields the server sets; never restored.
-const SERVER_FIELDS: &[&str] = &["uid", "resourceVersion", "creationTimestamp", "managedFields", "generation", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds"];
+const SERVER_FIELDS: &[&str] = &[
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "managedFields",
+    "generation",
+    "selfLink",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+];
 
 /// A `--namespace-map old:new` table.
 pub type NamespaceMap = BTreeMap<String, String>;
@@ -162,25 +205,26 @@ pub fn prepare(key: &str, obj: &mut Value, map: &NamespaceMap, keep_status: bool
             meta.insert("name".into(), Value::String(new.clone()));
             // The name label mirrors the name (1.21+ sets it; keep it true).
             if let Some(l) = meta.get_mut("labels").and_then(Value::as_object_mut)
-                && l.contains_key("kubernetes.io/metadata.name") {
-                    l.insert("kubernetes.io/metadata.name".into(), Value::String(new));
-                }
+                && l.contains_key("kubernetes.io/metadata.name")
+            {
+                l.insert("kubernetes.io/metadata.name".into(), Value::String(new));
+            }
         }
         if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
             spec.remove("finalizers");
         }
     }
-    if !keep_status
-        && let Some(o) = obj.as_object_mut() {
-            o.remove("status");
-        }
+    if !keep_status && let Some(o) = obj.as_object_mut() {
+        o.remove("status");
+    }
     match key {
         "services" => {
             if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut)
-                && spec.get("clusterIP").and_then(Value::as_str) != Some("None") {
-                    spec.remove("clusterIP");
-                    spec.remove("clusterIPs");
-                }
+                && spec.get("clusterIP").and_then(Value::as_str) != Some("None")
+            {
+                spec.remove("clusterIP");
+                spec.remove("clusterIPs");
+            }
         }
         "pods" => strip_pod_binding(obj),
         "serviceaccounts" => {
@@ -227,16 +271,29 @@ mod tests {
 
     #[test]
     fn crds_and_namespaces_first_custom_resources_last() {
-        let mut keys = [("widgets.example.com", true),
+        let mut keys = [
+            ("widgets.example.com", true),
             ("deployments.apps", false),
             ("services", false),
             ("configmaps", false),
             ("namespaces", false),
             ("customresourcedefinitions.apiextensions.k8s.io", false),
-            ("secrets", false)];
+            ("secrets", false),
+        ];
         keys.sort_by_key(|(k, c)| rank(k, *c));
         let order: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
-        assert_eq!(order, ["customresourcedefinitions.apiextensions.k8s.io", "namespaces", "secrets", "configmaps", "services", "deployments.apps", "widgets.example.com"]);
+        assert_eq!(
+            order,
+            [
+                "customresourcedefinitions.apiextensions.k8s.io",
+                "namespaces",
+                "secrets",
+                "configmaps",
+                "services",
+                "deployments.apps",
+                "widgets.example.com"
+            ]
+        );
     }
 
     #[test]
@@ -251,11 +308,38 @@ mod tests {
         let opaque = json!({"type": "Opaque", "metadata": {"name": "db", "namespace": "app"}});
         assert_eq!(excluded("secrets", &opaque, &ctx), None);
         assert!(excluded("endpoints", &json!({"metadata": {"name": "web", "namespace": "app"}}), &ctx).is_some());
-        assert_eq!(excluded("endpoints", &json!({"metadata": {"name": "external-db", "namespace": "app"}}), &ctx), None);
-        assert!(excluded("serviceaccounts", &json!({"metadata": {"name": "default", "namespace": "app"}, "secrets": [{"name": "default-token-x"}]}), &ctx).is_some());
-        assert_eq!(excluded("serviceaccounts", &json!({"metadata": {"name": "default", "namespace": "app"}, "imagePullSecrets": [{"name": "reg"}]}), &ctx), None);
-        assert!(excluded("clusterroles.rbac.authorization.k8s.io", &json!({"metadata": {"name": "system:basic-user"}}), &ctx).is_some());
-        assert_eq!(excluded("clusterroles.rbac.authorization.k8s.io", &json!({"metadata": {"name": "app-reader"}}), &ctx), None);
+        assert_eq!(
+            excluded("endpoints", &json!({"metadata": {"name": "external-db", "namespace": "app"}}), &ctx),
+            None
+        );
+        assert!(
+            excluded(
+                "serviceaccounts",
+                &json!({"metadata": {"name": "default", "namespace": "app"}, "secrets": [{"name": "default-token-x"}]}),
+                &ctx
+            )
+            .is_some()
+        );
+        assert_eq!(
+            excluded(
+                "serviceaccounts",
+                &json!({"metadata": {"name": "default", "namespace": "app"}, "imagePullSecrets": [{"name": "reg"}]}),
+                &ctx
+            ),
+            None
+        );
+        assert!(
+            excluded(
+                "clusterroles.rbac.authorization.k8s.io",
+                &json!({"metadata": {"name": "system:basic-user"}}),
+                &ctx
+            )
+            .is_some()
+        );
+        assert_eq!(
+            excluded("clusterroles.rbac.authorization.k8s.io", &json!({"metadata": {"name": "app-reader"}}), &ctx),
+            None
+        );
     }
 
     #[test]
@@ -268,11 +352,17 @@ mod tests {
             "status": {"loadBalancer": {}}
         });
         prepare("services", &mut svc, &map, false);
-        assert_eq!(svc, json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop-copy"}, "spec": {"ports": [{"port": 80}]}}));
+        assert_eq!(
+            svc,
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop-copy"}, "spec": {"ports": [{"port": 80}]}})
+        );
 
         let mut ns = json!({"metadata": {"name": "shop", "labels": {"kubernetes.io/metadata.name": "shop"}}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
         prepare("namespaces", &mut ns, &map, true);
-        assert_eq!(ns, json!({"metadata": {"name": "shop-copy", "labels": {"kubernetes.io/metadata.name": "shop-copy"}}, "spec": {}, "status": {"phase": "Active"}}));
+        assert_eq!(
+            ns,
+            json!({"metadata": {"name": "shop-copy", "labels": {"kubernetes.io/metadata.name": "shop-copy"}}, "spec": {}, "status": {"phase": "Active"}})
+        );
 
         let mut rb = json!({"metadata": {"name": "r", "namespace": "shop"}, "subjects": [{"kind": "ServiceAccount", "name": "app", "namespace": "shop"}]});
         prepare("rolebindings.rbac.authorization.k8s.io", &mut rb, &map, false);
@@ -280,6 +370,9 @@ mod tests {
 
         let mut pod = json!({"metadata": {"name": "p", "namespace": "x"}, "spec": {"nodeName": "node-1", "volumes": [{"name": "default-token-ab"}, {"name": "data"}], "containers": [{"name": "c", "volumeMounts": [{"name": "default-token-ab"}, {"name": "data"}]}]}});
         prepare("pods", &mut pod, &map, false);
-        assert_eq!(pod["spec"], json!({"volumes": [{"name": "data"}], "containers": [{"name": "c", "volumeMounts": [{"name": "data"}]}]}));
+        assert_eq!(
+            pod["spec"],
+            json!({"volumes": [{"name": "data"}], "containers": [{"name": "c", "volumeMounts": [{"name": "data"}]}]})
+        );
     }
 }

@@ -47,7 +47,11 @@ impl Store {
             if let Some(e) = opts.endpoint.clone().or_else(|| std::env::var("AWS_ENDPOINT_URL").ok()) {
                 b = b.with_allow_http(e.starts_with("http://")).with_endpoint(e);
             }
-            let region = opts.region.clone().or_else(|| std::env::var("AWS_REGION").ok()).or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
+            let region = opts
+                .region
+                .clone()
+                .or_else(|| std::env::var("AWS_REGION").ok())
+                .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
             b = b.with_region(region.unwrap_or_else(|| "us-east-1".into()));
             let s3 = b.build().map_err(store_err)?;
             return Ok(Self { inner: Arc::new(s3), prefix: split(prefix), display: url.to_string(), local: None });
@@ -57,7 +61,10 @@ impl Store {
             // Named as the spec writes it: relative to the spec's directory.
             None => (base.join(url), url.to_string()),
         };
-        std::fs::create_dir_all(&dir).map_err(|e| BackupError::Io { what: format!("cannot create the backup directory {}", dir.display()), source: e })?;
+        std::fs::create_dir_all(&dir).map_err(|e| BackupError::Io {
+            what: format!("cannot create the backup directory {}", dir.display()),
+            source: e,
+        })?;
         let fs = object_store::local::LocalFileSystem::new_with_prefix(&dir).map_err(store_err)?;
         Ok(Self { inner: Arc::new(fs), prefix: Vec::new(), display, local: Some(dir) })
     }
@@ -80,7 +87,8 @@ impl Store {
     pub async fn names(&self) -> Result<Vec<String>, BackupError> {
         let root = (!self.prefix.is_empty()).then(|| Path::from_iter(self.prefix.iter().map(String::as_str)));
         let list = self.inner.list_with_delimiter(root.as_ref()).await.map_err(self.err())?;
-        let mut names: Vec<String> = list.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
+        let mut names: Vec<String> =
+            list.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
         names.sort();
         Ok(names)
     }
@@ -114,7 +122,8 @@ impl Store {
     /// Deletes everything under backup `name`.
     pub async fn delete(&self, name: &str) -> Result<usize, BackupError> {
         let dir = Path::from_iter(self.prefix.iter().map(String::as_str).chain([name]));
-        let files: Vec<_> = self.inner.list(Some(&dir)).map_ok(|m| m.location).try_collect().await.map_err(self.err())?;
+        let files: Vec<_> =
+            self.inner.list(Some(&dir)).map_ok(|m| m.location).try_collect().await.map_err(self.err())?;
         // The manifest goes first: a half-deleted backup must read as incomplete.
         let mut files = files;
         files.sort_by_key(|p| p.filename() != Some(crate::archive::MANIFEST_FILE));

@@ -8,9 +8,10 @@ use std::io::Write;
 /// process quietly, as Unix tools do, instead of panicking.
 fn out(text: impl Display) {
     if let Err(e) = writeln!(std::io::stdout().lock(), "{text}")
-        && e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
 }
 
 /// A line of data (stdout).

@@ -86,11 +86,29 @@ fn fill_at_runtime(a: &TestCluster, w: &Workdir) {
     get(a, &["-n", "shop", "create", "secret", "generic", "db", "--from-literal=password=hunter2-s3cr3t"]);
     get(a, &["-n", "shop", "create", "configmap", "runtime", "--from-literal=made=by-hand"]);
     get(a, &["-n", "shop", "create", "configmap", "owner", "--from-literal=role=owner"]);
-    w.write("runtime/widget.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata: { name: gear, namespace: shop }\nspec: { size: 3 }\n");
+    w.write(
+        "runtime/widget.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: { name: gear, namespace: shop }\nspec: { size: 3 }\n",
+    );
     get(a, &["apply", "-f", w.path("runtime/widget.yaml").to_str().unwrap()]);
-    get(a, &["-n", "shop", "patch", "widget", "gear", "--subresource=status", "--type=merge", "-p", r#"{"status":{"phase":"Spinning"}}"#]);
-    let owner_uid = kubectl_json(a, &["-n", "shop", "get", "configmap", "owner"])["metadata"]["uid"].as_str().unwrap().to_string();
-    let widget_uid = kubectl_json(a, &["-n", "shop", "get", "widget", "gear"])["metadata"]["uid"].as_str().unwrap().to_string();
+    get(
+        a,
+        &[
+            "-n",
+            "shop",
+            "patch",
+            "widget",
+            "gear",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"phase":"Spinning"}}"#,
+        ],
+    );
+    let owner_uid =
+        kubectl_json(a, &["-n", "shop", "get", "configmap", "owner"])["metadata"]["uid"].as_str().unwrap().to_string();
+    let widget_uid =
+        kubectl_json(a, &["-n", "shop", "get", "widget", "gear"])["metadata"]["uid"].as_str().unwrap().to_string();
     let owned = format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: owned\n  namespace: shop\n  ownerReferences: [{{ apiVersion: v1, kind: ConfigMap, name: owner, uid: {owner_uid} }}]\ndata: {{ role: owned }}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: gear-token\n  namespace: shop\n  ownerReferences: [{{ apiVersion: example.com/v1, kind: Widget, name: gear, uid: {widget_uid}, controller: true }}]\nstringData: {{ token: gear-s3cr3t }}\n"
     );
@@ -151,7 +169,16 @@ fn assert_restored(a: &TestCluster, b: &TestCluster, manifest: &Value, map: &BTr
         let dst: Vec<&str> = dst.iter().map(String::as_str).collect();
         let (va, vb) = (kubectl_json(a, &src), kubectl_json(b, &dst));
         for r in vb["metadata"]["ownerReferences"].as_array().into_iter().flatten() {
-            let owner = kubectl_json(b, &["-n", vb["metadata"]["namespace"].as_str().unwrap(), "get", r["kind"].as_str().unwrap(), r["name"].as_str().unwrap()]);
+            let owner = kubectl_json(
+                b,
+                &[
+                    "-n",
+                    vb["metadata"]["namespace"].as_str().unwrap(),
+                    "get",
+                    r["kind"].as_str().unwrap(),
+                    r["name"].as_str().unwrap(),
+                ],
+            );
             assert_eq!(r["uid"], owner["metadata"]["uid"], "{path}: owner reference must point at the restored owner");
         }
         let (mut na, nb) = (normalise(va), normalise(vb));
@@ -159,12 +186,13 @@ fn assert_restored(a: &TestCluster, b: &TestCluster, manifest: &Value, map: &BTr
             na["metadata"]["namespace"] = Value::String(new.to_string());
         }
         if na["kind"] == "Namespace"
-            && let Some(new) = map.get(na["metadata"]["name"].as_str().unwrap()) {
-                na["metadata"]["name"] = Value::String(new.to_string());
-                if let Some(l) = na["metadata"]["labels"].get_mut("kubernetes.io/metadata.name") {
-                    *l = Value::String(new.to_string());
-                }
+            && let Some(new) = map.get(na["metadata"]["name"].as_str().unwrap())
+        {
+            na["metadata"]["name"] = Value::String(new.to_string());
+            if let Some(l) = na["metadata"]["labels"].get_mut("kubernetes.io/metadata.name") {
+                *l = Value::String(new.to_string());
             }
+        }
         assert_eq!(na, nb, "{path} differs after restore");
         checked += 1;
     }
@@ -173,7 +201,8 @@ fn assert_restored(a: &TestCluster, b: &TestCluster, manifest: &Value, map: &BTr
 
 #[tokio::test(flavor = "multi_thread")]
 async fn round_trip_into_a_fresh_cluster_from_a_directory_and_from_s3() {
-    let (a, b, moto) = tokio::join!(TestCluster::with_kubelet("backup-a"), TestCluster::start("backup-b"), Moto::start());
+    let (a, b, moto) =
+        tokio::join!(TestCluster::with_kubelet("backup-a"), TestCluster::start("backup-b"), Moto::start());
     let mut w = Workdir::new();
     let recipient = age_key(&w, "key.txt");
     w.write("shop/platform.yaml", PLATFORM);
@@ -186,7 +215,8 @@ async fn round_trip_into_a_fresh_cluster_from_a_directory_and_from_s3() {
     let created = ok(&w.rekube(&["backup", "create", "a", "--name", "full"]));
     assert!(created.contains("Backup full written to"), "{created}");
     let manifest: Value = serde_json::from_str(&ok(&w.rekube(&["-o", "json", "backup", "describe", "full"]))).unwrap();
-    let paths: Vec<&str> = manifest["objects"].as_array().unwrap().iter().map(|o| o["path"].as_str().unwrap()).collect();
+    let paths: Vec<&str> =
+        manifest["objects"].as_array().unwrap().iter().map(|o| o["path"].as_str().unwrap()).collect();
     for want in [
         "resources/customresourcedefinitions.apiextensions.k8s.io/cluster/widgets.example.com.json",
         "resources/namespaces/cluster/shop.json",
@@ -203,7 +233,13 @@ async fn round_trip_into_a_fresh_cluster_from_a_directory_and_from_s3() {
     assert!(pos("resources/namespaces/") < pos("resources/configmaps/"));
     assert!(pos("resources/deployments.apps/") < pos("resources/widgets.example.com/"));
     // What the cluster remakes is not in it: ReplicaSets, Pods, tokens, the root CA.
-    assert!(!paths.iter().any(|p| p.contains("/pods/") || p.contains("/replicasets.apps/") || p.contains("kube-root-ca") || p.contains("-token-")), "{paths:#?}");
+    assert!(
+        !paths.iter().any(|p| p.contains("/pods/")
+            || p.contains("/replicasets.apps/")
+            || p.contains("kube-root-ca")
+            || p.contains("-token-")),
+        "{paths:#?}"
+    );
     // No Secret value in plaintext anywhere in the archive.
     let raw = std::fs::read(w.path("backups/full/resources.tar.zst")).unwrap();
     let plain = zstd::decode_all(&raw[..]).unwrap();
@@ -214,7 +250,10 @@ async fn round_trip_into_a_fresh_cluster_from_a_directory_and_from_s3() {
     assert!(text.contains("\"colour\":\"blue\""), "plain objects are readable JSON");
 
     let verified = ok(&w.rekube(&["backup", "verify", "full", "--identity", "key.txt"]));
-    assert!(verified.contains(&format!("{} entries", paths.len())) && verified.contains("2 Secret(s) decrypted"), "{verified}");
+    assert!(
+        verified.contains(&format!("{} entries", paths.len())) && verified.contains("2 Secret(s) decrypted"),
+        "{verified}"
+    );
 
     let restored = w.rekube(&["backup", "restore", "full", "--to", "b", "--identity", "key.txt"]);
     let text = ok(&restored);
@@ -226,24 +265,46 @@ async fn round_trip_into_a_fresh_cluster_from_a_directory_and_from_s3() {
     assert!(get(&b, &["-n", "shop", "get", "rs", "-o", "name"]).contains("replicaset.apps/web-"));
 
     // To S3 (moto), restored under another namespace name.
-    let py = format!("import boto3; boto3.client('s3', endpoint_url='{}', aws_access_key_id='k', aws_secret_access_key='s', region_name='us-east-1').create_bucket(Bucket='backups')", moto.endpoint());
+    let py = format!(
+        "import boto3; boto3.client('s3', endpoint_url='{}', aws_access_key_id='k', aws_secret_access_key='s', region_name='us-east-1').create_bucket(Bucket='backups')",
+        moto.endpoint()
+    );
     let made = std::process::Command::new(moto.python()).args(["-c", &py]).output().unwrap();
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     for (k, v) in [("AWS_ACCESS_KEY_ID", "k"), ("AWS_SECRET_ACCESS_KEY", "s"), ("AWS_REGION", "us-east-1")] {
         w.env(k, v);
     }
-    spec(&w, &clusters, &format!("  store: s3://backups/rekube\n  endpoint: {}\n  encrypt-secrets: [{recipient}]\n", moto.endpoint()));
+    spec(
+        &w,
+        &clusters,
+        &format!("  store: s3://backups/rekube\n  endpoint: {}\n  encrypt-secrets: [{recipient}]\n", moto.endpoint()),
+    );
     ok(&w.rekube(&["backup", "create", "a", "--name", "to-s3"]));
     let listed = ok(&w.rekube(&["backup", "list"]));
     assert!(listed.contains("to-s3") && listed.contains(&format!(" v1.{}.", rekube_testbed::k8s_minor())), "{listed}");
     ok(&w.rekube(&["backup", "verify", "to-s3", "-i", "key.txt"]));
-    let s3_manifest: Value = serde_json::from_str(&ok(&w.rekube(&["-o", "json", "backup", "describe", "to-s3"]))).unwrap();
-    let restored = ok(&w.rekube(&["backup", "restore", "to-s3", "--to", "b", "-i", "key.txt", "--namespace-map", "shop:shop-copy", "--restore-status"]));
+    let s3_manifest: Value =
+        serde_json::from_str(&ok(&w.rekube(&["-o", "json", "backup", "describe", "to-s3"]))).unwrap();
+    let restored = ok(&w.rekube(&[
+        "backup",
+        "restore",
+        "to-s3",
+        "--to",
+        "b",
+        "-i",
+        "key.txt",
+        "--namespace-map",
+        "shop:shop-copy",
+        "--restore-status",
+    ]));
     assert_eq!(get(&b, &["-n", "shop-copy", "get", "widget", "gear", "-o", "jsonpath={.status.phase}"]), "Spinning");
     assert!(!restored.contains("FAILED"), "{restored}");
     let map = BTreeMap::from([("shop", "shop-copy")]);
     // Cluster-wide objects (the CRD) exist already from the first restore: skipped, not failed.
-    assert!(restored.contains("customresourcedefinitions.apiextensions.k8s.io widgets.example.com: already exists"), "{restored}");
+    assert!(
+        restored.contains("customresourcedefinitions.apiextensions.k8s.io widgets.example.com: already exists"),
+        "{restored}"
+    );
     assert_eq!(assert_restored(&a, &b, &s3_manifest, &map), s3_manifest["objects"].as_array().unwrap().len());
 }
 
@@ -278,7 +339,8 @@ async fn damage_wrong_keys_and_existing_objects_are_refused_or_reported() {
     s.add_filter(r"(recreated by its controller \S+ \S+ \S+)\s+\d+", "$1 [N]");
     s.add_filter(r"\d+ left out on purpose", "[N] left out on purpose");
     // Before 1.24 a ServiceAccount's token Secret is left out too: the describe differs.
-    common::per_version(s.clone()).bind(|| insta::assert_snapshot!("describe", ok(&w.rekube(&["backup", "describe", "good"]))));
+    common::per_version(s.clone())
+        .bind(|| insta::assert_snapshot!("describe", ok(&w.rekube(&["backup", "describe", "good"]))));
 
     s.bind(|| insta::assert_snapshot!("verify", ok(&w.rekube(&["backup", "verify", "good", "-i", "key.txt"]))));
 
@@ -294,15 +356,20 @@ async fn damage_wrong_keys_and_existing_objects_are_refused_or_reported() {
         let v = w.rekube(&["backup", "verify", "good", "-i", "key.txt"]);
         assert_eq!(v.status.code(), Some(1), "{what}: {}", out(&v));
         assert!(err(&v).contains("backup good is damaged"), "{what}: {}", err(&v));
-        let r = w.rekube(&["backup", "restore", "good", "--to", "b", "-i", "key.txt", "--namespace-map", "shop:damaged"]);
+        let r =
+            w.rekube(&["backup", "restore", "good", "--to", "b", "-i", "key.txt", "--namespace-map", "shop:damaged"]);
         assert_eq!(r.status.code(), Some(1), "{what}: {}", out(&r));
         assert!(err(&r).contains("is damaged") && err(&r).contains("nothing was written"), "{what}: {}", err(&r));
-        assert!(get(&c, &["get", "ns", "-o", "name"]).lines().all(|l| l != "namespace/damaged"), "{what}: restore wrote");
+        assert!(
+            get(&c, &["get", "ns", "-o", "name"]).lines().all(|l| l != "namespace/damaged"),
+            "{what}: restore wrote"
+        );
     }
     std::fs::write(&archive, &pristine).unwrap();
 
     // A wrong key, and no key: refused before writing.
-    let wrong = w.rekube(&["backup", "restore", "good", "--to", "b", "-i", "other.txt", "--namespace-map", "shop:wrongkey"]);
+    let wrong =
+        w.rekube(&["backup", "restore", "good", "--to", "b", "-i", "other.txt", "--namespace-map", "shop:wrongkey"]);
     assert_eq!(wrong.status.code(), Some(1));
     assert!(err(&wrong).contains("cannot be decrypted"), "{}", err(&wrong));
     let none = w.rekube(&["backup", "verify", "good"]);
@@ -310,14 +377,28 @@ async fn damage_wrong_keys_and_existing_objects_are_refused_or_reported() {
     assert!(get(&c, &["get", "ns", "-o", "name"]).lines().all(|l| l != "namespace/wrongkey"));
 
     // Dry run into a new namespace: the plan is printed, nothing written.
-    let dry = ok(&w.rekube(&["backup", "restore", "good", "--to", "b", "-i", "key.txt", "--namespace-map", "shop:preview", "--dry-run"]));
+    let dry = ok(&w.rekube(&[
+        "backup",
+        "restore",
+        "good",
+        "--to",
+        "b",
+        "-i",
+        "key.txt",
+        "--namespace-map",
+        "shop:preview",
+        "--dry-run",
+    ]));
     settings().bind(|| insta::assert_snapshot!("restore_dry_run", dry));
     assert!(get(&c, &["get", "ns", "-o", "name"]).lines().all(|l| l != "namespace/preview"));
 
     // Into the same namespace: everything exists. skip lists each object and is not a failure.
     let skip = w.rekube(&["backup", "restore", "good", "--to", "b", "-i", "key.txt", "--existing", "skip"]);
     let text = ok(&skip);
-    assert!(text.contains("configmaps shop/settings: already exists") && text.contains("secrets shop/db: already exists"), "{text}");
+    assert!(
+        text.contains("configmaps shop/settings: already exists") && text.contains("secrets shop/db: already exists"),
+        "{text}"
+    );
     assert!(!text.contains("FAILED"), "{text}");
     settings().bind(|| insta::assert_snapshot!("restore_skip", text));
 
@@ -327,7 +408,10 @@ async fn damage_wrong_keys_and_existing_objects_are_refused_or_reported() {
     let upd = ok(&w.rekube(&["backup", "restore", "good", "--to", "b", "-i", "key.txt", "--existing", "update"]));
     assert!(upd.contains("updated"), "{upd}");
     assert_eq!(get(&c, &["-n", "shop", "get", "configmap", "settings", "-o", "jsonpath={.data.colour}"]), "blue");
-    assert_eq!(get(&c, &["-n", "shop", "get", "secret", "db", "-o", "jsonpath={.data.password}"]), "aHVudGVyMi1zM2NyM3Q=");
+    assert_eq!(
+        get(&c, &["-n", "shop", "get", "secret", "db", "-o", "jsonpath={.data.password}"]),
+        "aHVudGVyMi1zM2NyM3Q="
+    );
 
     // Retention (keep: 2) deletes the oldest after the next create.
     std::thread::sleep(std::time::Duration::from_millis(1100));

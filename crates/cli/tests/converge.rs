@@ -30,7 +30,13 @@ impl Platform {
 
     /// Writes rekube.yaml with `components` under an `existing` cluster.
     fn spec(&self, components: &str) {
-        self.write("rekube.yaml", &format!("clusters:\n{}components:\n{components}environments:\n  test: {{ cluster: test }}\n", self.cluster));
+        self.write(
+            "rekube.yaml",
+            &format!(
+                "clusters:\n{}components:\n{components}environments:\n  test: {{ cluster: test }}\n",
+                self.cluster
+            ),
+        );
     }
 
     fn rekube(&self, args: &[&str]) -> Output {
@@ -46,7 +52,10 @@ const WEB: &str = "  web:\n    manifests: ./web\n    namespace: web\n";
 const APP: &str = "  app:\n    manifests: ./app\n    namespace: app\n    needs: [web]\n";
 
 fn web_files(p: &Platform, message: &str) {
-    p.write("web/config.yaml", &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\ndata:\n  message: {message}\n"));
+    p.write(
+        "web/config.yaml",
+        &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\ndata:\n  message: {message}\n"),
+    );
     p.write("web/extra.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-extra\ndata:\n  a: b\n");
     // No `protocol`: v1.20 refuses this in server-side apply unless defaulted.
     p.write("web/service.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports:\n    - port: 80\n      targetPort: 8080\n");
@@ -57,13 +66,35 @@ fn web_files(p: &Platform, message: &str) {
 }
 
 fn app_files(p: &Platform) {
-    p.write("app/secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app-db\nstringData:\n  password: hunter2\n");
+    p.write(
+        "app/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app-db\nstringData:\n  password: hunter2\n",
+    );
     p.write("app/deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: app}\n  template:\n    metadata:\n      labels: {app: app}\n    spec:\n      containers:\n        - name: app\n          image: busybox:1.36\n");
 }
 
 fn resource_versions(cluster: &TestCluster) -> String {
-    get(cluster, &["get", "cm,secret,svc,deploy", "-n", "web", "-o", "jsonpath={range .items[*]}{.metadata.name}={.metadata.resourceVersion} {end}"])
-        + &get(cluster, &["get", "cm,secret,deploy", "-n", "app", "-o", "jsonpath={range .items[*]}{.metadata.name}={.metadata.resourceVersion} {end}"])
+    get(
+        cluster,
+        &[
+            "get",
+            "cm,secret,svc,deploy",
+            "-n",
+            "web",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.metadata.resourceVersion} {end}",
+        ],
+    ) + &get(
+        cluster,
+        &[
+            "get",
+            "cm,secret,deploy",
+            "-n",
+            "app",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.metadata.resourceVersion} {end}",
+        ],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -92,10 +123,25 @@ async fn create_update_unchanged_prune_and_destroy() {
     let web_done = progress.find("web: done").expect("web finished");
     let app_start = progress.find("app: applying").expect("app started");
     assert!(web_done < app_start, "app started before web was healthy:\n{progress}");
-    assert_eq!(get(&cluster, &["get", "deploy", "web", "-n", "web", "-o", "jsonpath={.status.availableReplicas}"]), "2");
+    assert_eq!(
+        get(&cluster, &["get", "deploy", "web", "-n", "web", "-o", "jsonpath={.status.availableReplicas}"]),
+        "2"
+    );
     assert_eq!(get(&cluster, &["get", "svc", "web", "-n", "web", "-o", "jsonpath={.spec.ports[0].protocol}"]), "TCP");
     // kubectl reads the same inventory: the ApplySet parent and its members.
-    let parent = get(&cluster, &["get", "cm", "-n", "rekube-system", "-l", "rekube.dev/component=web", "-o", "jsonpath={.items[*].metadata.annotations.applyset\\.kubernetes\\.io/contains-group-kinds}"]);
+    let parent = get(
+        &cluster,
+        &[
+            "get",
+            "cm",
+            "-n",
+            "rekube-system",
+            "-l",
+            "rekube.dev/component=web",
+            "-o",
+            "jsonpath={.items[*].metadata.annotations.applyset\\.kubernetes\\.io/contains-group-kinds}",
+        ],
+    );
     assert_eq!(parent, "ConfigMap,Deployment.apps,Service", "its namespace belongs to the environment's namespace set");
 
     // Unchanged: exit 0, nothing written.
@@ -107,10 +153,16 @@ async fn create_update_unchanged_prune_and_destroy() {
 
     // Update, field by field, with the Secret's value masked.
     web_files(&p, "changed");
-    p.write("app/secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app-db\nstringData:\n  password: correct-horse\n");
+    p.write(
+        "app/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app-db\nstringData:\n  password: correct-horse\n",
+    );
     let plan = p.rekube(&["plan", "test"]);
     let text = ok(&plan);
-    assert!(!text.contains("hunter2") && !text.contains("correct-horse") && !text.contains("aHVudGVyMg"), "a Secret value leaked:\n{text}");
+    assert!(
+        !text.contains("hunter2") && !text.contains("correct-horse") && !text.contains("aHVudGVyMg"),
+        "a Secret value leaked:\n{text}"
+    );
     settings().bind(|| insta::assert_snapshot!("plan_update", text));
     let json: serde_json::Value = serde_json::from_slice(&p.rekube(&["plan", "test", "-o", "json"]).stdout).unwrap();
     assert_eq!(json["summary"]["update"], 2);
@@ -134,7 +186,11 @@ async fn create_update_unchanged_prune_and_destroy() {
     assert!(plan.contains("app (removed from the spec: destroy)"), "{plan}");
     ok(&p.rekube(&["apply", "test"]));
     assert_eq!(kubectl(&cluster, &["get", "ns", "app"]).status.code(), Some(1), "namespace app is gone");
-    assert_eq!(get(&cluster, &["get", "cm", "-n", "rekube-system", "-l", "rekube.dev/component=app", "-o", "name"]), "", "its ApplySet parent is gone");
+    assert_eq!(
+        get(&cluster, &["get", "cm", "-n", "rekube-system", "-l", "rekube.dev/component=app", "-o", "name"]),
+        "",
+        "its ApplySet parent is gone"
+    );
 
     // Destroy: everything rekube made, waiting until gone; nothing else.
     get(&cluster, &["create", "configmap", "not-ours", "-n", "default", "--from-literal=a=b"]);
@@ -146,9 +202,19 @@ async fn create_update_unchanged_prune_and_destroy() {
     get(&cluster, &["delete", "cm", "made-by-hand", "-n", "web"]);
     ok(&p.rekube(&["apply", "test"]));
     ok(&p.rekube(&["destroy", "test"]));
-    assert_eq!(kubectl(&cluster, &["get", "ns", "web"]).status.code(), Some(1), "namespace web is really gone after destroy returns");
+    assert_eq!(
+        kubectl(&cluster, &["get", "ns", "web"]).status.code(),
+        Some(1),
+        "namespace web is really gone after destroy returns"
+    );
     get(&cluster, &["get", "cm", "not-ours", "-n", "default"]);
-    assert_eq!(get(&cluster, &["get", "cm", "-n", "rekube-system", "-o", "name"]).lines().filter(|l| l.contains("rekube.")).count(), 0);
+    assert_eq!(
+        get(&cluster, &["get", "cm", "-n", "rekube-system", "-o", "name"])
+            .lines()
+            .filter(|l| l.contains("rekube."))
+            .count(),
+        0
+    );
 }
 
 fn ok_out(o: &Output) -> &Output {
@@ -189,7 +255,12 @@ async fn failing_deployment_names_the_pod_reason_and_skips_dependents() {
     assert!(e.contains("pod web-"), "the pod is named:\n{e}");
     assert!(e.contains("app: skipped: a component it needs failed"), "{e}");
     // Its namespace comes with the environment's namespace set, before any component; nothing of its own.
-    assert_eq!(kubectl(&cluster, &["get", "deploy,secret", "-n", "app", "-l", "applyset.kubernetes.io/part-of", "-o", "name"]).stdout, b"", "the dependent never started");
+    assert_eq!(
+        kubectl(&cluster, &["get", "deploy,secret", "-n", "app", "-l", "applyset.kubernetes.io/part-of", "-o", "name"])
+            .stdout,
+        b"",
+        "the dependent never started"
+    );
 
     // status says the same, per component.
     let status: serde_json::Value = serde_json::from_str(&ok(&p.rekube(&["-o", "json", "status", "test"]))).unwrap();
@@ -205,7 +276,13 @@ fn huge_crd(name: &str) -> String {
     // ~400 KiB of schema descriptions: over the 256 KiB that client-side
     // apply's last-applied annotation allows.
     let filler = "x".repeat(4000);
-    let props: String = (0..100).map(|i| format!("                f{i}:\n                  type: string\n                  description: \"{filler}\"\n")).collect();
+    let props: String = (0..100)
+        .map(|i| {
+            format!(
+                "                f{i}:\n                  type: string\n                  description: \"{filler}\"\n"
+            )
+        })
+        .collect();
     format!(
         "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {name}s.example.com\nspec:\n  group: example.com\n  names: {{kind: {kind}, plural: {name}s, singular: {name}}}\n  scope: Namespaced\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema:\n          type: object\n          properties:\n            spec:\n              type: object\n              properties:\n{props}",
         kind = format!("{}{}", name[..1].to_uppercase(), &name[1..])
@@ -220,13 +297,22 @@ async fn custom_resources_wait_for_their_crd_even_a_huge_one() {
     assert!(crd.len() > 300 * 1024, "the CRD is {} bytes", crd.len());
     p.write("crds/widget.yaml", &crd);
     // The CR is in the same component as its CRD, and in a dependent one.
-    p.write("crds/default-widget.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: default\nspec:\n  f1: one\n");
-    p.write("uses/widget.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: app-widget\nspec:\n  f2: two\n");
+    p.write(
+        "crds/default-widget.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: default\nspec:\n  f1: one\n",
+    );
+    p.write(
+        "uses/widget.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: app-widget\nspec:\n  f2: two\n",
+    );
     p.spec("  crds:\n    manifests: ./crds\n    namespace: widgets\n  uses:\n    manifests: ./uses\n    namespace: widgets\n    needs: [crds]\n");
     let plan = ok(&p.rekube(&["plan", "test"]));
     assert!(plan.contains("+ Widget widgets/default") && plan.contains("+ Widget widgets/app-widget"), "{plan}");
     ok(&p.rekube(&["apply", "test"]));
-    assert_eq!(get(&cluster, &["get", "widgets.example.com", "-n", "widgets", "-o", "name"]), "widget.example.com/app-widget\nwidget.example.com/default\n");
+    assert_eq!(
+        get(&cluster, &["get", "widgets.example.com", "-n", "widgets", "-o", "name"]),
+        "widget.example.com/app-widget\nwidget.example.com/default\n"
+    );
     assert_eq!(p.rekube(&["plan", "test", "--detailed-exitcode"]).status.code(), Some(0), "and then unchanged");
 }
 
@@ -259,7 +345,11 @@ async fn component_selection_applies_only_it_and_what_it_needs() {
     ok(&p.rekube(&["apply", "test", "-c", "app", "--with-needs"]));
     get(&cluster, &["get", "deploy", "app", "-n", "app"]);
     get(&cluster, &["get", "deploy", "web", "-n", "web"]);
-    assert_eq!(kubectl(&cluster, &["get", "ns", "other"]).status.code(), Some(1), "an unselected component is left alone");
+    assert_eq!(
+        kubectl(&cluster, &["get", "ns", "other"]).status.code(),
+        Some(1),
+        "an unselected component is left alone"
+    );
 
     // A partial plan never proposes to destroy what it did not select.
     let plan = ok(&p.rekube(&["plan", "test", "-c", "other"]));
@@ -284,7 +374,8 @@ async fn drift_names_each_hand_change_with_its_manager_and_apply_reverts_it() {
     let editor = p.path("editor.sh");
     std::fs::write(&editor, "#!/bin/sh\nsed -i 's/^  a: \"1\"/  a: \"edited\"/' \"$1\"\n").unwrap();
     std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let edit = cluster.kubectl().args(["edit", "cm", "settings", "-n", "web"]).env("KUBE_EDITOR", &editor).output().unwrap();
+    let edit =
+        cluster.kubectl().args(["edit", "cm", "settings", "-n", "web"]).env("KUBE_EDITOR", &editor).output().unwrap();
     assert!(edit.status.success(), "kubectl edit: {}", err(&edit));
     get(&cluster, &["scale", "deploy", "web", "-n", "web", "--replicas=4"]);
     get(&cluster, &["patch", "cm", "web-config", "-n", "web", "-p", r#"{"data":{"message":"patched"}}"#]);
@@ -307,10 +398,18 @@ async fn drift_names_each_hand_change_with_its_manager_and_apply_reverts_it() {
     let drift = p.rekube(&["drift", "test", "-o", "json"]);
     assert_eq!(drift.status.code(), Some(2), "drift exits 2: {}", err(&drift));
     let report: serde_json::Value = serde_json::from_slice(&drift.stdout).unwrap();
-    assert!(!report.to_string().contains("correct-horse") && !report.to_string().contains("hunter2"), "Secret values are masked");
+    assert!(
+        !report.to_string().contains("correct-horse") && !report.to_string().contains("hunter2"),
+        "Secret values are masked"
+    );
     let field = |kind_name: &str, path: &str| -> serde_json::Value {
         let (kind, name) = kind_name.split_once('/').unwrap();
-        report["objects"].as_array().unwrap().iter().find(|o| o["kind"] == kind && o["name"] == name).and_then(|o| o["fields"].as_array().unwrap().iter().find(|f| f["path"] == path).cloned())
+        report["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["kind"] == kind && o["name"] == name)
+            .and_then(|o| o["fields"].as_array().unwrap().iter().find(|f| f["path"] == path).cloned())
             .unwrap_or_else(|| panic!("no drift of {kind_name} {path} in {report:#}"))
     };
     for (name, path, manager) in [
@@ -330,28 +429,60 @@ async fn drift_names_each_hand_change_with_its_manager_and_apply_reverts_it() {
     let replicas = field("Deployment/web", "spec.replicas");
     assert_eq!((replicas["applied"].clone(), replicas["live"].clone()), (serde_json::json!(2), serde_json::json!(4)));
     if rekube_testbed::k8s_minor() >= 22 {
-        assert_eq!((replicas["manager"].as_str(), replicas["subresource"].as_str()), (Some("kubectl"), Some("scale")), "{replicas}");
+        assert_eq!(
+            (replicas["manager"].as_str(), replicas["subresource"].as_str()),
+            (Some("kubectl"), Some("scale")),
+            "{replicas}"
+        );
     } else {
         assert!(replicas["manager"].is_null(), "{replicas}");
     }
     let deleted = report["objects"].as_array().unwrap().iter().find(|o| o["name"] == "web-extra").unwrap();
     assert_eq!(deleted["state"], "deleted");
-    let added = report["objects"].as_array().unwrap().iter().find(|o| o["name"] == "made-by-hand").expect("hand-made object listed");
+    let added = report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "made-by-hand")
+        .expect("hand-made object listed");
     assert_eq!((added["state"].as_str(), added["manager"].as_str()), (Some("added"), Some("kubectl-create")));
     assert!(added["time"].as_str().is_some_and(|t| t.ends_with('Z')));
-    assert!(!report["objects"].as_array().unwrap().iter().any(|o| o["name"] == "kube-root-ca.crt"), "system-made objects are not listed");
-    assert!(!report["objects"].as_array().unwrap().iter().any(|o| o["name"] == "autoscaled"), "HPA-managed replicas are not drift: {report:#}");
-    assert!(!report["objects"].as_array().unwrap().iter().any(|o| o["name"] == "tuned"), "ignored fields are not drift: {report:#}");
+    assert!(
+        !report["objects"].as_array().unwrap().iter().any(|o| o["name"] == "kube-root-ca.crt"),
+        "system-made objects are not listed"
+    );
+    assert!(
+        !report["objects"].as_array().unwrap().iter().any(|o| o["name"] == "autoscaled"),
+        "HPA-managed replicas are not drift: {report:#}"
+    );
+    assert!(
+        !report["objects"].as_array().unwrap().iter().any(|o| o["name"] == "tuned"),
+        "ignored fields are not drift: {report:#}"
+    );
 
     // plan and apply say what they revert and from whom; then there is no drift.
     let plan = ok(&p.rekube(&["plan", "test"]));
     assert!(plan.contains(r#"data.a: "edited" → "1"  (hand change by kubectl-edit: reverted)"#), "{plan}");
     let apply = p.rekube(&["apply", "test"]);
     ok(&apply);
-    assert!(err(&apply).contains(r#"reverted ConfigMap web/settings data.a: "edited" → "1" (changed by kubectl-edit at "#), "{}", err(&apply));
-    assert!(err(&apply).contains("reverted Deployment app/app spec.template.spec.containers[0].image"), "{}", err(&apply));
+    assert!(
+        err(&apply).contains(r#"reverted ConfigMap web/settings data.a: "edited" → "1" (changed by kubectl-edit at "#),
+        "{}",
+        err(&apply)
+    );
+    assert!(
+        err(&apply).contains("reverted Deployment app/app spec.template.spec.containers[0].image"),
+        "{}",
+        err(&apply)
+    );
     assert_eq!(get(&cluster, &["get", "cm", "settings", "-n", "web", "-o", "jsonpath={.data.a}"]), "1");
-    assert_eq!(get(&cluster, &["get", "deploy", "app", "-n", "app", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]), "busybox:1.36");
+    assert_eq!(
+        get(
+            &cluster,
+            &["get", "deploy", "app", "-n", "app", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]
+        ),
+        "busybox:1.36"
+    );
     get(&cluster, &["get", "cm", "web-extra", "-n", "web"]);
     // What apply did not create, it leaves: only the hand-made object remains.
     let after = p.rekube(&["drift", "test"]);
@@ -370,13 +501,12 @@ async fn drift_watch_reports_a_change_as_it_happens() {
     p.write("web/settings.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: \"1\"\n");
     p.spec(WEB);
     ok(&p.rekube(&["apply", "test"]));
-    let mut child = p
-        .w
-        .command(&["drift", "test", "--watch", "--interval", "1"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child =
+        p.w.command(&["drift", "test", "--watch", "--interval", "1"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -423,7 +553,10 @@ async fn charts_render_for_what_the_cluster_serves() {
 async fn a_refused_write_is_one_readable_line_not_a_status_dump() {
     let cluster = TestCluster::start("refused").await;
     let p = Platform::new(&cluster, "refused");
-    p.write("m/svc.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: bad\nspec:\n  ports:\n    - port: 70000\n");
+    p.write(
+        "m/svc.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: bad\nspec:\n  ports:\n    - port: 70000\n",
+    );
     p.spec("  m:\n    manifests: ./m\n    namespace: m\n");
     let apply = p.rekube(&["apply", "test"]);
     assert_eq!(apply.status.code(), Some(1));

@@ -8,7 +8,6 @@ use std::process::{Command, Output};
 use rekube_cluster::local::pid_runs_in;
 use rekube_testbed::tools::{kubectl, run};
 
-
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -32,7 +31,11 @@ fn example_platform() -> tempfile::TempDir {
     let spec = dir.path().join("rekube.yaml");
     let text = std::fs::read_to_string(&spec).unwrap();
     assert!(text.contains("kubernetes: \"1.34\""), "the example names its version");
-    std::fs::write(&spec, text.replace("kubernetes: \"1.34\"", &format!("kubernetes: \"1.{}\"", rekube_testbed::k8s_minor()))).unwrap();
+    std::fs::write(
+        &spec,
+        text.replace("kubernetes: \"1.34\"", &format!("kubernetes: \"1.{}\"", rekube_testbed::k8s_minor())),
+    )
+    .unwrap();
     dir
 }
 
@@ -71,7 +74,10 @@ fn readable_by_others(dir: &Path) -> Vec<String> {
         let meta = std::fs::symlink_metadata(&path).unwrap();
         if meta.is_dir() {
             out.extend(readable_by_others(&path));
-        } else if meta.is_file() && meta.permissions().mode() & 0o044 != 0 && path.extension().is_none_or(|e| e != "log" && e != "crt") {
+        } else if meta.is_file()
+            && meta.permissions().mode() & 0o044 != 0
+            && path.extension().is_none_or(|e| e != "log" && e != "crt")
+        {
             out.push(format!("{} {:o}", path.display(), meta.permissions().mode() & 0o777));
         }
     }
@@ -97,11 +103,15 @@ fn up_status_down_of_the_example_platform() {
 
     // The cluster outlives the command: the real kubectl sees a Ready node.
     let nodes = run(Command::new(kubectl()).arg("--kubeconfig").arg(&kubeconfig).args([
-        "get", "nodes", "-o", "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
+        "get",
+        "nodes",
+        "-o",
+        "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
     ]));
     assert_eq!(nodes, "True");
 
-    let status: serde_json::Value = serde_json::from_str(&ok(&rekube(dir.path(), &["status", "dev", "-o", "json"]))).unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(&rekube(dir.path(), &["status", "dev", "-o", "json"]))).unwrap();
     assert_eq!(status[0]["state"], "running");
     assert_eq!(status[0]["components"][0]["component"], "web");
     assert_eq!(status[0]["components"][0]["health"], "healthy");
@@ -120,7 +130,8 @@ fn up_status_down_of_the_example_platform() {
     assert!(graph.contains("  class web healthy\n") && graph.contains("  class app healthy\n"), "{graph}");
 
     // A second `up` finds it running and changes nothing.
-    let again: serde_json::Value = serde_json::from_str(&ok(&rekube(dir.path(), &["up", "dev", "-o", "json"]))).unwrap();
+    let again: serde_json::Value =
+        serde_json::from_str(&ok(&rekube(dir.path(), &["up", "dev", "-o", "json"]))).unwrap();
     assert_eq!(again["created"], false);
     assert_eq!(again["endpoint"], up["endpoint"]);
 
@@ -138,7 +149,8 @@ fn up_status_down_of_the_example_platform() {
     filters.bind(|| insta::assert_snapshot!("down", String::from_utf8_lossy(&down.stderr)));
     assert_eq!(processes_in(&cluster_dir), Vec::<u32>::new(), "no process of the cluster survives `down`");
     assert!(!cluster_dir.exists(), "`down` deletes the cluster's data");
-    let status: serde_json::Value = serde_json::from_str(&ok(&rekube(dir.path(), &["status", "dev", "-o", "json"]))).unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(&rekube(dir.path(), &["status", "dev", "-o", "json"]))).unwrap();
     assert_eq!(status[0]["state"], "absent");
 }
 

@@ -90,14 +90,20 @@ fn validate_render_and_json_of_the_example_platform() {
 
 #[test]
 fn lock_check_fails_without_a_lock_and_passes_after_lock() {
-    let repo = rekube_testbed::ChartRepo::serve(&[&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform/charts/hello")]);
+    let repo = rekube_testbed::ChartRepo::serve(&[
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform/charts/hello")
+    ]);
     let dir = spec_dir(&format!(
         "clusters: {{ dev: {{ provider: local }} }}\ncomponents:\n  web:\n    chart: {{ repo: {}, name: hello, version: \"~0.1\" }}\n    namespace: web\nenvironments: {{ dev: {{ cluster: dev }} }}\n",
         repo.url()
     ));
     let out = rekube(dir.path(), &["lock", "--check"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("chart version `~0.1` of component `web` is not pinned"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("chart version `~0.1` of component `web` is not pinned"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(!dir.path().join("rekube.lock").exists(), "--check writes nothing");
 
     let out = rekube(dir.path(), &["validate"]);
@@ -125,20 +131,29 @@ fn schema_is_valid_json() {
     assert_eq!(v["title"], "rekube.yaml");
 }
 
-
 #[test]
 fn backup_bad_input_is_refused_before_any_cluster_or_store_is_touched() {
     let dir = spec_dir("clusters:\n  dev: { provider: local }\nenvironments:\n  dev: { cluster: dev }\n");
     let out = rekube(dir.path(), &["backup", "list"]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(text(&out.stderr), "error: rekube.yaml has no `backup:` section\nhint: add `backup: { store: ./backups, encrypt-secrets: [age1...] }` (or `store: s3://bucket/prefix`)\n");
+    assert_eq!(
+        text(&out.stderr),
+        "error: rekube.yaml has no `backup:` section\nhint: add `backup: { store: ./backups, encrypt-secrets: [age1...] }` (or `store: s3://bucket/prefix`)\n"
+    );
 
-    std::fs::write(dir.path().join("rekube.yaml"), "clusters:\n  dev: { provider: local }\nenvironments:\n  dev: { cluster: dev }\nbackup: { store: ./backups }\n").unwrap();
+    std::fs::write(
+        dir.path().join("rekube.yaml"),
+        "clusters:\n  dev: { provider: local }\nenvironments:\n  dev: { cluster: dev }\nbackup: { store: ./backups }\n",
+    )
+    .unwrap();
     let out = rekube(dir.path(), &["backup", "create", "dev", "--name", "../escape"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).starts_with("error: --name `../escape` is not a backup name\n"), "{}", text(&out.stderr));
     let out = rekube(dir.path(), &["backup", "restore", "x", "--to", "dev", "--namespace-map", "shop"]);
-    assert_eq!(text(&out.stderr), "error: --namespace-map `shop` is not OLD:NEW\nhint: write it like `--namespace-map shop:shop-restored`; both are namespace names\n");
+    assert_eq!(
+        text(&out.stderr),
+        "error: --namespace-map `shop` is not OLD:NEW\nhint: write it like `--namespace-map shop:shop-restored`; both are namespace names\n"
+    );
     let out = rekube(dir.path(), &["backup", "describe", "nope"]);
     assert!(text(&out.stderr).starts_with("error: no backup `nope` in "), "{}", text(&out.stderr));
     assert!(!dir.path().join(".rekube").exists(), "no cluster state was made");
@@ -148,7 +163,11 @@ fn backup_bad_input_is_refused_before_any_cluster_or_store_is_touched() {
     let key = text(&out.stdout);
     let public = key.lines().next().unwrap().strip_prefix("# public key: ").unwrap().to_string();
     assert!(key.lines().nth(1).unwrap().starts_with("AGE-SECRET-KEY-1"));
-    std::fs::write(dir.path().join("rekube.yaml"), format!("clusters: {{}}\nbackup: {{ store: ./backups, encrypt-secrets: [{public}] }}\n")).unwrap();
+    std::fs::write(
+        dir.path().join("rekube.yaml"),
+        format!("clusters: {{}}\nbackup: {{ store: ./backups, encrypt-secrets: [{public}] }}\n"),
+    )
+    .unwrap();
     assert_eq!(rekube(dir.path(), &["validate"]).status.code(), Some(0));
 }
 
@@ -170,5 +189,8 @@ fn completions_and_the_man_page_cover_every_command() {
     assert!(man.status.success());
     let page = text(&man.stdout);
     assert!(page.starts_with(".ie") || page.contains(".TH rekube"), "{}", &page[..200.min(page.len())]);
-    assert!(page.contains("rebuild\\-check") && page.contains("Exit codes"), "the man page lists the commands and the exit codes");
+    assert!(
+        page.contains("rebuild\\-check") && page.contains("Exit codes"),
+        "the man page lists the commands and the exit codes"
+    );
 }

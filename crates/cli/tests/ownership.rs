@@ -17,9 +17,23 @@ use common::{Workdir, err, get, ok, out};
 /// Every object the tests make, by `kind ns/name` → UID (rekube's own
 /// parents and leases left out: they are rekube's bookkeeping).
 fn uids(cluster: &TestCluster) -> BTreeMap<String, String> {
-    let text = get(cluster, &["get", "ns,cm,svc,deploy,secret", "-A", "-o", "jsonpath={range .items[*]}{.kind} {.metadata.namespace}/{.metadata.name}={.metadata.uid}\n{end}"]);
+    let text = get(
+        cluster,
+        &[
+            "get",
+            "ns,cm,svc,deploy,secret",
+            "-A",
+            "-o",
+            "jsonpath={range .items[*]}{.kind} {.metadata.namespace}/{.metadata.name}={.metadata.uid}\n{end}",
+        ],
+    );
     text.lines()
-        .filter(|l| !l.contains(" rekube-system/") && !l.contains("kube-root-ca.crt") && !l.contains("default-token") && !l.contains("Namespace /rekube-system"))
+        .filter(|l| {
+            !l.contains(" rekube-system/")
+                && !l.contains("kube-root-ca.crt")
+                && !l.contains("default-token")
+                && !l.contains("Namespace /rekube-system")
+        })
         .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
         .collect()
 }
@@ -43,7 +57,11 @@ struct Project {
 impl Project {
     /// The spec at `<tmp>/<subdir>/rekube.yaml` (`subdir` names the project when it has no `project:`).
     fn new(cluster: &TestCluster, context: &str, subdir: &str) -> Self {
-        Self { w: Workdir::new(), cluster: common::existing("shared", cluster, context), file: format!("{subdir}/rekube.yaml") }
+        Self {
+            w: Workdir::new(),
+            cluster: common::existing("shared", cluster, context),
+            file: format!("{subdir}/rekube.yaml"),
+        }
     }
 
     fn write(&self, rel: &str, text: &str) {
@@ -53,7 +71,10 @@ impl Project {
 
     fn spec(&self, head: &str, components: &str, environments: &str) {
         // `environments` may end with further top-level keys (`backup:`).
-        self.write("rekube.yaml", &format!("{head}clusters:\n{}components:\n{components}environments:\n{environments}", self.cluster));
+        self.write(
+            "rekube.yaml",
+            &format!("{head}clusters:\n{}components:\n{components}environments:\n{environments}", self.cluster),
+        );
     }
 
     fn rekube(&self, args: &[&str]) -> Output {
@@ -93,7 +114,10 @@ async fn two_projects_with_the_same_names_never_touch_each_other() {
     ok(&a.rekube(&["apply", "prod"]));
     ok(&b.rekube(&["apply", "prod"]));
     let before = uids(&cluster);
-    assert!(before.contains_key("ConfigMap team-a/web-config") && before.contains_key("ConfigMap team-b/web-config"), "{before:?}");
+    assert!(
+        before.contains_key("ConfigMap team-a/web-config") && before.contains_key("ConfigMap team-b/web-config"),
+        "{before:?}"
+    );
 
     // Each plan sees only its own project: empty, and nothing of the other.
     for p in [&a, &b] {
@@ -108,7 +132,11 @@ async fn two_projects_with_the_same_names_never_touch_each_other() {
     // B destroyed: only B's objects go.
     ok(&b.rekube(&["destroy", "prod"]));
     let after = uids(&cluster);
-    assert_eq!(changed(&before, &after), ["ConfigMap team-b/web-config", "Namespace /team-b"], "only team B's objects went");
+    assert_eq!(
+        changed(&before, &after),
+        ["ConfigMap team-b/web-config", "Namespace /team-b"],
+        "only team B's objects went"
+    );
     assert!(!exists(&cluster, &["ns", "team-b"]));
 
     // A destroyed after B came back: A's namespace existed before rekube, so it stays with the hand-made object.
@@ -137,7 +165,10 @@ async fn specs_that_cannot_be_told_apart_are_refused_before_any_write() {
     for cmd in [&["plan", "prod"][..], &["apply", "prod"], &["destroy", "prod"]] {
         let e = failed(&b.rekube(cmd));
         assert!(e.contains("project `platform`, environment `prod` on this cluster belongs to the spec at"), "{e}");
-        assert!(e.contains(&format!("{}", std::fs::canonicalize(a.w.path("platform/rekube.yaml")).unwrap().display())), "names the owner: {e}");
+        assert!(
+            e.contains(&format!("{}", std::fs::canonicalize(a.w.path("platform/rekube.yaml")).unwrap().display())),
+            "names the owner: {e}"
+        );
         assert!(e.contains("write `project: platform`"), "{e}");
     }
     assert_eq!(uids(&cluster), before, "nothing was written");
@@ -161,12 +192,18 @@ async fn a_component_in_kube_system_never_makes_it_a_member() {
     assert!(plan.contains("· Namespace kube-system (a system namespace: never a member)"), "{plan}");
     ok(&p.rekube(&["apply", "prod"]));
     assert_eq!(p.rekube(&["plan", "prod", "--detailed-exitcode"]).status.code(), Some(0));
-    assert!(!get(&cluster, &["get", "ns", "kube-system", "-o", "jsonpath={.metadata.labels}"]).contains("applyset"), "kube-system carries no ApplySet label");
+    assert!(
+        !get(&cluster, &["get", "ns", "kube-system", "-o", "jsonpath={.metadata.labels}"]).contains("applyset"),
+        "kube-system carries no ApplySet label"
+    );
 
     // The component leaves the spec: its ConfigMap goes, kube-system stays, and the plan converges.
     p.spec("", web, PROD);
     let plan = ok(&p.rekube(&["plan", "prod"]));
-    assert!(plan.contains("  - ConfigMap kube-system/metrics-config") && !plan.contains("Namespace kube-system"), "{plan}");
+    assert!(
+        plan.contains("  - ConfigMap kube-system/metrics-config") && !plan.contains("Namespace kube-system"),
+        "{plan}"
+    );
     ok(&p.rekube(&["apply", "prod"]));
     let again = p.rekube(&["plan", "prod", "--detailed-exitcode"]);
     assert_eq!(again.status.code(), Some(0), "{}", out(&again));
@@ -186,14 +223,29 @@ async fn existing_objects_are_adopted_only_when_asked_and_foreign_ones_never() {
     let before = uids(&cluster);
 
     let plan = ok(&p.rekube(&["plan", "prod"]));
-    assert!(plan.contains("  > ConfigMap legacy/app-config (exists, not rekube's: apply refuses it without --adopt)"), "{plan}");
+    assert!(
+        plan.contains("  > ConfigMap legacy/app-config (exists, not rekube's: apply refuses it without --adopt)"),
+        "{plan}"
+    );
     common::settings().bind(|| insta::assert_snapshot!("plan_adopt", plan.clone()));
     let e = failed(&p.rekube(&["apply", "prod"]));
-    assert!(e.contains("nothing was written: 1 object(s) already exist and are not rekube's") && e.contains("ConfigMap legacy/app-config (component `app`)"), "{e}");
+    assert!(
+        e.contains("nothing was written: 1 object(s) already exist and are not rekube's")
+            && e.contains("ConfigMap legacy/app-config (component `app`)"),
+        "{e}"
+    );
     assert!(e.contains("--adopt"), "the hint says how: {e}");
     common::settings().bind(|| insta::assert_snapshot!("apply_refuses_adoption", e.clone()));
-    assert_eq!(get(&cluster, &["get", "cm", "app-config", "-n", "legacy", "-o", "jsonpath={.data.v}"]), "old", "nothing was written");
-    assert!(!exists(&cluster, &["cm", "-n", "rekube-system", "-l", "rekube.dev/project=adopting", "-o", "name"]) || get(&cluster, &["get", "cm", "-n", "rekube-system", "-l", "rekube.dev/project=adopting", "-o", "name"]).is_empty());
+    assert_eq!(
+        get(&cluster, &["get", "cm", "app-config", "-n", "legacy", "-o", "jsonpath={.data.v}"]),
+        "old",
+        "nothing was written"
+    );
+    assert!(
+        !exists(&cluster, &["cm", "-n", "rekube-system", "-l", "rekube.dev/project=adopting", "-o", "name"])
+            || get(&cluster, &["get", "cm", "-n", "rekube-system", "-l", "rekube.dev/project=adopting", "-o", "name"])
+                .is_empty()
+    );
 
     ok(&p.rekube(&["apply", "prod", "--adopt"]));
     assert_eq!(get(&cluster, &["get", "cm", "app-config", "-n", "legacy", "-o", "jsonpath={.data.v}"]), "new");
@@ -202,11 +254,27 @@ async fn existing_objects_are_adopted_only_when_asked_and_foreign_ones_never() {
 
     // Owned by a Helm release: refused even with --adopt, naming the release.
     get(&cluster, &["create", "configmap", "helm-made", "-n", "legacy", "--from-literal=a=b"]);
-    get(&cluster, &["annotate", "configmap", "helm-made", "-n", "legacy", "meta.helm.sh/release-name=legacy-app", "meta.helm.sh/release-namespace=legacy"]);
+    get(
+        &cluster,
+        &[
+            "annotate",
+            "configmap",
+            "helm-made",
+            "-n",
+            "legacy",
+            "meta.helm.sh/release-name=legacy-app",
+            "meta.helm.sh/release-namespace=legacy",
+        ],
+    );
     p.write("app/helm.yaml", &configmap("helm-made", "mine"));
     let plan = p.rekube(&["plan", "prod"]);
     assert_eq!(plan.status.code(), Some(1), "a plan with conflicts fails");
-    assert!(out(&plan).contains("  ! ConfigMap legacy/helm-made: belongs to Helm release `legacy/legacy-app` (apply refuses)"), "{}", out(&plan));
+    assert!(
+        out(&plan)
+            .contains("  ! ConfigMap legacy/helm-made: belongs to Helm release `legacy/legacy-app` (apply refuses)"),
+        "{}",
+        out(&plan)
+    );
     common::settings().bind(|| insta::assert_snapshot!("plan_conflict", format!("{}{}", out(&plan), err(&plan))));
     let e = failed(&p.rekube(&["apply", "prod", "--adopt"]));
     common::settings().bind(|| insta::assert_snapshot!("apply_refuses_conflict", e.clone()));
@@ -236,14 +304,21 @@ async fn environments_of_one_project_are_destroyed_alone() {
     let cluster = TestCluster::with_kubelet("three-envs").await;
     let p = Project::new(&cluster, "three-envs", "envs");
     per_env_chart(&p);
-    let envs: String = ["a", "b", "c"].iter().map(|e| format!("  {e}: {{ cluster: shared, values: {{ web.ns: web-{e} }} }}\n")).collect();
+    let envs: String = ["a", "b", "c"]
+        .iter()
+        .map(|e| format!("  {e}: {{ cluster: shared, values: {{ web.ns: web-{e} }} }}\n"))
+        .collect();
     p.spec("project: shop\n", "  web:\n    chart: { path: ./chart }\n", &envs);
     for e in ["a", "b", "c"] {
         ok(&p.rekube(&["apply", e]));
     }
     let before = uids(&cluster);
     for e in ["a", "b", "c"] {
-        assert_eq!(p.rekube(&["plan", e, "--detailed-exitcode"]).status.code(), Some(0), "environment {e} sees only its own ApplySets");
+        assert_eq!(
+            p.rekube(&["plan", e, "--detailed-exitcode"]).status.code(),
+            Some(0),
+            "environment {e} sees only its own ApplySets"
+        );
     }
     ok(&p.rekube(&["destroy", "b"]));
     assert_eq!(changed(&before, &uids(&cluster)), ["ConfigMap web-b/web-config", "Namespace /web-b"]);
@@ -252,11 +327,15 @@ async fn environments_of_one_project_are_destroyed_alone() {
     assert!(!exists(&cluster, &["ns", "web-a"]) && !exists(&cluster, &["ns", "web-c"]));
 
     // Two environments that render the same object: the second is refused, naming the first.
-    let clash = "  a: { cluster: shared, values: { web.ns: same } }\n  b: { cluster: shared, values: { web.ns: same } }\n";
+    let clash =
+        "  a: { cluster: shared, values: { web.ns: same } }\n  b: { cluster: shared, values: { web.ns: same } }\n";
     p.spec("project: shop\n", "  web:\n    chart: { path: ./chart }\n", clash);
     ok(&p.rekube(&["apply", "a"]));
     let e = failed(&p.rekube(&["apply", "b"]));
-    assert!(e.contains("ConfigMap same/web-config: belongs to component `web` of project `shop`, environment `a`"), "{e}");
+    assert!(
+        e.contains("ConfigMap same/web-config: belongs to component `web` of project `shop`, environment `a`"),
+        "{e}"
+    );
     ok(&p.rekube(&["destroy", "a"]));
 }
 
@@ -267,11 +346,18 @@ async fn a_shared_namespace_has_one_owner_whatever_is_applied() {
     p.write("web/cm.yaml", &configmap("web-config", "1"));
     p.write("app/cm.yaml", &configmap("app-config", "1"));
     p.spec("", "  web:\n    manifests: ./web\n    namespace: shared\n  app:\n    manifests: ./app\n    namespace: shared\n    needs: [web]\n", PROD);
-    let owner = || get(&cluster, &["get", "ns", "shared", "-o", "jsonpath={.metadata.labels.applyset\\.kubernetes\\.io/part-of}"]);
+    let owner = || {
+        get(&cluster, &["get", "ns", "shared", "-o", "jsonpath={.metadata.labels.applyset\\.kubernetes\\.io/part-of}"])
+    };
     ok(&p.rekube(&["apply", "prod", "-c", "app"]));
     let first = owner();
     assert!(!first.is_empty());
-    for args in [&["apply", "prod", "-c", "web"][..], &["apply", "prod"], &["apply", "prod", "-c", "app"], &["apply", "prod", "-c", "web"]] {
+    for args in [
+        &["apply", "prod", "-c", "web"][..],
+        &["apply", "prod"],
+        &["apply", "prod", "-c", "app"],
+        &["apply", "prod", "-c", "web"],
+    ] {
         ok(&p.rekube(args));
         assert_eq!(owner(), first, "after {args:?}");
         let plan = p.rekube(&["plan", "prod", "--detailed-exitcode"]);
@@ -291,7 +377,12 @@ async fn a_namespace_holding_hand_made_objects_is_kept() {
     get(&cluster, &["create", "configmap", "made-by-hand", "-n", "web", "--from-literal=a=b"]);
     let destroy = p.rekube(&["destroy", "prod"]);
     ok(&destroy);
-    assert!(err(&destroy).contains("note: Namespace web kept: it holds ConfigMap web/made-by-hand (made by kubectl-create)"), "{}", err(&destroy));
+    assert!(
+        err(&destroy)
+            .contains("note: Namespace web kept: it holds ConfigMap web/made-by-hand (made by kubectl-create)"),
+        "{}",
+        err(&destroy)
+    );
     get(&cluster, &["get", "configmap", "made-by-hand", "-n", "web"]);
     assert!(!exists(&cluster, &["cm", "web-config", "-n", "web"]));
 }
@@ -306,18 +397,29 @@ async fn one_writer_at_a_time_and_a_killed_one_leaves_a_lease_that_expires() {
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n        - name: web\n          image: nginx:1.25\n",
     );
     p.spec("", "  web:\n    manifests: ./web\n    namespace: web\n", PROD);
-    let mut first = p.w.command(&["-f", &p.file, "apply", "prod", "--timeout", "120"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut first =
+        p.w.command(&["-f", &p.file, "apply", "prod", "--timeout", "120"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
     let lease = ["lease", "rekube.leasing.prod", "-n", "rekube-system"];
     let began = std::time::Instant::now();
     while !exists(&cluster, &lease) {
         assert!(began.elapsed().as_secs() < 60, "the first apply never took the lease");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let holder = get(&cluster, &["get", "lease", "rekube.leasing.prod", "-n", "rekube-system", "-o", "jsonpath={.spec.holderIdentity}"]);
+    let holder = get(
+        &cluster,
+        &["get", "lease", "rekube.leasing.prod", "-n", "rekube-system", "-o", "jsonpath={.spec.holderIdentity}"],
+    );
     assert!(holder.ends_with(&format!("/{}", first.id())), "{holder}");
 
     let e = failed(&p.rekube(&["apply", "prod"]));
-    assert!(e.contains("environment `prod` is busy: `rekube apply prod` on ") && e.contains(&format!("/{}", first.id())), "{e}");
+    assert!(
+        e.contains("environment `prod` is busy: `rekube apply prod` on ") && e.contains(&format!("/{}", first.id())),
+        "{e}"
+    );
     assert!(e.contains("--break-lock"), "{e}");
 
     // kill -9: the lease is not released, so a rerun is refused until it expires.
@@ -326,11 +428,30 @@ async fn one_writer_at_a_time_and_a_killed_one_leaves_a_lease_that_expires() {
     failed(&p.rekube(&["apply", "prod", "--no-wait"]));
     // Drive the clock through the recorded expiry instead of sleeping 30 s.
     let past = "2020-01-01T00:00:00.000000Z";
-    get(&cluster, &["patch", "lease", "rekube.leasing.prod", "-n", "rekube-system", "--type", "merge", "-p", &format!("{{\"spec\":{{\"renewTime\":\"{past}\"}}}}")]);
+    get(
+        &cluster,
+        &[
+            "patch",
+            "lease",
+            "rekube.leasing.prod",
+            "-n",
+            "rekube-system",
+            "--type",
+            "merge",
+            "-p",
+            &format!("{{\"spec\":{{\"renewTime\":\"{past}\"}}}}"),
+        ],
+    );
     ok(&p.rekube(&["apply", "prod", "--no-wait"]));
     assert!(!exists(&cluster, &lease), "released at the end");
     assert_eq!(p.rekube(&["plan", "prod", "--detailed-exitcode"]).status.code(), Some(0), "converged, no duplicate");
-    assert_eq!(get(&cluster, &["get", "cm", "-n", "rekube-system", "-l", "rekube.dev/project=leasing", "-o", "name"]).lines().count(), 2, "one parent for web, one for the namespace set");
+    assert_eq!(
+        get(&cluster, &["get", "cm", "-n", "rekube-system", "-l", "rekube.dev/project=leasing", "-o", "name"])
+            .lines()
+            .count(),
+        2,
+        "one parent for web, one for the namespace set"
+    );
 
     // Someone else's live lease: refused, then taken with --break-lock.
     let lease_yaml = format!(
@@ -344,13 +465,20 @@ async fn one_writer_at_a_time_and_a_killed_one_leaves_a_lease_that_expires() {
     assert!(e.contains("`rekube destroy prod` on ci-runner/4242"), "{e}");
     let broke = p.rekube(&["destroy", "prod", "--break-lock"]);
     ok(&broke);
-    assert!(err(&broke).contains("note: broke the lease of `rekube destroy prod` on ci-runner/4242"), "{}", err(&broke));
+    assert!(
+        err(&broke).contains("note: broke the lease of `rekube destroy prod` on ci-runner/4242"),
+        "{}",
+        err(&broke)
+    );
 }
 
 /// Now, as a Lease's MicroTime.
 fn now_micro() -> String {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let o = std::process::Command::new("date").args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%dT%H:%M:%S.000000Z"]).output().unwrap();
+    let o = std::process::Command::new("date")
+        .args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%dT%H:%M:%S.000000Z"])
+        .output()
+        .unwrap();
     String::from_utf8(o.stdout).unwrap().trim().to_string()
 }
 
@@ -372,12 +500,26 @@ async fn a_cluster_applied_before_0_2_migrates_in_place() {
     p.write("web/cm.yaml", &configmap("web-config", "1"));
     p.spec("", "  web:\n    manifests: ./web\n    namespace: old\n", PROD);
     let plan = ok(&p.rekube(&["plan", "prod"]));
-    assert!(plan.contains("migrate: members move from ApplySet rekube-system/rekube.web (rekube before 0.2)"), "{plan}");
+    assert!(
+        plan.contains("migrate: members move from ApplySet rekube-system/rekube.web (rekube before 0.2)"),
+        "{plan}"
+    );
     assert!(!plan.contains("  - "), "nothing is deleted: {plan}");
     ok(&p.rekube(&["apply", "prod"]));
     assert!(changed(&before, &uids(&cluster)).is_empty(), "no member was deleted or recreated");
     assert!(!exists(&cluster, &["cm", "rekube.web", "-n", "rekube-system"]), "the old parent is gone");
-    let id = get(&cluster, &["get", "cm", "web-config", "-n", "old", "-o", "jsonpath={.metadata.labels.applyset\\.kubernetes\\.io/part-of}"]);
+    let id = get(
+        &cluster,
+        &[
+            "get",
+            "cm",
+            "web-config",
+            "-n",
+            "old",
+            "-o",
+            "jsonpath={.metadata.labels.applyset\\.kubernetes\\.io/part-of}",
+        ],
+    );
     assert_eq!(id, rekube_plan::applyset::Identity::component("migrating", "prod", "web").id());
     assert_eq!(p.rekube(&["plan", "prod", "--detailed-exitcode"]).status.code(), Some(0));
     // Only rekube ever wrote the namespace: it was rekube's, and destroy removes it.
@@ -400,10 +542,15 @@ async fn a_backup_of_own_objects_holds_nothing_of_another_project() {
     get(&cluster, &["create", "configmap", "made-by-hand", "-n", "ns-a", "--from-literal=a=b"]);
 
     ok(&a.rekube(&["backup", "create", "prod", "--own", "--name", "mine", "--allow-plaintext-secrets"]));
-    let described: serde_json::Value = serde_json::from_str(&ok(&a.rekube(&["-o", "json", "backup", "describe", "mine"]))).unwrap();
-    let mut paths: Vec<&str> = described["objects"].as_array().unwrap().iter().map(|o| o["path"].as_str().unwrap()).collect();
+    let described: serde_json::Value =
+        serde_json::from_str(&ok(&a.rekube(&["-o", "json", "backup", "describe", "mine"]))).unwrap();
+    let mut paths: Vec<&str> =
+        described["objects"].as_array().unwrap().iter().map(|o| o["path"].as_str().unwrap()).collect();
     paths.sort();
     assert!(paths.iter().any(|p| p.contains("ns-a") && p.contains("web-config")), "{paths:?}");
     assert!(paths.iter().any(|p| p.contains("namespaces") && p.contains("ns-a")), "its namespace too: {paths:?}");
-    assert!(!paths.iter().any(|p| p.contains("ns-b") || p.contains("made-by-hand")), "nothing of team B, nothing hand-made: {paths:?}");
+    assert!(
+        !paths.iter().any(|p| p.contains("ns-b") || p.contains("made-by-hand")),
+        "nothing of team B, nothing hand-made: {paths:?}"
+    );
 }

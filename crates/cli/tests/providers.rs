@@ -36,7 +36,8 @@ fn processes_under(dir: &Path) -> Vec<String> {
         }
         let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) else { continue };
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        let zombie = std::fs::read_to_string(entry.path().join("stat")).is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')));
+        let zombie = std::fs::read_to_string(entry.path().join("stat"))
+            .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')));
         if cmd.contains(&needle) && !zombie {
             found.push(format!("{pid}: {cmd}"));
         }
@@ -49,9 +50,12 @@ async fn exec_provider_runs_a_local_cluster_through_the_protocol() {
     let mut w = Workdir::new();
     w.env("REKUBE", env!("CARGO_BIN_EXE_rekube"));
     let _down = DownOnDrop(&w, "lab");
-    let script = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/providers/rekube-local.sh")).unwrap();
+    let script =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/providers/rekube-local.sh"))
+            .unwrap();
     w.write("providers/rekube-local.sh", &script);
-    std::fs::set_permissions(w.path("providers/rekube-local.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(w.path("providers/rekube-local.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap();
     w.write("app/settings.yaml", CONFIGMAP);
     w.write(
         "rekube.yaml",
@@ -70,47 +74,69 @@ async fn exec_provider_runs_a_local_cluster_through_the_protocol() {
     assert!(status.contains("  app: healthy, no drift"), "{status}");
     // Again: the provider says it exists, nothing is created twice.
     let again = w.rekube(&["up", "lab"]);
-    assert!(err(&again).contains("cluster `lab` already there") && err(&again).contains("no changes"), "{}", err(&again));
+    assert!(
+        err(&again).contains("cluster `lab` already there") && err(&again).contains("no changes"),
+        "{}",
+        err(&again)
+    );
 
     let down = w.rekube(&["down", "lab"]);
     ok(&down);
     assert!(err(&down).contains("cluster `lab`: deleted"), "{}", err(&down));
     assert_eq!(processes_under(&w.path("")), Vec::<String>::new(), "down left processes running");
     let status = ok(&w.rekube(&["status", "lab"]));
-    assert!(status.lines().any(|l| l.split_whitespace().take(4).collect::<Vec<_>>() == ["lab", "lab", "exec", "absent"]), "{status}");
+    assert!(
+        status.lines().any(|l| l.split_whitespace().take(4).collect::<Vec<_>>() == ["lab", "lab", "exec", "absent"]),
+        "{status}"
+    );
 }
 
 /// A fake `kind`/`k3d` that records its arguments and fronts `kubeconfig`.
 fn fake_tool(w: &Workdir, name: &str, body: &str) {
     let script = format!("#!/bin/sh\necho \"{name} $*\" >> \"$FAKE_LOG\"\n{body}\nexit 1\n");
     w.write(&format!("bin/{name}"), &script);
-    std::fs::set_permissions(w.path(&format!("bin/{name}")), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(w.path(&format!("bin/{name}")), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kind_and_k3d_are_driven_with_argument_lists() {
     let cluster = TestCluster::start("fake-kind").await;
     let mut w = Workdir::new();
-    fake_tool(&w, "kind", r#"case "$1 $2" in
+    fake_tool(
+        &w,
+        "kind",
+        r#"case "$1 $2" in
   "get clusters") [ -f "$FAKE_STATE" ] && cat "$FAKE_STATE"; exit 0;;
   "create cluster") echo "$4" > "$FAKE_STATE"; cp "$FAKE_KUBECONFIG" "$6"; exit 0;;
   "get kubeconfig") cat "$FAKE_KUBECONFIG"; exit 0;;
   "delete cluster") rm -f "$FAKE_STATE"; exit 0;;
-esac"#);
-    fake_tool(&w, "k3d", r#"case "$1 $2" in
+esac"#,
+    );
+    fake_tool(
+        &w,
+        "k3d",
+        r#"case "$1 $2" in
   "cluster list") if [ -f "$FAKE_STATE" ]; then echo "[{\"name\":\"$(cat "$FAKE_STATE")\"}]"; else echo "[]"; fi; exit 0;;
   "cluster create") echo "$3" > "$FAKE_STATE"; exit 0;;
   "kubeconfig get") cat "$FAKE_KUBECONFIG"; exit 0;;
   "cluster delete") rm -f "$FAKE_STATE"; exit 0;;
-esac"#);
+esac"#,
+    );
     w.env("PATH", &format!("{}:{}", w.path("bin").display(), std::env::var("PATH").unwrap()));
     w.env("FAKE_LOG", w.path("calls.log").to_str().unwrap());
     w.env("FAKE_STATE", w.path("fake.state").to_str().unwrap());
     w.env("FAKE_KUBECONFIG", cluster.kubeconfig().to_str().unwrap());
     w.write("app/settings.yaml", CONFIGMAP);
     for (tool, create) in [
-        ("kind", "kind create cluster --name dev --kubeconfig {STATE}/kubeconfig --wait 5m --image kindest/node:v1.20.2"),
-        ("k3d", "k3d cluster create dev --kubeconfig-update-default=false --kubeconfig-switch-context=false --wait --image rancher/k3s:v1.20.2-k3s1"),
+        (
+            "kind",
+            "kind create cluster --name dev --kubeconfig {STATE}/kubeconfig --wait 5m --image kindest/node:v1.20.2",
+        ),
+        (
+            "k3d",
+            "k3d cluster create dev --kubeconfig-update-default=false --kubeconfig-switch-context=false --wait --image rancher/k3s:v1.20.2-k3s1",
+        ),
     ] {
         let _ = std::fs::remove_file(w.path("calls.log"));
         w.write(
@@ -118,14 +144,21 @@ esac"#);
             &format!("clusters:\n  dev: {{ provider: {tool}, kubernetes: \"1.20.2\" }}\ncomponents:\n  app: {{ manifests: ./app, namespace: app }}\nenvironments:\n  dev: {{ cluster: dev }}\n"),
         );
         ok(&w.rekube(&["up", "dev"]));
-        assert_eq!(get(&cluster, &["-n", "app", "get", "configmap", "settings", "-o", "jsonpath={.data.colour}"]), "blue", "{tool}: the component reached the cluster");
+        assert_eq!(
+            get(&cluster, &["-n", "app", "get", "configmap", "settings", "-o", "jsonpath={.data.colour}"]),
+            "blue",
+            "{tool}: the component reached the cluster"
+        );
         ok(&w.rekube(&["down", "dev"]));
         let calls = std::fs::read_to_string(w.path("calls.log")).unwrap();
         let state = w.path(".rekube/clusters/dev");
         let create = create.replace("{STATE}", &std::path::absolute(&state).unwrap().display().to_string());
         let creates: Vec<&str> = calls.lines().filter(|l| l.contains(" create")).collect();
         assert_eq!(creates, [create.as_str()], "{tool} calls:\n{calls}");
-        assert!(calls.lines().any(|l| l.starts_with(&format!("{tool} ")) && l.contains("delete") && l.contains(" dev")), "{tool} calls:\n{calls}");
+        assert!(
+            calls.lines().any(|l| l.starts_with(&format!("{tool} ")) && l.contains("delete") && l.contains(" dev")),
+            "{tool} calls:\n{calls}"
+        );
         assert!(!w.path("fake.state").exists(), "{tool}: the cluster was not deleted");
         let gone = cluster.kubectl().args(["get", "ns", "app"]).output().unwrap();
         assert!(!gone.status.success(), "{tool}: down destroys the components before deleting the cluster");
@@ -140,7 +173,8 @@ fn spawn_up(w: &Workdir) -> Child {
 fn wait_for_step(w: &Workdir, command: &str, step: &str, within: Duration) {
     let began = Instant::now();
     loop {
-        let journal = std::fs::read_to_string(w.path(&format!(".rekube/journal/dev.{command}.json"))).unwrap_or_default();
+        let journal =
+            std::fs::read_to_string(w.path(&format!(".rekube/journal/dev.{command}.json"))).unwrap_or_default();
         if journal.contains(&format!("\"name\": \"{step}\"")) {
             return;
         }
@@ -175,7 +209,11 @@ async fn prerequisites_lock_and_up_killed_at_three_steps_then_resumed() {
     }
     let second = w.rekube(&["up", "dev"]);
     assert_eq!(second.status.code(), Some(1));
-    assert!(err(&second).contains(&format!("environment `dev` is busy: `rekube up` (PID {}", first.id())), "{}", err(&second));
+    assert!(
+        err(&second).contains(&format!("environment `dev` is busy: `rekube up` (PID {}", first.id())),
+        "{}",
+        err(&second)
+    );
     kill9(first);
     std::thread::sleep(Duration::from_millis(1200)); // the orphaned `sh` finishes making the bucket
 
@@ -194,14 +232,23 @@ async fn prerequisites_lock_and_up_killed_at_three_steps_then_resumed() {
     // The rerun converges.
     let done = w.rekube(&["up", "dev"]);
     ok(&done);
-    assert!(err(&done).contains("resuming `rekube up dev` interrupted") && err(&done).contains("finished then: prerequisite bucket, cluster"), "{}", err(&done));
+    assert!(
+        err(&done).contains("resuming `rekube up dev` interrupted")
+            && err(&done).contains("finished then: prerequisite bucket, cluster"),
+        "{}",
+        err(&done)
+    );
     let status = ok(&w.rekube(&["status", "dev"]));
     assert!(status.contains("running") && status.contains("  app: healthy, no drift"), "{status}");
 
     // Prerequisites are skipped when present: `made.log` does not grow.
     let made = std::fs::read_to_string(w.path("made.log")).unwrap().lines().count();
     let again = w.rekube(&["up", "dev"]);
-    assert!(err(&again).contains("prerequisite bucket: present") && !err(&again).contains("resuming"), "{}", err(&again));
+    assert!(
+        err(&again).contains("prerequisite bucket: present") && !err(&again).contains("resuming"),
+        "{}",
+        err(&again)
+    );
     assert_eq!(std::fs::read_to_string(w.path("made.log")).unwrap().lines().count(), made);
 
     // down tears everything down, prerequisites last, and leaves nothing running.
@@ -215,7 +262,8 @@ async fn prerequisites_lock_and_up_killed_at_three_steps_then_resumed() {
 }
 
 const RANDOM_CHART: &str = "apiVersion: v2\nname: noisy\nversion: 0.1.0\n";
-const RANDOM_TEMPLATE: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: noisy\ndata:\n  token: {{ randAlphaNum 12 | quote }}\n";
+const RANDOM_TEMPLATE: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: noisy\ndata:\n  token: {{ randAlphaNum 12 | quote }}\n";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rebuild_check_proves_a_rebuild_and_catches_a_random_value() {
@@ -224,7 +272,11 @@ async fn rebuild_check_proves_a_rebuild_and_catches_a_random_value() {
     w.write("app/settings.yaml", CONFIGMAP);
     w.write("charts/noisy/Chart.yaml", RANDOM_CHART);
     w.write("charts/noisy/templates/cm.yaml", RANDOM_TEMPLATE);
-    let spec = |extra: &str| format!("clusters:\n  dev: {{ provider: local }}\ncomponents:\n  app: {{ manifests: ./app, namespace: app }}\n{extra}environments:\n  dev: {{ cluster: dev }}\n");
+    let spec = |extra: &str| {
+        format!(
+            "clusters:\n  dev: {{ provider: local }}\ncomponents:\n  app: {{ manifests: ./app, namespace: app }}\n{extra}environments:\n  dev: {{ cluster: dev }}\n"
+        )
+    };
     w.write("rekube.yaml", &spec(""));
     ok(&w.rekube(&["up", "dev"]));
     let check = w.rekube(&["rebuild-check", "dev"]);
@@ -236,12 +288,22 @@ async fn rebuild_check_proves_a_rebuild_and_catches_a_random_value() {
     let check = w.rekube(&["rebuild-check", "dev"]);
     assert_eq!(check.status.code(), Some(2), "{}{}", out(&check), err(&check));
     let text = out(&check);
-    assert!(text.contains("DIFFERENT") && text.contains("changed ConfigMap noisy/noisy") && text.contains("data.token: \""), "{text}");
+    assert!(
+        text.contains("DIFFERENT") && text.contains("changed ConfigMap noisy/noisy") && text.contains("data.token: \""),
+        "{text}"
+    );
 
     // Refused on a cluster that is neither local nor disposable.
-    w.write("rekube.yaml", "clusters:\n  prod: { provider: existing, context: prod }\nenvironments:\n  prod: { cluster: prod }\n");
+    w.write(
+        "rekube.yaml",
+        "clusters:\n  prod: { provider: existing, context: prod }\nenvironments:\n  prod: { cluster: prod }\n",
+    );
     let refused = w.rekube(&["rebuild-check", "prod"]);
-    assert!(err(&refused).contains("is not disposable") && err(&refused).contains("hint: mark it `disposable: true`"), "{}", err(&refused));
+    assert!(
+        err(&refused).contains("is not disposable") && err(&refused).contains("hint: mark it `disposable: true`"),
+        "{}",
+        err(&refused)
+    );
     w.write("rekube.yaml", &spec(""));
     ok(&w.rekube(&["down", "dev"]));
 }
@@ -283,7 +345,8 @@ async fn down_releases_load_balancers_before_anything_else_and_keeps_an_existing
     let down = w.rekube(&["down", "prod"]);
     ok(&down);
     let text = err(&down);
-    let released = text.find("load balancers: released Service edge/lb, Ingress edge/web").unwrap_or_else(|| panic!("{text}"));
+    let released =
+        text.find("load balancers: released Service edge/lb, Ingress edge/web").unwrap_or_else(|| panic!("{text}"));
     assert!(released < text.find("edge: deleting").unwrap(), "released before the components are destroyed:\n{text}");
     assert!(text.contains("cluster `prod`: kept (provider `existing` never deletes its cluster)"), "{text}");
     // The cluster is still there; the component is gone.
@@ -325,11 +388,17 @@ async fn down_reports_a_component_it_cannot_destroy_and_force_deletes_the_cluste
         }
     }
     let _down = ForceDown(&w);
-    let script = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/providers/rekube-local.sh")).unwrap();
+    let script =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/providers/rekube-local.sh"))
+            .unwrap();
     w.write("providers/rekube-local.sh", &script);
-    std::fs::set_permissions(w.path("providers/rekube-local.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(w.path("providers/rekube-local.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap();
     // A finalizer nobody removes: the ConfigMap can never be deleted.
-    w.write("app/stuck.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stuck\n  finalizers: [example.com/never]\ndata:\n  a: b\n");
+    w.write(
+        "app/stuck.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stuck\n  finalizers: [example.com/never]\ndata:\n  a: b\n",
+    );
     w.write(
         "rekube.yaml",
         "clusters:\n  lab: { provider: exec, exec: ./providers/rekube-local.sh }\ncomponents:\n  app: { manifests: ./app, namespace: app }\nenvironments:\n  lab: { cluster: lab }\n",
@@ -344,6 +413,11 @@ async fn down_reports_a_component_it_cannot_destroy_and_force_deletes_the_cluste
 
     let forced = w.rekube(&["down", "lab", "--timeout", "2", "--force"]);
     ok(&forced);
-    assert!(err(&forced).contains("--force: the cluster is deleted anyway") && err(&forced).contains("cluster `lab`: deleted"), "{}", err(&forced));
+    assert!(
+        err(&forced).contains("--force: the cluster is deleted anyway")
+            && err(&forced).contains("cluster `lab`: deleted"),
+        "{}",
+        err(&forced)
+    );
     assert_eq!(processes_under(&w.path("")), Vec::<String>::new(), "down --force left processes running");
 }

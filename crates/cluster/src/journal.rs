@@ -98,7 +98,14 @@ impl Lock {
         let dir = state_root.join("journal");
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let path = dir.join(format!("{env}.lock"));
-        let mut file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&path).map_err(io(&path))?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io(&path))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -106,7 +113,13 @@ impl Lock {
                 let _ = file.read_to_string(&mut text);
                 let held: Option<LockInfo> = serde_json::from_str(&text).ok();
                 let h = held.unwrap_or(LockInfo { pid: 0, command: "?".into(), started: "?".into() });
-                return Err(JournalError::Locked { env: env.to_string(), command: h.command, pid: h.pid, started: h.started, path });
+                return Err(JournalError::Locked {
+                    env: env.to_string(),
+                    command: h.command,
+                    pid: h.pid,
+                    started: h.started,
+                    path,
+                });
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(&path)(e)),
         }
@@ -167,8 +180,19 @@ impl Journal {
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let path = dir.join(format!("{env}.{command}.json"));
         let previous: Option<Record> = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok());
-        let interrupted = previous.filter(|r| r.finished.is_none()).map(|r| Interrupted { pid: r.pid, started: r.started, steps: r.steps });
-        let record = Record { command: command.into(), environment: env.into(), pid: std::process::id(), started: now(), steps: Vec::new(), finished: None };
+        let interrupted = previous.filter(|r| r.finished.is_none()).map(|r| Interrupted {
+            pid: r.pid,
+            started: r.started,
+            steps: r.steps,
+        });
+        let record = Record {
+            command: command.into(),
+            environment: env.into(),
+            pid: std::process::id(),
+            started: now(),
+            steps: Vec::new(),
+            finished: None,
+        };
         let j = Self { path, record, resumed: interrupted.as_ref().map(|i| i.steps.clone()).unwrap_or_default() };
         j.save()?;
         Ok((j, interrupted))
@@ -212,7 +236,10 @@ pub fn record_applied(state_root: &Path, env: &str, written: usize) -> Result<()
 
 /// When `env` was last applied from this directory.
 pub fn last_applied(state_root: &Path, env: &str) -> Option<String> {
-    let a: Applied = serde_json::from_str(&std::fs::read_to_string(state_root.join("journal").join(format!("{env}.applied.json"))).ok()?).ok()?;
+    let a: Applied = serde_json::from_str(
+        &std::fs::read_to_string(state_root.join("journal").join(format!("{env}.applied.json"))).ok()?,
+    )
+    .ok()?;
     Some(a.time)
 }
 

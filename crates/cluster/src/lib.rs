@@ -5,8 +5,8 @@
 //! test bed: the integration tests and `rekube up` on a laptop start the very
 //! same control plane, so what the tests prove is what users run.
 
-pub mod local;
 pub mod journal;
+pub mod local;
 pub mod prereq;
 pub mod provider;
 pub mod tool;

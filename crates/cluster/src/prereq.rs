@@ -50,12 +50,17 @@ pub enum PrereqError {
 }
 
 async fn present(p: &Prerequisite, dir: &Path) -> Result<bool, PrereqError> {
-    let ran = tool::run(&p.check[0], &p.check[1..], dir, None).await.map_err(|source| PrereqError::Tool { name: p.name.clone(), source })?;
+    let ran = tool::run(&p.check[0], &p.check[1..], dir, None)
+        .await
+        .map_err(|source| PrereqError::Tool { name: p.name.clone(), source })?;
     Ok(ran.code == Some(0))
 }
 
 async fn run(p: &Prerequisite, argv: &[String], dir: &Path) -> Result<(), PrereqError> {
-    tool::run_ok(&argv[0], &argv[1..], dir, None).await.map(drop).map_err(|source| PrereqError::Tool { name: p.name.clone(), source })
+    tool::run_ok(&argv[0], &argv[1..], dir, None)
+        .await
+        .map(drop)
+        .map_err(|source| PrereqError::Tool { name: p.name.clone(), source })
 }
 
 /// Makes sure it exists: runs `create` only when `check` fails, then

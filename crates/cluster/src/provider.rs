@@ -166,16 +166,30 @@ impl Cluster {
         });
         std::fs::create_dir_all(&self.state_dir).map_err(self.io(&self.state_dir))?;
         let program = program.display().to_string();
-        let out = tool::run_ok(&program, &[command.to_string()], &self.spec_dir, Some(request.to_string().as_bytes())).await?;
+        let out = tool::run_ok(&program, &[command.to_string()], &self.spec_dir, Some(request.to_string().as_bytes()))
+            .await?;
         let text = out.trim();
         if text.is_empty() {
             return Ok(json!({}));
         }
-        serde_json::from_str(text).map_err(|e| ProviderError::Protocol { program, command: command.into(), problem: format!("{e} in {text:?}") })
+        serde_json::from_str(text).map_err(|e| ProviderError::Protocol {
+            program,
+            command: command.into(),
+            problem: format!("{e} in {text:?}"),
+        })
     }
 
-    fn parse<T: serde::de::DeserializeOwned>(&self, program: &Path, command: &str, v: serde_json::Value) -> Result<T, ProviderError> {
-        serde_json::from_value(v).map_err(|e| ProviderError::Protocol { program: program.display().to_string(), command: command.into(), problem: e.to_string() })
+    fn parse<T: serde::de::DeserializeOwned>(
+        &self,
+        program: &Path,
+        command: &str,
+        v: serde_json::Value,
+    ) -> Result<T, ProviderError> {
+        serde_json::from_value(v).map_err(|e| ProviderError::Protocol {
+            program: program.display().to_string(),
+            command: command.into(),
+            problem: e.to_string(),
+        })
     }
 
     /// Whether the cluster exists, and how it is.
@@ -184,24 +198,44 @@ impl Cluster {
         Ok(match &self.kind {
             Kind::Local { .. } => match self.local().status() {
                 LocalStatus::Absent => State::Absent,
-                LocalStatus::Stopped => State::Present { version: None, endpoint: None, problem: Some("stopped (`rekube up` restarts it)".into()) },
-                LocalStatus::Running { endpoint, version, dead } => {
-                    State::Present { version, endpoint: Some(endpoint), problem: (!dead.is_empty()).then(|| format!("degraded: {} not running", dead.join(", "))) }
-                }
+                LocalStatus::Stopped => State::Present {
+                    version: None,
+                    endpoint: None,
+                    problem: Some("stopped (`rekube up` restarts it)".into()),
+                },
+                LocalStatus::Running { endpoint, version, dead } => State::Present {
+                    version,
+                    endpoint: Some(endpoint),
+                    problem: (!dead.is_empty()).then(|| format!("degraded: {} not running", dead.join(", "))),
+                },
             },
             Kind::Existing { .. } => State::Present { version: None, endpoint: None, problem: None },
             Kind::Kind => {
                 let out = tool::run_ok("kind", &["get".into(), "clusters".into()], dir, None).await?;
-                if out.lines().any(|l| l.trim() == self.name) { State::Present { version: None, endpoint: None, problem: None } } else { State::Absent }
+                if out.lines().any(|l| l.trim() == self.name) {
+                    State::Present { version: None, endpoint: None, problem: None }
+                } else {
+                    State::Absent
+                }
             }
             Kind::K3d => {
-                let out = tool::run_ok("k3d", &["cluster".into(), "list".into(), "-o".into(), "json".into()], dir, None).await?;
+                let out =
+                    tool::run_ok("k3d", &["cluster".into(), "list".into(), "-o".into(), "json".into()], dir, None)
+                        .await?;
                 let list: Vec<serde_json::Value> = serde_json::from_str(out.trim()).unwrap_or_default();
-                if list.iter().any(|c| c["name"] == self.name.as_str()) { State::Present { version: None, endpoint: None, problem: None } } else { State::Absent }
+                if list.iter().any(|c| c["name"] == self.name.as_str()) {
+                    State::Present { version: None, endpoint: None, problem: None }
+                } else {
+                    State::Absent
+                }
             }
             Kind::Exec { program } => {
                 let s: ExecStatus = self.parse(program, "status", self.exec(program, "status").await?)?;
-                if s.exists { State::Present { version: s.version, endpoint: s.endpoint, problem: None } } else { State::Absent }
+                if s.exists {
+                    State::Present { version: s.version, endpoint: s.endpoint, problem: None }
+                } else {
+                    State::Absent
+                }
             }
         })
     }
@@ -224,15 +258,33 @@ impl Cluster {
             }
             Kind::Existing { .. } => return Ok(Created::Existed),
             Kind::Kind => {
-                let mut args = vec!["create".into(), "cluster".into(), "--name".into(), self.name.clone(), "--kubeconfig".into(), self.kubeconfig_path().display().to_string(), "--wait".into(), "5m".into()];
-                if let Some(v) = self.kubernetes.as_ref().filter(|v| v.trim_start_matches('v').split('.').count() == 3) {
+                let mut args = vec![
+                    "create".into(),
+                    "cluster".into(),
+                    "--name".into(),
+                    self.name.clone(),
+                    "--kubeconfig".into(),
+                    self.kubeconfig_path().display().to_string(),
+                    "--wait".into(),
+                    "5m".into(),
+                ];
+                if let Some(v) = self.kubernetes.as_ref().filter(|v| v.trim_start_matches('v').split('.').count() == 3)
+                {
                     args.extend(["--image".into(), format!("kindest/node:v{}", v.trim_start_matches('v'))]);
                 }
                 tool::run_ok("kind", &args, dir, None).await?;
             }
             Kind::K3d => {
-                let mut args = vec!["cluster".into(), "create".into(), self.name.clone(), "--kubeconfig-update-default=false".into(), "--kubeconfig-switch-context=false".into(), "--wait".into()];
-                if let Some(v) = self.kubernetes.as_ref().filter(|v| v.trim_start_matches('v').split('.').count() == 3) {
+                let mut args = vec![
+                    "cluster".into(),
+                    "create".into(),
+                    self.name.clone(),
+                    "--kubeconfig-update-default=false".into(),
+                    "--kubeconfig-switch-context=false".into(),
+                    "--wait".into(),
+                ];
+                if let Some(v) = self.kubernetes.as_ref().filter(|v| v.trim_start_matches('v').split('.').count() == 3)
+                {
                     args.extend(["--image".into(), format!("rancher/k3s:v{}-k3s1", v.trim_start_matches('v'))]);
                 }
                 tool::run_ok("k3d", &args, dir, None).await?;
@@ -258,7 +310,20 @@ impl Cluster {
             let dir = &self.spec_dir;
             match &self.kind {
                 Kind::Kind => {
-                    tool::run_ok("kind", &["delete".into(), "cluster".into(), "--name".into(), self.name.clone(), "--kubeconfig".into(), self.kubeconfig_path().display().to_string()], dir, None).await?;
+                    tool::run_ok(
+                        "kind",
+                        &[
+                            "delete".into(),
+                            "cluster".into(),
+                            "--name".into(),
+                            self.name.clone(),
+                            "--kubeconfig".into(),
+                            self.kubeconfig_path().display().to_string(),
+                        ],
+                        dir,
+                        None,
+                    )
+                    .await?;
                 }
                 Kind::K3d => {
                     tool::run_ok("k3d", &["cluster".into(), "delete".into(), self.name.clone()], dir, None).await?;
@@ -281,7 +346,9 @@ impl Cluster {
         match &self.kind {
             Kind::Local { .. } => Ok((Some(self.local().kubeconfig()), None)),
             Kind::Existing { kubeconfig, context } => Ok((kubeconfig.clone(), context.clone())),
-            _ if self.kubeconfig_path().is_file() => Ok((Some(self.kubeconfig_path()), std::fs::read_to_string(self.context_path()).ok())),
+            _ if self.kubeconfig_path().is_file() => {
+                Ok((Some(self.kubeconfig_path()), std::fs::read_to_string(self.context_path()).ok()))
+            }
             _ => self.fetch_kubeconfig().await,
         }
     }
@@ -295,9 +362,22 @@ impl Cluster {
         let dir = &self.spec_dir;
         let path = self.kubeconfig_path();
         let (text, context) = match &self.kind {
-            Kind::Local { .. } | Kind::Existing { .. } => unreachable!("only kind, k3d and exec kubeconfigs are fetched"),
-            Kind::Kind => (tool::run_ok("kind", &["get".into(), "kubeconfig".into(), "--name".into(), self.name.clone()], dir, None).await?, None),
-            Kind::K3d => (tool::run_ok("k3d", &["kubeconfig".into(), "get".into(), self.name.clone()], dir, None).await?, None),
+            Kind::Local { .. } | Kind::Existing { .. } => {
+                unreachable!("only kind, k3d and exec kubeconfigs are fetched")
+            }
+            Kind::Kind => (
+                tool::run_ok(
+                    "kind",
+                    &["get".into(), "kubeconfig".into(), "--name".into(), self.name.clone()],
+                    dir,
+                    None,
+                )
+                .await?,
+                None,
+            ),
+            Kind::K3d => {
+                (tool::run_ok("k3d", &["kubeconfig".into(), "get".into(), self.name.clone()], dir, None).await?, None)
+            }
             Kind::Exec { program } => {
                 let k: ExecKubeconfig = self.parse(program, "kubeconfig", self.exec(program, "kubeconfig").await?)?;
                 let text = match (k.kubeconfig, k.kubeconfig_path) {
@@ -307,7 +387,11 @@ impl Cluster {
                         std::fs::read_to_string(&p).map_err(self.io(&p))?
                     }
                     (None, None) => {
-                        return Err(ProviderError::Protocol { program: program.display().to_string(), command: "kubeconfig".into(), problem: "neither `kubeconfig` nor `kubeconfig_path` in the answer".into() });
+                        return Err(ProviderError::Protocol {
+                            program: program.display().to_string(),
+                            command: "kubeconfig".into(),
+                            problem: "neither `kubeconfig` nor `kubeconfig_path` in the answer".into(),
+                        });
                     }
                 };
                 (text, k.context)
@@ -317,7 +401,8 @@ impl Cluster {
         // Credentials: owner-only from the first byte.
         crate::journal::write_private(&path, text.as_bytes()).map_err(self.io(&path))?;
         match &context {
-            Some(c) => crate::journal::write_private(&self.context_path(), c.as_bytes()).map_err(self.io(&self.context_path()))?,
+            Some(c) => crate::journal::write_private(&self.context_path(), c.as_bytes())
+                .map_err(self.io(&self.context_path()))?,
             None => {
                 let _ = std::fs::remove_file(self.context_path());
             }

@@ -42,13 +42,18 @@ pub struct Ran {
 /// Runs `program args...` in `dir`, feeding `stdin`; stderr is inherited.
 pub async fn run(program: &str, args: &[String], dir: &Path, stdin: Option<&[u8]>) -> Result<Ran, ToolError> {
     let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args).current_dir(dir).stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    cmd.args(args)
+        .current_dir(dir)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
     let mut child = cmd.spawn().map_err(|source| ToolError::Spawn { program: program.to_string(), source })?;
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         // A program that does not read its input is not an error.
         let _ = pipe.write_all(data).await;
     }
-    let out = child.wait_with_output().await.map_err(|source| ToolError::Spawn { program: program.to_string(), source })?;
+    let out =
+        child.wait_with_output().await.map_err(|source| ToolError::Spawn { program: program.to_string(), source })?;
     Ok(Ran { code: out.status.code(), stdout: String::from_utf8_lossy(&out.stdout).into_owned() })
 }
 
@@ -62,6 +67,10 @@ pub async fn run_ok(program: &str, args: &[String], dir: &Path, stdin: Option<&[
     Err(ToolError::Failed {
         command: std::iter::once(program).chain(args.iter().map(String::as_str)).collect::<Vec<_>>().join(" "),
         status: ran.code.map_or("killed by a signal".into(), |c| format!("exit {c}")),
-        detail: if detail.is_empty() { String::new() } else { format!(": {}", detail.lines().last().unwrap_or(detail)) },
+        detail: if detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", detail.lines().last().unwrap_or(detail))
+        },
     })
 }

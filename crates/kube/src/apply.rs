@@ -11,11 +11,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::Api;
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
 use rekube_plan::applyset::{
-    self, COMPONENT_LABEL, CONTAINS_ANNOTATION, ENVIRONMENT_LABEL, FIELD_MANAGER, ID_LABEL, Identity, NAMESPACES_ANNOTATION, PARENT_NAMESPACE,
-    PROJECT_LABEL, SOURCE_ANNOTATION, TOOLING_ANNOTATION,
+    self, COMPONENT_LABEL, CONTAINS_ANNOTATION, ENVIRONMENT_LABEL, FIELD_MANAGER, ID_LABEL, Identity,
+    NAMESPACES_ANNOTATION, PARENT_NAMESPACE, PROJECT_LABEL, SOURCE_ANNOTATION, TOOLING_ANNOTATION,
 };
 use rekube_plan::{Action, ComponentPlan, Op, Plan};
 use rekube_render::Rendered;
@@ -46,7 +46,15 @@ pub struct ApplyOptions {
 
 impl Default for ApplyOptions {
     fn default() -> Self {
-        Self { concurrency: 4, object_concurrency: 16, timeout: Duration::from_secs(300), dry_run: false, no_wait: false, adopt: false, source: String::new() }
+        Self {
+            concurrency: 4,
+            object_concurrency: 16,
+            timeout: Duration::from_secs(300),
+            dry_run: false,
+            no_wait: false,
+            adopt: false,
+            source: String::new(),
+        }
     }
 }
 
@@ -123,7 +131,10 @@ impl ApplyReport {
 
     /// Total objects written.
     pub fn written(&self) -> usize {
-        self.components.iter().map(|(_, o)| if let ComponentOutcome::Done { written, .. } = o { *written } else { 0 }).sum()
+        self.components
+            .iter()
+            .map(|(_, o)| if let ComponentOutcome::Done { written, .. } = o { *written } else { 0 })
+            .sum()
     }
 }
 
@@ -134,18 +145,28 @@ fn pp(dry_run: bool) -> PatchParams {
 
 /// Creates `rekube-system`, where parents and leases live (idempotent).
 pub(crate) async fn ensure_parent_namespace(client: &kube::Client, dry_run: bool) -> Result<(), KubeError> {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &kube::core::ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()));
+    let api: Api<DynamicObject> =
+        Api::all_with(client.clone(), &kube::core::ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()));
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PARENT_NAMESPACE}});
-    api.patch(PARENT_NAMESPACE, &pp(dry_run), &Patch::Apply(&ns)).await.map_err(KubeError::api("create namespace rekube-system"))?;
+    api.patch(PARENT_NAMESPACE, &pp(dry_run), &Patch::Apply(&ns))
+        .await
+        .map_err(KubeError::api("create namespace rekube-system"))?;
     Ok(())
 }
 
 /// Writes an ApplySet parent listing `group_kinds` and `namespaces`,
 /// labelled with its identity.
-async fn write_parent(res: &Resolver, identity: &Identity, group_kinds: &[String], namespaces: &[String], opts: &ApplyOptions) -> Result<(), KubeError> {
+async fn write_parent(
+    res: &Resolver,
+    identity: &Identity,
+    group_kinds: &[String],
+    namespaces: &[String],
+    opts: &ApplyOptions,
+) -> Result<(), KubeError> {
     let api: Api<DynamicObject> = Api::namespaced_with(res.client().clone(), PARENT_NAMESPACE, &configmap_resource());
     let name = identity.parent_name();
-    let mut labels = json!({ID_LABEL: identity.id(), PROJECT_LABEL: identity.project, ENVIRONMENT_LABEL: identity.environment});
+    let mut labels =
+        json!({ID_LABEL: identity.id(), PROJECT_LABEL: identity.project, ENVIRONMENT_LABEL: identity.environment});
     if let Some(c) = &identity.component {
         labels[COMPONENT_LABEL] = json!(c);
     }
@@ -162,14 +183,21 @@ async fn write_parent(res: &Resolver, identity: &Identity, group_kinds: &[String
             },
         },
     });
-    api.patch(&name, &pp(opts.dry_run), &Patch::Apply(&body)).await.map_err(KubeError::api(format!("write ApplySet parent {name}")))?;
+    api.patch(&name, &pp(opts.dry_run), &Patch::Apply(&body))
+        .await
+        .map_err(KubeError::api(format!("write ApplySet parent {name}")))?;
     Ok(())
 }
 
 async fn existing_kinds(res: &Resolver, parent: &str) -> Vec<String> {
     let api: Api<DynamicObject> = Api::namespaced_with(res.client().clone(), PARENT_NAMESPACE, &configmap_resource());
     match api.get_opt(parent).await {
-        Ok(Some(p)) => p.metadata.annotations.and_then(|a| a.get(CONTAINS_ANNOTATION).cloned()).map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect()).unwrap_or_default(),
+        Ok(Some(p)) => p
+            .metadata
+            .annotations
+            .and_then(|a| a.get(CONTAINS_ANNOTATION).cloned())
+            .map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default(),
         _ => Vec::new(),
     }
 }
@@ -179,7 +207,10 @@ async fn existing_kinds(res: &Resolver, parent: &str) -> Vec<String> {
 /// a moment.
 fn transient(e: &kube::Error) -> bool {
     match e {
-        kube::Error::Api(s) => matches!(s.code, 429 | 500 | 502 | 503 | 504) || (s.code == 404 && s.message.contains("could not find the requested resource")),
+        kube::Error::Api(s) => {
+            matches!(s.code, 429 | 500 | 502 | 503 | 504)
+                || (s.code == 404 && s.message.contains("could not find the requested resource"))
+        }
         kube::Error::HyperError(_) | kube::Error::Service(_) => true,
         _ => false,
     }
@@ -203,12 +234,21 @@ where
 
 async fn write_object(res: &Resolver, a: &Action, dry_run: bool) -> Result<(), KubeError> {
     let obj = a.object.as_ref().expect("writes carry their object");
-    let r = res.resolve(&a.api_version, &a.kind).await.map_err(KubeError::api(format!("discover {}", a.api_version)))?;
-    let r = r.ok_or_else(|| KubeError::UnknownKind { api_version: a.api_version.clone(), kind: a.kind.clone(), file: a.display_name(), line: 0 })?;
+    let r =
+        res.resolve(&a.api_version, &a.kind).await.map_err(KubeError::api(format!("discover {}", a.api_version)))?;
+    let r = r.ok_or_else(|| KubeError::UnknownKind {
+        api_version: a.api_version.clone(),
+        kind: a.kind.clone(),
+        file: a.display_name(),
+        line: 0,
+    })?;
     let api = api_for(res.client(), &r, a.namespace.as_deref());
     if a.op == Op::Create && a.is_namespace() {
         // A plain create: if it appeared since the plan, it is not ours.
-        let body: DynamicObject = serde_json::from_value(obj.clone()).map_err(|e| KubeError::Api { what: format!("create {}", a.display_name()), error: kube::Error::SerdeError(e) })?;
+        let body: DynamicObject = serde_json::from_value(obj.clone()).map_err(|e| KubeError::Api {
+            what: format!("create {}", a.display_name()),
+            error: kube::Error::SerdeError(e),
+        })?;
         let mut cp = kube::api::PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
         cp.dry_run = dry_run;
         return match retry(|| api.create(&cp, &body)).await {
@@ -222,13 +262,21 @@ async fn write_object(res: &Resolver, a: &Action, dry_run: bool) -> Result<(), K
         Ok(_) => Ok(()),
         // A server dry-run cannot place objects in a namespace this same
         // apply would create; they are checked when it exists.
-        Err(kube::Error::Api(s)) if dry_run && s.code == 404 && s.details.as_ref().is_some_and(|d| d.kind == "namespaces") => Ok(()),
+        Err(kube::Error::Api(s))
+            if dry_run && s.code == 404 && s.details.as_ref().is_some_and(|d| d.kind == "namespaces") =>
+        {
+            Ok(())
+        }
         Err(e) => Err(KubeError::Api { what: format!("apply {}", a.display_name()), error: e }),
     }
 }
 
 pub(crate) async fn delete_object(res: &Resolver, a: &Action, dry_run: bool) -> Result<(), KubeError> {
-    let Some(r) = res.resolve(&a.api_version, &a.kind).await.map_err(KubeError::api(format!("discover {}", a.api_version)))? else { return Ok(()) };
+    let Some(r) =
+        res.resolve(&a.api_version, &a.kind).await.map_err(KubeError::api(format!("discover {}", a.api_version)))?
+    else {
+        return Ok(());
+    };
     let api = api_for(res.client(), &r, a.namespace.as_deref());
     let mut dp = DeleteParams::background();
     if dry_run {
@@ -242,7 +290,13 @@ pub(crate) async fn delete_object(res: &Resolver, a: &Action, dry_run: bool) -> 
 }
 
 /// Polls health of `objects` until all are ready, one fails, or time runs out.
-async fn wait_healthy(res: &Resolver, component: &str, objects: &[(String, String, String, Option<String>, String)], timeout: Duration, on: &(dyn Fn(Event) + Sync)) -> Result<(), String> {
+async fn wait_healthy(
+    res: &Resolver,
+    component: &str,
+    objects: &[(String, String, String, Option<String>, String)],
+    timeout: Duration,
+    on: &(dyn Fn(Event) + Sync),
+) -> Result<(), String> {
     let began = Instant::now();
     let mut last = String::new();
     loop {
@@ -278,16 +332,31 @@ async fn wait_healthy(res: &Resolver, component: &str, objects: &[(String, Strin
     }
 }
 
-async fn apply_component(res: &Resolver, c: &ComponentPlan, rendered: &Rendered, ours: &BTreeSet<String>, opts: &ApplyOptions, on: &(dyn Fn(Event) + Sync)) -> ComponentOutcome {
+async fn apply_component(
+    res: &Resolver,
+    c: &ComponentPlan,
+    rendered: &Rendered,
+    ours: &BTreeSet<String>,
+    opts: &ApplyOptions,
+    on: &(dyn Fn(Event) + Sync),
+) -> ComponentOutcome {
     match apply_component_inner(res, c, rendered, ours, opts, on).await {
         Ok(o) => o,
         Err(e) => ComponentOutcome::Failed(e),
     }
 }
 
-async fn apply_component_inner(res: &Resolver, c: &ComponentPlan, rendered: &Rendered, ours: &BTreeSet<String>, opts: &ApplyOptions, on: &(dyn Fn(Event) + Sync)) -> Result<ComponentOutcome, String> {
+async fn apply_component_inner(
+    res: &Resolver,
+    c: &ComponentPlan,
+    rendered: &Rendered,
+    ours: &BTreeSet<String>,
+    opts: &ApplyOptions,
+    on: &(dyn Fn(Event) + Sync),
+) -> Result<ComponentOutcome, String> {
     let name = c.name.as_str();
-    let writes: Vec<&Action> = c.actions.iter().filter(|a| matches!(a.op, Op::Create | Op::Update | Op::Adopt)).collect();
+    let writes: Vec<&Action> =
+        c.actions.iter().filter(|a| matches!(a.op, Op::Create | Op::Update | Op::Adopt)).collect();
     let deletes: Vec<&Action> = c.actions.iter().filter(|a| a.op == Op::Delete).collect();
     let unchanged = c.actions.iter().filter(|a| a.op == Op::Unchanged).count();
     let total = writes.len();
@@ -296,7 +365,8 @@ async fn apply_component_inner(res: &Resolver, c: &ComponentPlan, rendered: &Ren
     }
 
     let members = |a: &&Action| matches!(a.op, Op::Create | Op::Update | Op::Adopt | Op::Unchanged);
-    let mut kinds: Vec<String> = c.actions.iter().filter(members).map(|a| applyset::group_kind(a.group(), &a.kind)).collect();
+    let mut kinds: Vec<String> =
+        c.actions.iter().filter(members).map(|a| applyset::group_kind(a.group(), &a.kind)).collect();
     kinds.sort();
     kinds.dedup();
     let mut namespaces: Vec<String> = c.actions.iter().filter(members).filter_map(|a| a.namespace.clone()).collect();
@@ -332,7 +402,10 @@ async fn apply_component_inner(res: &Resolver, c: &ComponentPlan, rendered: &Ren
             on(Event::Applying { component: name.to_string(), done, total });
         }
         if !crds.is_empty() && !opts.dry_run {
-            let objs: Vec<_> = crds.iter().map(|a| (a.api_version.clone(), a.group().to_string(), a.kind.clone(), None, a.name.clone())).collect();
+            let objs: Vec<_> = crds
+                .iter()
+                .map(|a| (a.api_version.clone(), a.group().to_string(), a.kind.clone(), None, a.name.clone()))
+                .collect();
             wait_healthy(res, name, &objs, opts.timeout, on).await?;
             for a in &crds {
                 if let Some(group) = a.object.as_ref().and_then(|o| o.pointer("/spec/group")).and_then(Value::as_str) {
@@ -347,8 +420,16 @@ async fn apply_component_inner(res: &Resolver, c: &ComponentPlan, rendered: &Ren
     let (ns_deletes, other_deletes): (Vec<&Action>, Vec<&Action>) = deletes.iter().partition(|a| a.is_namespace());
     let mut kept = Vec::new();
     for (i, batch) in [other_deletes, ns_deletes].into_iter().enumerate() {
-        let batch = if i == 1 && !opts.dry_run { crate::destroy::emptied_namespaces(res, batch, ours, &mut kept).await.map_err(|e| e.to_string())? } else { batch };
-        let results = futures::stream::iter(batch).map(|a| delete_object(res, a, opts.dry_run)).buffer_unordered(opts.object_concurrency.max(1)).collect::<Vec<_>>().await;
+        let batch = if i == 1 && !opts.dry_run {
+            crate::destroy::emptied_namespaces(res, batch, ours, &mut kept).await.map_err(|e| e.to_string())?
+        } else {
+            batch
+        };
+        let results = futures::stream::iter(batch)
+            .map(|a| delete_object(res, a, opts.dry_run))
+            .buffer_unordered(opts.object_concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await;
         for r in results {
             r.map_err(|e| e.to_string())?;
         }
@@ -376,7 +457,15 @@ async fn apply_component_inner(res: &Resolver, c: &ComponentPlan, rendered: &Ren
             .filter(|rc| rc.name == name)
             .flat_map(|rc| rc.objects.iter())
             .filter(|o| has_rule(o.group(), o.kind()))
-            .map(|o| (o.api_version().to_string(), o.group().to_string(), o.kind().to_string(), o.namespace().map(str::to_string), o.name().to_string()))
+            .map(|o| {
+                (
+                    o.api_version().to_string(),
+                    o.group().to_string(),
+                    o.kind().to_string(),
+                    o.namespace().map(str::to_string),
+                    o.name().to_string(),
+                )
+            })
             .collect();
         wait_healthy(res, name, &objs, opts.timeout, on).await?;
     }
@@ -386,8 +475,15 @@ async fn apply_component_inner(res: &Resolver, c: &ComponentPlan, rendered: &Ren
 /// Refuses a plan that would write what belongs to someone else, or adopt
 /// without leave.
 pub fn check_ownership(plan: &Plan, opts: &ApplyOptions) -> Result<(), KubeError> {
-    let conflicts: Vec<String> = plan.conflicts().map(|a| format!("{}: belongs to {}", a.display_name(), a.owner.as_deref().unwrap_or("someone else"))).collect();
-    let adoptions: Vec<String> = if opts.adopt { Vec::new() } else { plan.unapproved_adoptions().map(|(c, a)| format!("{} (component `{}`)", a.display_name(), c.name)).collect() };
+    let conflicts: Vec<String> = plan
+        .conflicts()
+        .map(|a| format!("{}: belongs to {}", a.display_name(), a.owner.as_deref().unwrap_or("someone else")))
+        .collect();
+    let adoptions: Vec<String> = if opts.adopt {
+        Vec::new()
+    } else {
+        plan.unapproved_adoptions().map(|(c, a)| format!("{} (component `{}`)", a.display_name(), c.name)).collect()
+    };
     if conflicts.is_empty() && adoptions.is_empty() { Ok(()) } else { Err(KubeError::Refused { conflicts, adoptions }) }
 }
 
@@ -396,7 +492,13 @@ pub fn check_ownership(plan: &Plan, opts: &ApplyOptions) -> Result<(), KubeError
 /// dependents are skipped, and reported so). Refuses the whole plan, before
 /// writing anything, when an object belongs to someone else or would be
 /// adopted without leave.
-pub async fn apply(res: &Resolver, plan: &Plan, rendered: &Rendered, opts: &ApplyOptions, on: &(dyn Fn(Event) + Sync)) -> Result<ApplyReport, KubeError> {
+pub async fn apply(
+    res: &Resolver,
+    plan: &Plan,
+    rendered: &Rendered,
+    opts: &ApplyOptions,
+    on: &(dyn Fn(Event) + Sync),
+) -> Result<ApplyReport, KubeError> {
     check_ownership(plan, opts)?;
     if plan.has_changes() {
         ensure_parent_namespace(res.client(), opts.dry_run).await?;
@@ -405,8 +507,12 @@ pub async fn apply(res: &Resolver, plan: &Plan, rendered: &Rendered, opts: &Appl
     let ours: BTreeSet<String> = plan.components.iter().map(|c| c.identity.id()).collect();
     // The namespace set: created before every wave, pruned after the last.
     let namespace_set = plan.components.iter().find(|c| c.identity.component.is_none());
-    let ns_writes = namespace_set.map(|c| ComponentPlan { actions: c.actions.iter().filter(|a| a.op != Op::Delete).cloned().collect(), ..c.clone() });
-    let ns_deletes: Vec<&Action> = namespace_set.iter().flat_map(|c| c.actions.iter().filter(|a| a.op == Op::Delete)).collect();
+    let ns_writes = namespace_set.map(|c| ComponentPlan {
+        actions: c.actions.iter().filter(|a| a.op != Op::Delete).cloned().collect(),
+        ..c.clone()
+    });
+    let ns_deletes: Vec<&Action> =
+        namespace_set.iter().flat_map(|c| c.actions.iter().filter(|a| a.op == Op::Delete)).collect();
     let mut waves: BTreeMap<usize, Vec<&ComponentPlan>> = BTreeMap::new();
     if let Some(c) = &ns_writes {
         waves.entry(0).or_default().push(c);
@@ -444,7 +550,9 @@ pub async fn apply(res: &Resolver, plan: &Plan, rendered: &Rendered, opts: &Appl
     }
     if !failed && !ns_deletes.is_empty() {
         let deleted = prune_namespaces(res, ns_deletes, ours, opts, on).await?;
-        if let Some((_, ComponentOutcome::Done { deleted: d, .. })) = report.components.iter_mut().find(|(n, _)| *n == rekube_render::NAMESPACES) {
+        if let Some((_, ComponentOutcome::Done { deleted: d, .. })) =
+            report.components.iter_mut().find(|(n, _)| *n == rekube_render::NAMESPACES)
+        {
             *d += deleted;
         }
     }
@@ -453,9 +561,16 @@ pub async fn apply(res: &Resolver, plan: &Plan, rendered: &Rendered, opts: &Appl
 
 /// Deletes the Namespaces no component uses any more, except those that
 /// still hold what is not ours; returns how many went.
-async fn prune_namespaces(res: &Resolver, deletes: Vec<&Action>, ours: &BTreeSet<String>, opts: &ApplyOptions, on: &(dyn Fn(Event) + Sync)) -> Result<usize, KubeError> {
+async fn prune_namespaces(
+    res: &Resolver,
+    deletes: Vec<&Action>,
+    ours: &BTreeSet<String>,
+    opts: &ApplyOptions,
+    on: &(dyn Fn(Event) + Sync),
+) -> Result<usize, KubeError> {
     let mut kept = Vec::new();
-    let go = if opts.dry_run { deletes } else { crate::destroy::emptied_namespaces(res, deletes, ours, &mut kept).await? };
+    let go =
+        if opts.dry_run { deletes } else { crate::destroy::emptied_namespaces(res, deletes, ours, &mut kept).await? };
     for k in kept {
         on(Event::Kept { component: rekube_render::NAMESPACES.to_string(), what: k });
     }
@@ -463,7 +578,10 @@ async fn prune_namespaces(res: &Resolver, deletes: Vec<&Action>, ours: &BTreeSet
         delete_object(res, a, opts.dry_run).await?;
     }
     if !opts.dry_run && !go.is_empty() {
-        on(Event::WaitingHealth { component: rekube_render::NAMESPACES.to_string(), pending: format!("{} namespace(s) to disappear", go.len()) });
+        on(Event::WaitingHealth {
+            component: rekube_render::NAMESPACES.to_string(),
+            pending: format!("{} namespace(s) to disappear", go.len()),
+        });
         crate::destroy::wait_gone(res, &go, opts.timeout).await.map_err(KubeError::Stuck)?;
     }
     Ok(go.len())

@@ -36,7 +36,9 @@ pub(crate) async fn wait_gone(res: &Resolver, objects: &[&Action], timeout: Dura
         loop {
             match api.get_opt(&a.name).await {
                 Ok(None) => break,
-                Ok(Some(_)) if began.elapsed() > timeout => return Err(format!("{} still exists after {}s (finalizers?)", a.display_name(), timeout.as_secs())),
+                Ok(Some(_)) if began.elapsed() > timeout => {
+                    return Err(format!("{} still exists after {}s (finalizers?)", a.display_name(), timeout.as_secs()));
+                }
                 Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(200)).await,
                 Err(e) => return Err(format!("{}: {}", a.display_name(), crate::describe(&e))),
             }
@@ -82,7 +84,12 @@ fn foreign(v: &Value, ours: &BTreeSet<String>) -> Option<String> {
 /// [`foreign`]); each other one is named in `kept` with what it holds.
 /// Deleting a namespace deletes everything in it, and rekube deletes only
 /// what it created.
-pub(crate) async fn emptied_namespaces<'a>(res: &Resolver, namespaces: Vec<&'a Action>, ours: &BTreeSet<String>, kept: &mut Vec<String>) -> Result<Vec<&'a Action>, KubeError> {
+pub(crate) async fn emptied_namespaces<'a>(
+    res: &Resolver,
+    namespaces: Vec<&'a Action>,
+    ours: &BTreeSet<String>,
+    kept: &mut Vec<String>,
+) -> Result<Vec<&'a Action>, KubeError> {
     if namespaces.is_empty() {
         return Ok(namespaces);
     }
@@ -92,7 +99,13 @@ pub(crate) async fn emptied_namespaces<'a>(res: &Resolver, namespaces: Vec<&'a A
         for r in s.resources.into_iter().flat_map(|l| l.resources) {
             if r.namespaced && !r.name.contains('/') && r.verbs.iter().any(|v| v == "list") && r.kind != "Event" {
                 let (group, version) = gv.split_once('/').unwrap_or(("", gv.as_str()));
-                kinds.push(kube::core::ApiResource { group: group.into(), version: version.into(), api_version: gv.clone(), kind: r.kind.clone(), plural: r.name.clone() });
+                kinds.push(kube::core::ApiResource {
+                    group: group.into(),
+                    version: version.into(),
+                    api_version: gv.clone(),
+                    kind: r.kind.clone(),
+                    plural: r.name.clone(),
+                });
             }
         }
     }
@@ -106,9 +119,11 @@ pub(crate) async fn emptied_namespaces<'a>(res: &Resolver, namespaces: Vec<&'a A
                     let api: Api<DynamicObject> = Api::namespaced_with(res.client().clone(), &ns, &ar);
                     let items = api.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
                     items.into_iter().find_map(|mut o| {
-                        o.types = Some(kube::core::TypeMeta { api_version: ar.api_version.clone(), kind: ar.kind.clone() });
+                        o.types =
+                            Some(kube::core::TypeMeta { api_version: ar.api_version.clone(), kind: ar.kind.clone() });
                         let v = serde_json::to_value(&o).ok()?;
-                        foreign(&v, ours).map(|why| format!("{} {ns}/{} ({why})", ar.kind, o.metadata.name.unwrap_or_default()))
+                        foreign(&v, ours)
+                            .map(|why| format!("{} {ns}/{} ({why})", ar.kind, o.metadata.name.unwrap_or_default()))
                     })
                 }
             })
@@ -117,7 +132,9 @@ pub(crate) async fn emptied_namespaces<'a>(res: &Resolver, namespaces: Vec<&'a A
             .collect::<Vec<_>>()
             .await;
         match found.into_iter().min() {
-            Some(what) => kept.push(format!("Namespace {ns} kept: it holds {what}; delete that by hand, then run this again")),
+            Some(what) => {
+                kept.push(format!("Namespace {ns} kept: it holds {what}; delete that by hand, then run this again"))
+            }
             None => out.push(a),
         }
     }
@@ -129,12 +146,26 @@ pub(crate) async fn emptied_namespaces<'a>(res: &Resolver, namespaces: Vec<&'a A
 /// after any ApplySet of this environment whose component left the spec,
 /// and the environment's namespace set last. `source`: where the spec is,
 /// when its project name is implicit; another spec's ApplySets are refused.
-pub async fn destroy(res: &Resolver, project: &str, environment: &str, source: Option<&str>, waves: &[Vec<String>], timeout: Duration, on: &(dyn Fn(Event) + Sync)) -> Result<ApplyReport, KubeError> {
+pub async fn destroy(
+    res: &Resolver,
+    project: &str,
+    environment: &str,
+    source: Option<&str>,
+    waves: &[Vec<String>],
+    timeout: Duration,
+    on: &(dyn Fn(Event) + Sync),
+) -> Result<ApplyReport, KubeError> {
     let all = parents(res.client()).await?;
     crate::planner::check_project_source(project, environment, source, &all)?;
-    let live: Vec<&Parent> = all.iter().filter(|p| p.identity.as_ref().is_some_and(|i| i.is_in(project, environment))).collect();
+    let live: Vec<&Parent> =
+        all.iter().filter(|p| p.identity.as_ref().is_some_and(|i| i.is_in(project, environment))).collect();
     let known: Vec<&String> = waves.iter().flatten().collect();
-    let orphans: Vec<String> = live.iter().filter_map(|p| p.component_in(project, environment)).filter(|c| !known.iter().any(|k| k.as_str() == *c)).map(str::to_string).collect();
+    let orphans: Vec<String> = live
+        .iter()
+        .filter_map(|p| p.component_in(project, environment))
+        .filter(|c| !known.iter().any(|k| k.as_str() == *c))
+        .map(str::to_string)
+        .collect();
     // Members of any of this environment's ApplySets are not foreign in its namespaces.
     let env_ids: BTreeSet<String> = live.iter().map(|p| p.id.clone()).collect();
     let mut report = ApplyReport::default();
@@ -143,7 +174,11 @@ pub async fn destroy(res: &Resolver, project: &str, environment: &str, source: O
         let comps: Vec<&Parent> = wave
             .iter()
             .filter_map(|n| {
-                let want = if n.is_empty() { Identity::namespaces(project, environment) } else { Identity::component(project, environment, n) };
+                let want = if n.is_empty() {
+                    Identity::namespaces(project, environment)
+                } else {
+                    Identity::component(project, environment, n)
+                };
                 live.iter().copied().find(|p| p.identity.as_ref() == Some(&want))
             })
             .collect();
@@ -176,13 +211,21 @@ fn display(p: &Parent) -> String {
     p.identity.as_ref().and_then(|i| i.component.clone()).unwrap_or_else(|| rekube_render::NAMESPACES.to_string())
 }
 
-async fn destroy_component(res: &Resolver, parent: &Parent, env_ids: &BTreeSet<String>, timeout: Duration, on: &(dyn Fn(Event) + Sync)) -> Result<ComponentOutcome, KubeError> {
+async fn destroy_component(
+    res: &Resolver,
+    parent: &Parent,
+    env_ids: &BTreeSet<String>,
+    timeout: Duration,
+    on: &(dyn Fn(Event) + Sync),
+) -> Result<ComponentOutcome, KubeError> {
     let name = display(parent);
     let scope = parent.identity.as_ref().map(Identity::scope).unwrap_or_default();
     on(Event::Applying { component: name.clone(), done: 0, total: 0 });
     let mut members = Vec::new();
     for gk in &parent.group_kinds {
-        let Some(r) = res.resolve_group_kind(gk).await.map_err(KubeError::api(format!("discover {gk}")))? else { continue };
+        let Some(r) = res.resolve_group_kind(gk).await.map_err(KubeError::api(format!("discover {gk}")))? else {
+            continue;
+        };
         for o in list_type(res.client(), &r, Some(&format!("{PART_OF_LABEL}={}", parent.id))).await? {
             let v = serde_json::to_value(&o).expect("serialises");
             // A Namespace goes only when rekube created it for this environment.
@@ -203,12 +246,19 @@ async fn destroy_component(res: &Resolver, parent: &Parent, env_ids: &BTreeSet<S
         if batch.is_empty() {
             continue;
         }
-        let results = futures::stream::iter(batch.iter().copied()).map(|a| delete_object(res, a, false)).buffer_unordered(16).collect::<Vec<_>>().await;
+        let results = futures::stream::iter(batch.iter().copied())
+            .map(|a| delete_object(res, a, false))
+            .buffer_unordered(16)
+            .collect::<Vec<_>>()
+            .await;
         for r in results {
             r?;
         }
         deleted += batch.len();
-        on(Event::WaitingHealth { component: name.clone(), pending: format!("{} object(s) to disappear", batch.len()) });
+        on(Event::WaitingHealth {
+            component: name.clone(),
+            pending: format!("{} object(s) to disappear", batch.len()),
+        });
         if let Err(e) = wait_gone(res, &batch, timeout).await {
             return Ok(ComponentOutcome::Failed(e));
         }

@@ -117,7 +117,11 @@ pub async fn served(client: &Client, preferred_only: bool) -> Result<Vec<Served>
     }
     Ok(futures::stream::iter(gvs)
         .map(|(group, version)| async move {
-            let resources = if group.is_empty() { client.list_core_api_resources(&version).await } else { client.list_api_group_resources(&format!("{group}/{version}")).await };
+            let resources = if group.is_empty() {
+                client.list_core_api_resources(&version).await
+            } else {
+                client.list_api_group_resources(&format!("{group}/{version}")).await
+            };
             Served { group, version, resources }
         })
         .buffered(8)

@@ -72,7 +72,11 @@ pub async fn drift(res: &Resolver, want: &Desired<'_>) -> Result<Vec<ObjectDrift
     let mut out = Vec::new();
     for comp in &want.rendered.components {
         let identity = want.identity(&comp.name);
-        let Some(parent) = state.own_parents(want).find(|p| p.identity.as_ref() == Some(&identity) || p.legacy_component.as_deref() == Some(comp.name.as_str())) else { continue }; // never applied
+        let Some(parent) = state.own_parents(want).find(|p| {
+            p.identity.as_ref() == Some(&identity) || p.legacy_component.as_deref() == Some(comp.name.as_str())
+        }) else {
+            continue;
+        }; // never applied
         for o in &comp.objects {
             let applied = prepare_for(&o.value, &identity);
             let key = key_of(&applied);
@@ -89,7 +93,11 @@ pub async fn drift(res: &Resolver, want: &Desired<'_>) -> Result<Vec<ObjectDrift
             };
             match state.live.get(&key) {
                 // A namespace rekube only uses is not its to report.
-                _ if is_namespace(&o.value) && state.live.get(&key).is_some_and(|l| applyset::created_by(l) != Some(identity.scope().as_str())) => {}
+                _ if is_namespace(&o.value)
+                    && state
+                        .live
+                        .get(&key)
+                        .is_some_and(|l| applyset::created_by(l) != Some(identity.scope().as_str())) => {}
                 None if parent.group_kinds.contains(&gk) => out.push(base("deleted", Vec::new())),
                 None => out.push(base("pending-apply", Vec::new())),
                 Some(live) if live_hash(live) != live_hash(&applied) => out.push(base("pending-apply", Vec::new())),
@@ -99,10 +107,16 @@ pub async fn drift(res: &Resolver, want: &Desired<'_>) -> Result<Vec<ObjectDrift
                         .get(&comp.name)
                         .into_iter()
                         .flatten()
-                        .filter(|(k, n, _)| k.as_deref().is_none_or(|k| k == o.kind()) && n.as_deref().is_none_or(|n| n == o.name()))
+                        .filter(|(k, n, _)| {
+                            k.as_deref().is_none_or(|k| k == o.kind()) && n.as_deref().is_none_or(|n| n == o.name())
+                        })
                         .flat_map(|(_, _, paths)| paths.iter().cloned())
                         .collect();
-                    if scaled.contains(&(o.namespace().unwrap_or_default().to_string(), o.kind().to_string(), o.name().to_string())) {
+                    if scaled.contains(&(
+                        o.namespace().unwrap_or_default().to_string(),
+                        o.kind().to_string(),
+                        o.name().to_string(),
+                    )) {
                         ignore.push("spec.replicas".to_string());
                     }
                     let fields = object_drift(o.kind(), &fold_string_data(&applied), live, FIELD_MANAGER, &ignore);
@@ -124,7 +138,11 @@ pub async fn drift(res: &Resolver, want: &Desired<'_>) -> Result<Vec<ObjectDrift
         .collect();
     let mut owned_ns: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
     for c in want.rendered.spec_components() {
-        let uses = c.namespace.iter().cloned().chain(c.objects.iter().filter(|o| is_namespace(&o.value)).map(|o| o.name().to_string()));
+        let uses = c
+            .namespace
+            .iter()
+            .cloned()
+            .chain(c.objects.iter().filter(|o| is_namespace(&o.value)).map(|o| o.name().to_string()));
         for ns in uses.filter(|ns| created.contains(ns.as_str())) {
             owned_ns.entry(ns).or_insert_with(|| c.name.clone());
         }
@@ -138,7 +156,8 @@ pub async fn drift(res: &Resolver, want: &Desired<'_>) -> Result<Vec<ObjectDrift
                 && !crate::destroy::made_by_the_system(v)
         })
         .map(|((_, kind, ns, name), v)| {
-            let creator = v.pointer("/metadata/managedFields").and_then(serde_json::Value::as_array).and_then(|m| m.first());
+            let creator =
+                v.pointer("/metadata/managedFields").and_then(serde_json::Value::as_array).and_then(|m| m.first());
             ObjectDrift {
                 component: owned_ns[ns.as_ref().expect("filtered")].clone(),
                 kind: kind.clone(),

@@ -24,8 +24,13 @@ pub enum Health {
 }
 
 const FATAL_REASONS: &[&str] = &[
-    "CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError",
-    "InvalidImageName", "CreateContainerError", "RunContainerError",
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "CreateContainerConfigError",
+    "InvalidImageName",
+    "CreateContainerError",
+    "RunContainerError",
 ];
 
 fn int(v: &Value, ptr: &str) -> i64 {
@@ -48,11 +53,18 @@ pub fn evaluate(group: &str, kind: &str, v: &Value) -> Health {
     match (group, kind) {
         ("apps", "Deployment") => {
             let want = v.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
-            let (updated, ready, available) = (int(v, "/status/updatedReplicas"), int(v, "/status/readyReplicas"), int(v, "/status/availableReplicas"));
+            let (updated, ready, available) = (
+                int(v, "/status/updatedReplicas"),
+                int(v, "/status/readyReplicas"),
+                int(v, "/status/availableReplicas"),
+            );
             if let Some(c) = condition(v, "Progressing")
-                && c["reason"] == "ProgressDeadlineExceeded" {
-                    return Health::Failed(format!("Deployment {name}: progress deadline exceeded ({available}/{want} available)"));
-                }
+                && c["reason"] == "ProgressDeadlineExceeded"
+            {
+                return Health::Failed(format!(
+                    "Deployment {name}: progress deadline exceeded ({available}/{want} available)"
+                ));
+            }
             if observed < generation {
                 Health::Pending(format!("Deployment {name}: generation {generation} not yet observed"))
             } else if updated < want || ready < want || available < want || int(v, "/status/replicas") > want {
@@ -73,7 +85,11 @@ pub fn evaluate(group: &str, kind: &str, v: &Value) -> Health {
         }
         ("apps", "DaemonSet") => {
             let want = int(v, "/status/desiredNumberScheduled");
-            let (ready, updated, available) = (int(v, "/status/numberReady"), int(v, "/status/updatedNumberScheduled"), int(v, "/status/numberAvailable"));
+            let (ready, updated, available) = (
+                int(v, "/status/numberReady"),
+                int(v, "/status/updatedNumberScheduled"),
+                int(v, "/status/numberAvailable"),
+            );
             if observed < generation || ready < want || updated < want || available < want {
                 Health::Pending(format!("DaemonSet {name}: {available}/{want} available"))
             } else {
@@ -91,7 +107,11 @@ pub fn evaluate(group: &str, kind: &str, v: &Value) -> Health {
             }
         }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
-            if cond_true(v, "Established") { Health::Ready } else { Health::Pending(format!("CustomResourceDefinition {name}: not Established")) }
+            if cond_true(v, "Established") {
+                Health::Ready
+            } else {
+                Health::Pending(format!("CustomResourceDefinition {name}: not Established"))
+            }
         }
         ("", "PersistentVolumeClaim") => match v.pointer("/status/phase").and_then(Value::as_str) {
             Some("Bound") => Health::Ready,
@@ -99,8 +119,13 @@ pub fn evaluate(group: &str, kind: &str, v: &Value) -> Health {
             phase => Health::Pending(format!("PersistentVolumeClaim {name}: {}", phase.unwrap_or("Pending"))),
         },
         ("", "Service") if v.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer") => {
-            let has_ingress = v.pointer("/status/loadBalancer/ingress").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
-            if has_ingress { Health::Ready } else { Health::Pending(format!("Service {name}: no load-balancer address yet")) }
+            let has_ingress =
+                v.pointer("/status/loadBalancer/ingress").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+            if has_ingress {
+                Health::Ready
+            } else {
+                Health::Pending(format!("Service {name}: no load-balancer address yet"))
+            }
         }
         _ => Health::Ready,
     }
@@ -110,7 +135,10 @@ pub fn evaluate(group: &str, kind: &str, v: &Value) -> Health {
 pub fn has_rule(group: &str, kind: &str) -> bool {
     matches!(
         (group, kind),
-        ("apps", "Deployment" | "StatefulSet" | "DaemonSet") | ("batch", "Job") | ("apiextensions.k8s.io", "CustomResourceDefinition") | ("", "PersistentVolumeClaim" | "Service")
+        ("apps", "Deployment" | "StatefulSet" | "DaemonSet")
+            | ("batch", "Job")
+            | ("apiextensions.k8s.io", "CustomResourceDefinition")
+            | ("", "PersistentVolumeClaim" | "Service")
     )
 }
 
@@ -140,9 +168,10 @@ pub async fn check(client: &Client, group: &str, kind: &str, live: &Value) -> He
         let statuses = pod.status.as_ref().and_then(|s| s.container_statuses.clone()).unwrap_or_default();
         for cs in statuses {
             if let Some(reason) = cs.state.and_then(|s| s.waiting).and_then(|w| w.reason)
-                && FATAL_REASONS.contains(&reason.as_str()) {
-                    problems.push((pod_name.clone(), reason));
-                }
+                && FATAL_REASONS.contains(&reason.as_str())
+            {
+                problems.push((pod_name.clone(), reason));
+            }
         }
     }
     if problems.is_empty() {
@@ -167,7 +196,12 @@ async fn recent_events(client: &Client, ns: &str, name: &str, pod: Option<&str>)
     for n in std::iter::once(name).chain(pod) {
         if let Ok(list) = api.list(&ListParams::default().fields(&format!("involvedObject.name={n}"))).await {
             for e in list.items.iter().rev().take(3) {
-                out.push(format!("{} {}: {}", e.involved_object.kind.clone().unwrap_or_default(), e.reason.clone().unwrap_or_default(), e.message.clone().unwrap_or_default().trim()));
+                out.push(format!(
+                    "{} {}: {}",
+                    e.involved_object.kind.clone().unwrap_or_default(),
+                    e.reason.clone().unwrap_or_default(),
+                    e.message.clone().unwrap_or_default().trim()
+                ));
             }
         }
     }
@@ -181,20 +215,54 @@ mod tests {
 
     #[test]
     fn deployment_rules() {
-        let d = |generation: i64, obs: i64, avail: i64| json!({"metadata": {"name": "web", "generation": generation}, "spec": {"replicas": 2},
-            "status": {"observedGeneration": obs, "replicas": 2, "updatedReplicas": 2, "readyReplicas": avail, "availableReplicas": avail}});
+        let d = |generation: i64, obs: i64, avail: i64| {
+            json!({"metadata": {"name": "web", "generation": generation}, "spec": {"replicas": 2},
+            "status": {"observedGeneration": obs, "replicas": 2, "updatedReplicas": 2, "readyReplicas": avail, "availableReplicas": avail}})
+        };
         assert_eq!(evaluate("apps", "Deployment", &d(2, 2, 2)), Health::Ready);
-        assert_eq!(evaluate("apps", "Deployment", &d(3, 2, 2)), Health::Pending("Deployment web: generation 3 not yet observed".into()));
-        assert_eq!(evaluate("apps", "Deployment", &d(2, 2, 0)), Health::Pending("Deployment web: 0/2 available, 2/2 updated".into()));
+        assert_eq!(
+            evaluate("apps", "Deployment", &d(3, 2, 2)),
+            Health::Pending("Deployment web: generation 3 not yet observed".into())
+        );
+        assert_eq!(
+            evaluate("apps", "Deployment", &d(2, 2, 0)),
+            Health::Pending("Deployment web: 0/2 available, 2/2 updated".into())
+        );
     }
 
     #[test]
     fn job_crd_pvc_and_load_balancer_rules() {
-        assert_eq!(evaluate("batch", "Job", &json!({"metadata": {"name": "j"}, "status": {"conditions": [{"type": "Complete", "status": "True"}]}})), Health::Ready);
-        assert!(matches!(evaluate("batch", "Job", &json!({"metadata": {"name": "j"}, "status": {"conditions": [{"type": "Failed", "status": "True", "message": "BackoffLimitExceeded"}]}})), Health::Failed(_)));
-        assert!(matches!(evaluate("apiextensions.k8s.io", "CustomResourceDefinition", &json!({"metadata": {"name": "c"}})), Health::Pending(_)));
-        assert_eq!(evaluate("", "PersistentVolumeClaim", &json!({"metadata": {"name": "p"}, "status": {"phase": "Bound"}})), Health::Ready);
-        assert!(matches!(evaluate("", "Service", &json!({"metadata": {"name": "s"}, "spec": {"type": "LoadBalancer"}})), Health::Pending(_)));
-        assert_eq!(evaluate("", "Service", &json!({"metadata": {"name": "s"}, "spec": {"type": "ClusterIP"}})), Health::Ready);
+        assert_eq!(
+            evaluate(
+                "batch",
+                "Job",
+                &json!({"metadata": {"name": "j"}, "status": {"conditions": [{"type": "Complete", "status": "True"}]}})
+            ),
+            Health::Ready
+        );
+        assert!(matches!(
+            evaluate(
+                "batch",
+                "Job",
+                &json!({"metadata": {"name": "j"}, "status": {"conditions": [{"type": "Failed", "status": "True", "message": "BackoffLimitExceeded"}]}})
+            ),
+            Health::Failed(_)
+        ));
+        assert!(matches!(
+            evaluate("apiextensions.k8s.io", "CustomResourceDefinition", &json!({"metadata": {"name": "c"}})),
+            Health::Pending(_)
+        ));
+        assert_eq!(
+            evaluate("", "PersistentVolumeClaim", &json!({"metadata": {"name": "p"}, "status": {"phase": "Bound"}})),
+            Health::Ready
+        );
+        assert!(matches!(
+            evaluate("", "Service", &json!({"metadata": {"name": "s"}, "spec": {"type": "LoadBalancer"}})),
+            Health::Pending(_)
+        ));
+        assert_eq!(
+            evaluate("", "Service", &json!({"metadata": {"name": "s"}, "spec": {"type": "ClusterIP"}})),
+            Health::Ready
+        );
     }
 }

@@ -44,7 +44,11 @@ pub struct Holder {
 
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "`rekube {}` on {} (started {}, lease expires {} unless renewed)", self.command, self.identity, self.started, self.expires)
+        write!(
+            f,
+            "`rekube {}` on {} (started {}, lease expires {} unless renewed)",
+            self.command, self.identity, self.started, self.expires
+        )
     }
 }
 
@@ -78,7 +82,11 @@ fn micro(t: DateTime<Utc>) -> String {
 
 /// This machine's host name (`localhost` when it cannot be read).
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// `host/pid` of this process.
@@ -94,7 +102,8 @@ pub fn lease_name(project: &str, environment: &str) -> String {
 fn holder_of(o: &DynamicObject) -> Holder {
     let spec = &o.data["spec"];
     let ann = o.metadata.annotations.clone().unwrap_or_default();
-    let renew = spec["renewTime"].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc));
+    let renew =
+        spec["renewTime"].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc));
     let secs = spec["leaseDurationSeconds"].as_i64().unwrap_or(LEASE_SECONDS);
     Holder {
         identity: spec["holderIdentity"].as_str().unwrap_or("?").to_string(),
@@ -129,7 +138,13 @@ fn body(name: &str, command: &str, resource_version: Option<&str>) -> Value {
 /// Takes the lease of `project`'s `environment` for `command`, or says who
 /// holds it. With `break_lock`, a lease held by someone else is deleted
 /// first (its holder is returned, to be reported).
-pub async fn acquire(client: &Client, project: &str, environment: &str, command: &str, break_lock: bool) -> Result<(LeaseGuard, Option<Holder>), KubeError> {
+pub async fn acquire(
+    client: &Client,
+    project: &str,
+    environment: &str,
+    command: &str,
+    break_lock: bool,
+) -> Result<(LeaseGuard, Option<Holder>), KubeError> {
     let name = lease_name(project, environment);
     let key = format!("{}|{name}", client.default_namespace());
     {
@@ -143,26 +158,42 @@ pub async fn acquire(client: &Client, project: &str, environment: &str, command:
     let api = lease_api(client);
     let mut broken = None;
     for _ in 0..5 {
-        let current = api.get_opt(&name).await.map_err(KubeError::api(format!("read Lease {PARENT_NAMESPACE}/{name}")))?;
+        let current =
+            api.get_opt(&name).await.map_err(KubeError::api(format!("read Lease {PARENT_NAMESPACE}/{name}")))?;
         let result = match current {
             None => {
                 let o: DynamicObject = serde_json::from_value(body(&name, command, None)).expect("a valid Lease");
                 api.create(&PostParams::default(), &o).await.map(|_| ())
             }
             Some(o) if expired(&o) || holder_of(&o).identity == this_holder() => {
-                let o: DynamicObject = serde_json::from_value(body(&name, command, o.metadata.resource_version.as_deref())).expect("a valid Lease");
+                let o: DynamicObject =
+                    serde_json::from_value(body(&name, command, o.metadata.resource_version.as_deref()))
+                        .expect("a valid Lease");
                 api.replace(&name, &PostParams::default(), &o).await.map(|_| ())
             }
             Some(o) if break_lock => {
                 broken = Some(holder_of(&o));
-                let dp = DeleteParams { preconditions: o.metadata.uid.clone().map(|uid| kube::api::Preconditions { uid: Some(uid), resource_version: None }), ..Default::default() };
+                let dp = DeleteParams {
+                    preconditions: o
+                        .metadata
+                        .uid
+                        .clone()
+                        .map(|uid| kube::api::Preconditions { uid: Some(uid), resource_version: None }),
+                    ..Default::default()
+                };
                 match api.delete(&name, &dp).await {
                     Ok(_) => continue,
                     Err(kube::Error::Api(s)) if s.code == 404 => continue,
                     Err(e) => Err(e),
                 }
             }
-            Some(o) => return Err(KubeError::Leased { environment: environment.to_string(), lease: format!("{PARENT_NAMESPACE}/{name}"), holder: Box::new(holder_of(&o)) }),
+            Some(o) => {
+                return Err(KubeError::Leased {
+                    environment: environment.to_string(),
+                    lease: format!("{PARENT_NAMESPACE}/{name}"),
+                    holder: Box::new(holder_of(&o)),
+                });
+            }
         };
         match result {
             Ok(()) => {
@@ -175,7 +206,10 @@ pub async fn acquire(client: &Client, project: &str, environment: &str, command:
             Err(e) => return Err(KubeError::Api { what: format!("take Lease {PARENT_NAMESPACE}/{name}"), error: e }),
         }
     }
-    Err(KubeError::Api { what: format!("take Lease {PARENT_NAMESPACE}/{name}"), error: kube::Error::Service("the lease kept changing hands".into()) })
+    Err(KubeError::Api {
+        what: format!("take Lease {PARENT_NAMESPACE}/{name}"),
+        error: kube::Error::Service("the lease kept changing hands".into()),
+    })
 }
 
 async fn renew_loop(client: Client, name: String) {

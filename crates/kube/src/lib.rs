@@ -5,8 +5,8 @@
 
 mod apply;
 mod destroy;
-mod drift;
 mod discovery;
+mod drift;
 mod health;
 pub mod lease;
 mod planner;
@@ -14,8 +14,8 @@ mod release;
 
 pub use apply::{ApplyOptions, ApplyReport, ComponentOutcome, Event, apply, check_ownership};
 pub use destroy::destroy;
-pub use drift::{ObjectDrift, drift};
 pub use discovery::{Resolved, Resolver, Served, api_versions, served};
+pub use drift::{ObjectDrift, drift};
 pub use health::{Health, check as check_health};
 pub use planner::{Desired, build_plan, environment_applysets, health_of, managed_objects};
 pub use release::release_load_balancers;
@@ -61,7 +61,9 @@ pub enum KubeError {
     #[error("{0}")]
     Stuck(String),
     /// A Namespace the plan would create exists now: someone else made it.
-    #[error("{object} was created by someone else since the plan; it is not rekube's, so it was left alone (run the command again to plan with it)")]
+    #[error(
+        "{object} was created by someone else since the plan; it is not rekube's, so it was left alone (run the command again to plan with it)"
+    )]
     AppearedSincePlan {
         /// `Namespace x`.
         object: String,
@@ -118,7 +120,11 @@ fn refused_text(conflicts: &[String], adoptions: &[String]) -> String {
         }
     }
     if !adoptions.is_empty() {
-        out.push_str(&format!("{}{} object(s) already exist and are not rekube's:", if conflicts.is_empty() { ": " } else { "\nand " }, adoptions.len()));
+        out.push_str(&format!(
+            "{}{} object(s) already exist and are not rekube's:",
+            if conflicts.is_empty() { ": " } else { "\nand " },
+            adoptions.len()
+        ));
         for a in adoptions {
             out.push_str(&format!("\n  {a}"));
         }

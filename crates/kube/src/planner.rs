@@ -19,8 +19,8 @@ use futures::StreamExt;
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use rekube_plan::applyset::{
-    self, COMPONENT_LABEL, CONTAINS_ANNOTATION, ENVIRONMENT_LABEL, FIELD_MANAGER, ID_LABEL, Identity, PARENT_NAMESPACE, PROJECT_LABEL,
-    SOURCE_ANNOTATION,
+    self, COMPONENT_LABEL, CONTAINS_ANNOTATION, ENVIRONMENT_LABEL, FIELD_MANAGER, ID_LABEL, Identity, PARENT_NAMESPACE,
+    PROJECT_LABEL, SOURCE_ANNOTATION,
 };
 use rekube_plan::diff::{field_diff, subset_matches};
 use rekube_plan::normalize::{is_namespace, live_hash, prepare_for};
@@ -120,7 +120,8 @@ impl Parent {
 /// rekube's ApplySet parents on the cluster, of every project and environment.
 pub(crate) async fn parents(client: &Client) -> Result<Vec<Parent>, KubeError> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), PARENT_NAMESPACE, &configmap_resource());
-    let list = api.list(&ListParams::default().labels(ID_LABEL)).await.map_err(KubeError::api("list ApplySet parents"))?;
+    let list =
+        api.list(&ListParams::default().labels(ID_LABEL)).await.map_err(KubeError::api("list ApplySet parents"))?;
     Ok(list
         .items
         .into_iter()
@@ -130,11 +131,18 @@ pub(crate) async fn parents(client: &Client) -> Result<Vec<Parent>, KubeError> {
             let annotations = o.metadata.annotations.clone().unwrap_or_default();
             let id = labels.get(ID_LABEL)?.clone();
             let identity = match (labels.get(PROJECT_LABEL), labels.get(ENVIRONMENT_LABEL)) {
-                (Some(p), Some(e)) => Some(Identity { project: p.clone(), environment: e.clone(), component: labels.get(COMPONENT_LABEL).cloned() }),
+                (Some(p), Some(e)) => Some(Identity {
+                    project: p.clone(),
+                    environment: e.clone(),
+                    component: labels.get(COMPONENT_LABEL).cloned(),
+                }),
                 _ => None,
             };
             let legacy_component = match &identity {
-                None => name.strip_prefix("rekube.").filter(|c| !c.contains('.') && id == applyset::legacy_id(c)).map(str::to_string),
+                None => name
+                    .strip_prefix("rekube.")
+                    .filter(|c| !c.contains('.') && id == applyset::legacy_id(c))
+                    .map(str::to_string),
                 Some(_) => None,
             };
             let group_kinds = annotations
@@ -150,10 +158,19 @@ pub(crate) async fn parents(client: &Client) -> Result<Vec<Parent>, KubeError> {
 /// The ids of every ApplySet of `project`'s `environment` on the cluster.
 /// `source`: where the spec is, when its project name is implicit (see
 /// [`Desired::explicit_project`]); another spec's ApplySets are refused.
-pub async fn environment_applysets(client: &Client, project: &str, environment: &str, source: Option<&str>) -> Result<Vec<String>, KubeError> {
+pub async fn environment_applysets(
+    client: &Client,
+    project: &str,
+    environment: &str,
+    source: Option<&str>,
+) -> Result<Vec<String>, KubeError> {
     let all = parents(client).await?;
     check_project_source(project, environment, source, &all)?;
-    Ok(all.into_iter().filter(|p| p.identity.as_ref().is_some_and(|i| i.is_in(project, environment))).map(|p| p.id).collect())
+    Ok(all
+        .into_iter()
+        .filter(|p| p.identity.as_ref().is_some_and(|i| i.is_in(project, environment)))
+        .map(|p| p.id)
+        .collect())
 }
 
 pub(crate) fn configmap_resource() -> kube::core::ApiResource {
@@ -161,7 +178,11 @@ pub(crate) fn configmap_resource() -> kube::core::ApiResource {
 }
 
 /// Every live object of one type (all namespaces), by key.
-pub(crate) async fn list_type(client: &Client, r: &Resolved, selector: Option<&str>) -> Result<Vec<DynamicObject>, KubeError> {
+pub(crate) async fn list_type(
+    client: &Client,
+    r: &Resolved,
+    selector: Option<&str>,
+) -> Result<Vec<DynamicObject>, KubeError> {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &r.resource);
     let mut out = Vec::new();
     let mut lp = ListParams::default().limit(500);
@@ -173,7 +194,10 @@ pub(crate) async fn list_type(client: &Client, r: &Resolved, selector: Option<&s
         // Items of a LIST carry no apiVersion/kind: stamp them, or every
         // live object would look anonymous (and unmatched).
         out.extend(page.items.into_iter().map(|mut o| {
-            o.types = Some(kube::core::TypeMeta { api_version: r.resource.api_version.clone(), kind: r.resource.kind.clone() });
+            o.types = Some(kube::core::TypeMeta {
+                api_version: r.resource.api_version.clone(),
+                kind: r.resource.kind.clone(),
+            });
             o
         }));
         match page.metadata.continue_ {
@@ -193,7 +217,17 @@ pub(crate) fn api_for(client: &Client, r: &Resolved, ns: Option<&str>) -> Api<Dy
 
 pub(crate) fn action(op: Op, v: &Value, object: Option<Value>) -> Action {
     let (_, kind, namespace, name) = key_of(v);
-    Action { op, api_version: v["apiVersion"].as_str().unwrap_or_default().to_string(), kind, namespace, name, changes: Vec::new(), object, reverts: Vec::new(), owner: None }
+    Action {
+        op,
+        api_version: v["apiVersion"].as_str().unwrap_or_default().to_string(),
+        kind,
+        namespace,
+        name,
+        changes: Vec::new(),
+        object,
+        reverts: Vec::new(),
+        owner: None,
+    }
 }
 
 fn with_owner(mut a: Action, owner: String) -> Action {
@@ -237,7 +271,12 @@ impl LiveState {
 /// Refuses when this project's name is taken from its directory and the
 /// environment's ApplySets were applied from another spec file: two
 /// unrelated specs in directories of the same name must not share them.
-pub(crate) fn check_project_source(project: &str, environment: &str, source: Option<&str>, parents: &[Parent]) -> Result<(), KubeError> {
+pub(crate) fn check_project_source(
+    project: &str,
+    environment: &str,
+    source: Option<&str>,
+    parents: &[Parent],
+) -> Result<(), KubeError> {
     let Some(source) = source else { return Ok(()) };
     let foreign = parents
         .iter()
@@ -258,12 +297,22 @@ pub(crate) fn check_project_source(project: &str, environment: &str, source: Opt
 pub(crate) async fn load_live(res: &Resolver, want: &Desired<'_>) -> Result<LiveState, KubeError> {
     let client = res.client();
     let live_parents = parents(client).await?;
-    check_project_source(want.project, want.environment, (!want.explicit_project).then_some(want.source), &live_parents)?;
+    check_project_source(
+        want.project,
+        want.environment,
+        (!want.explicit_project).then_some(want.source),
+        &live_parents,
+    )?;
     let platform_crds: BTreeSet<(String, String)> = want
         .rendered
         .objects()
         .filter(|(_, o)| rekube_render::is_crd(o))
-        .map(|(_, o)| (o.value["spec"]["group"].as_str().unwrap_or_default().to_string(), o.value["spec"]["names"]["kind"].as_str().unwrap_or_default().to_string()))
+        .map(|(_, o)| {
+            (
+                o.value["spec"]["group"].as_str().unwrap_or_default().to_string(),
+                o.value["spec"]["names"]["kind"].as_str().unwrap_or_default().to_string(),
+            )
+        })
         .collect();
 
     // Resolve every type in use: desired kinds, and kinds the inventories hold.
@@ -273,7 +322,11 @@ pub(crate) async fn load_live(res: &Resolver, want: &Desired<'_>) -> Result<Live
         if types.contains_key(&gk) {
             continue;
         }
-        match res.resolve(o.api_version(), o.kind()).await.map_err(KubeError::api(format!("discover {}", o.api_version())))? {
+        match res
+            .resolve(o.api_version(), o.kind())
+            .await
+            .map_err(KubeError::api(format!("discover {}", o.api_version())))?
+        {
             Some(r) => {
                 types.insert(gk, r);
             }
@@ -291,9 +344,10 @@ pub(crate) async fn load_live(res: &Resolver, want: &Desired<'_>) -> Result<Live
     for p in live_parents.iter().filter(|p| p.is_own(want)) {
         for gk in &p.group_kinds {
             if !types.contains_key(gk)
-                && let Some(r) = res.resolve_group_kind(gk).await.map_err(KubeError::api(format!("discover {gk}")))? {
-                    types.insert(gk.clone(), r);
-                }
+                && let Some(r) = res.resolve_group_kind(gk).await.map_err(KubeError::api(format!("discover {gk}")))?
+            {
+                types.insert(gk.clone(), r);
+            }
         }
     }
 
@@ -321,9 +375,12 @@ pub async fn managed_objects(res: &Resolver, want: &Desired<'_>) -> Result<Vec<V
     let state = load_live(res, want).await?;
     let ids: BTreeSet<String> = state.own_parents(want).map(|p| p.id.clone()).collect();
     let names: BTreeSet<String> = state.own_parents(want).map(|p| p.name.clone()).collect();
-    let mut out: Vec<Value> = state.live.into_values().filter(|v| applyset::part_of(v).is_some_and(|id| ids.contains(id))).collect();
+    let mut out: Vec<Value> =
+        state.live.into_values().filter(|v| applyset::part_of(v).is_some_and(|id| ids.contains(id))).collect();
     let api: Api<DynamicObject> = Api::namespaced_with(res.client().clone(), PARENT_NAMESPACE, &configmap_resource());
-    for mut p in api.list(&ListParams::default().labels(ID_LABEL)).await.map_err(KubeError::api("list ApplySet parents"))?.items {
+    for mut p in
+        api.list(&ListParams::default().labels(ID_LABEL)).await.map_err(KubeError::api("list ApplySet parents"))?.items
+    {
         if !p.metadata.name.as_ref().is_some_and(|n| names.contains(n)) {
             continue;
         }
@@ -354,7 +411,9 @@ pub async fn health_of(res: &Resolver, want: &Desired<'_>) -> Result<Vec<(String
 /// Whether every manager of a live object is rekube: a pre-0.2 member
 /// Namespace that nobody else ever wrote was created by rekube.
 fn only_rekube_wrote(live: &Value) -> bool {
-    live.pointer("/metadata/managedFields").and_then(Value::as_array).is_some_and(|m| !m.is_empty() && m.iter().all(|e| e["manager"] == FIELD_MANAGER))
+    live.pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .is_some_and(|m| !m.is_empty() && m.iter().all(|e| e["manager"] == FIELD_MANAGER))
 }
 
 /// Whose a live object is, seen from one ApplySet of this environment.
@@ -388,10 +447,16 @@ impl Owners<'_> {
         if is_namespace(live) {
             let name = live.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
             return match part_of {
-                _ if applyset::SYSTEM_NAMESPACES.contains(&name) => Ownership::Use("a system namespace: never a member".into()),
-                Some(p) if p == id || (self.ours.contains(p) && applyset::created_by(live).is_some()) => Ownership::Ours,
+                _ if applyset::SYSTEM_NAMESPACES.contains(&name) => {
+                    Ownership::Use("a system namespace: never a member".into())
+                }
+                Some(p) if p == id || (self.ours.contains(p) && applyset::created_by(live).is_some()) => {
+                    Ownership::Ours
+                }
                 Some(p) if self.legacy.contains(p) && only_rekube_wrote(live) => Ownership::Ours,
-                Some(p) if self.ours.contains(p) || self.legacy.contains(p) => Ownership::Use("existed before rekube applied it: used, never deleted".into()),
+                Some(p) if self.ours.contains(p) || self.legacy.contains(p) => {
+                    Ownership::Use("existed before rekube applied it: used, never deleted".into())
+                }
                 Some(p) => Ownership::Use(format!("created for {}: used, never deleted here", self.describe(p))),
                 None => Ownership::Use(match applyset::foreign_owner(live) {
                     Some(o) => format!("managed by {o}: used, never deleted"),
@@ -421,7 +486,8 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
     let state = load_live(res, want).await?;
     let own: Vec<&Parent> = state.own_parents(want).collect();
     let LiveState { types, live, parents: live_parents } = &state;
-    let wave_of: HashMap<&str, usize> = want.waves.iter().enumerate().flat_map(|(i, w)| w.iter().map(move |c| (c.as_str(), i))).collect();
+    let wave_of: HashMap<&str, usize> =
+        want.waves.iter().enumerate().flat_map(|(i, w)| w.iter().map(move |c| (c.as_str(), i))).collect();
     let scope = Identity::namespaces(want.project, want.environment).scope();
 
     let mut ours: BTreeSet<String> = own.iter().filter(|p| p.identity.is_some()).map(|p| p.id.clone()).collect();
@@ -460,7 +526,9 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
                     Ownership::Use(why) => with_owner(action(Op::Use, &prepared, None), why),
                     Ownership::Conflict(who) => with_owner(action(Op::Conflict, &prepared, None), who),
                     Ownership::Adopt => action(Op::Adopt, &prepared, Some(prepared.clone())),
-                    Ownership::Ours if live_hash(l) == live_hash(&prepared) && subset_matches(&prepared, l) => action(Op::Unchanged, &prepared, None),
+                    Ownership::Ours if live_hash(l) == live_hash(&prepared) && subset_matches(&prepared, l) => {
+                        action(Op::Unchanged, &prepared, None)
+                    }
                     Ownership::Ours => action(Op::Update, &prepared, Some(prepared.clone())),
                 },
             };
@@ -471,14 +539,22 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
         let partial_set = want.partial && identity.component.is_none();
         let prunes = live
             .iter()
-            .filter(|(k, v)| !partial_set && !k.1.is_empty() && !k.3.is_empty() && !desired_all.contains(*k) && applyset::part_of(v) == Some(id.as_str()) && deletable(v))
+            .filter(|(k, v)| {
+                !partial_set
+                    && !k.1.is_empty()
+                    && !k.3.is_empty()
+                    && !desired_all.contains(*k)
+                    && applyset::part_of(v) == Some(id.as_str())
+                    && deletable(v)
+            })
             .map(|(_, v)| action(Op::Delete, v, None));
         actions.extend(deletion_order(prunes));
         // Stable: conflicts, Namespaces, CRDs, everything else in render order, deletes.
         let mut indexed: Vec<(usize, Action)> = actions.into_iter().enumerate().collect();
         indexed.sort_by_key(|(i, a)| (apply_rank(a), *i));
         let wave = wave_of.get(comp.name.as_str()).copied().unwrap_or(0);
-        let legacy_parent = own.iter().find(|p| p.legacy_component.as_deref() == Some(comp.name.as_str())).map(|p| p.name.clone());
+        let legacy_parent =
+            own.iter().find(|p| p.legacy_component.as_deref() == Some(comp.name.as_str())).map(|p| p.name.clone());
         let parent_missing = legacy_parent.is_none()
             && !own.iter().any(|p| p.identity.as_ref() == Some(&identity))
             && indexed.iter().any(|(_, a)| matches!(a.op, Op::Unchanged | Op::Update | Op::Delete));
@@ -497,18 +573,37 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
     let dry_run: Vec<(usize, usize)> = components
         .iter()
         .enumerate()
-        .flat_map(|(ci, c)| c.actions.iter().enumerate().filter(|(_, a)| a.op == Op::Update).map(move |(ai, _)| (ci, ai)))
+        .flat_map(|(ci, c)| {
+            c.actions.iter().enumerate().filter(|(_, a)| a.op == Op::Update).map(move |(ai, _)| (ci, ai))
+        })
         .collect();
 
     // Components of this environment that left the spec: their members go.
     if !want.partial {
-        let mut removed: Vec<(&str, &Parent)> = own.iter().filter_map(|p| p.component_in(want.project, want.environment).map(|c| (c, *p))).filter(|(c, _)| !want.spec_components.contains(*c)).collect();
+        let mut removed: Vec<(&str, &Parent)> = own
+            .iter()
+            .filter_map(|p| p.component_in(want.project, want.environment).map(|c| (c, *p)))
+            .filter(|(c, _)| !want.spec_components.contains(*c))
+            .collect();
         removed.sort_by(|a, b| b.0.cmp(a.0));
         for (name, p) in removed {
             let actions = deletion_order(
-                live.iter().filter(|(k, v)| applyset::part_of(v) == Some(p.id.as_str()) && !desired_all.contains(*k) && deletable(v)).map(|(_, v)| action(Op::Delete, v, None)),
+                live.iter()
+                    .filter(|(k, v)| {
+                        applyset::part_of(v) == Some(p.id.as_str()) && !desired_all.contains(*k) && deletable(v)
+                    })
+                    .map(|(_, v)| action(Op::Delete, v, None)),
             );
-            components.push(ComponentPlan { name: name.to_string(), identity: Identity::component(want.project, want.environment, name), wave: usize::MAX, removed: true, adopt: false, legacy_parent: None, parent_missing: false, actions });
+            components.push(ComponentPlan {
+                name: name.to_string(),
+                identity: Identity::component(want.project, want.environment, name),
+                wave: usize::MAX,
+                removed: true,
+                adopt: false,
+                legacy_parent: None,
+                parent_missing: false,
+                actions,
+            });
         }
     }
 
@@ -524,7 +619,10 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
                 let Some(r) = r else { return Ok((ci, ai, None)) };
                 let api = api_for(client, &r, key.2.as_deref());
                 let pp = PatchParams::apply(FIELD_MANAGER).force().dry_run();
-                let after = api.patch(&key.3, &pp, &Patch::Apply(&obj)).await.map_err(KubeError::api(format!("dry-run apply of {} {}", key.1, key.3)))?;
+                let after = api
+                    .patch(&key.3, &pp, &Patch::Apply(&obj))
+                    .await
+                    .map_err(KubeError::api(format!("dry-run apply of {} {}", key.1, key.3)))?;
                 Ok::<_, KubeError>((ci, ai, Some(serde_json::to_value(&after).expect("serialises"))))
             }
         })
@@ -552,7 +650,12 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
             }
         }
     }
-    Ok(Plan { project: want.project.to_string(), environment: want.environment.to_string(), cluster: want.cluster.to_string(), components })
+    Ok(Plan {
+        project: want.project.to_string(),
+        environment: want.environment.to_string(),
+        cluster: want.cluster.to_string(),
+        components,
+    })
 }
 
 /// Deletes in a stable order, Namespaces last (their contents go first).

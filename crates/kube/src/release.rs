@@ -13,17 +13,30 @@ use crate::{KubeError, Resolver};
 /// Deletes the LoadBalancer Services and Ingresses that are members of one
 /// of `ids` (the ApplySets of the environment going down) and waits until
 /// they are gone; returns `Kind namespace/name` of each.
-pub async fn release_load_balancers(resolver: &Resolver, ids: &[String], timeout: Duration) -> Result<Vec<String>, KubeError> {
+pub async fn release_load_balancers(
+    resolver: &Resolver,
+    ids: &[String],
+    timeout: Duration,
+) -> Result<Vec<String>, KubeError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let lp = ListParams::default().labels(&format!("{} in ({})", rekube_plan::applyset::PART_OF_LABEL, ids.join(",")));
     let mut targets = Vec::new();
-    for (api_version, kind) in [("v1", "Service"), ("networking.k8s.io/v1", "Ingress"), ("networking.k8s.io/v1beta1", "Ingress"), ("extensions/v1beta1", "Ingress")] {
+    for (api_version, kind) in [
+        ("v1", "Service"),
+        ("networking.k8s.io/v1", "Ingress"),
+        ("networking.k8s.io/v1beta1", "Ingress"),
+        ("extensions/v1beta1", "Ingress"),
+    ] {
         if kind == "Ingress" && targets.iter().any(|(k, _, _, _): &(String, _, _, _)| k == "Ingress") {
             continue;
         }
-        let Some(res) = resolver.resolve(api_version, kind).await.map_err(KubeError::api(format!("cannot discover {kind}")))? else { continue };
+        let Some(res) =
+            resolver.resolve(api_version, kind).await.map_err(KubeError::api(format!("cannot discover {kind}")))?
+        else {
+            continue;
+        };
         let api: Api<DynamicObject> = Api::all_with(resolver.client().clone(), &res.resource);
         for o in api.list(&lp).await.map_err(KubeError::api(format!("cannot list {kind}s")))?.items {
             if kind == "Service" && o.data["spec"]["type"] != "LoadBalancer" {
@@ -46,7 +59,10 @@ pub async fn release_load_balancers(resolver: &Resolver, ids: &[String], timeout
         let api: Api<DynamicObject> = Api::namespaced_with(resolver.client().clone(), ns, ar);
         while api.get_opt(name).await.map_err(KubeError::api(format!("cannot read {kind} {name}")))?.is_some() {
             if began.elapsed() > timeout {
-                return Err(KubeError::Stuck(format!("{kind} {ns}/{name} is still there after {}s (a cloud load balancer that will not go?)", timeout.as_secs())));
+                return Err(KubeError::Stuck(format!(
+                    "{kind} {ns}/{name} is still there after {}s (a cloud load balancer that will not go?)",
+                    timeout.as_secs()
+                )));
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }

@@ -144,7 +144,10 @@ pub fn foreign_owner(obj: &serde_json::Value) -> Option<String> {
     if let Some(id) = ann("argocd.argoproj.io/tracking-id") {
         return Some(format!("Argo CD application `{}`", id.split(':').next().unwrap_or(id)));
     }
-    for (key, what) in [("kustomize.toolkit.fluxcd.io/name", "Flux Kustomization"), ("helm.toolkit.fluxcd.io/name", "Flux HelmRelease")] {
+    for (key, what) in [
+        ("kustomize.toolkit.fluxcd.io/name", "Flux Kustomization"),
+        ("helm.toolkit.fluxcd.io/name", "Flux HelmRelease"),
+    ] {
         if let Some(name) = label(key) {
             return Some(format!("{what} `{name}`"));
         }

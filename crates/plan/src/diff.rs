@@ -11,7 +11,9 @@ use crate::normalize::HASH_ANNOTATION;
 /// element by element). Fields the server adds are ignored.
 pub fn subset_matches(desired: &Value, live: &Value) -> bool {
     match (desired, live) {
-        (Value::Object(d), Value::Object(l)) => d.iter().all(|(k, dv)| l.get(k).is_some_and(|lv| subset_matches(dv, lv)) || (dv.is_null() && !l.contains_key(k))),
+        (Value::Object(d), Value::Object(l)) => d
+            .iter()
+            .all(|(k, dv)| l.get(k).is_some_and(|lv| subset_matches(dv, lv)) || (dv.is_null() && !l.contains_key(k))),
         (Value::Array(d), Value::Array(l)) => d.len() == l.len() && d.iter().zip(l).all(|(a, b)| subset_matches(a, b)),
         (Value::Number(a), Value::Number(b)) => a == b || a.as_f64() == b.as_f64(),
         (a, b) => a == b,
@@ -98,7 +100,9 @@ pub const MASK: &str = "(sensitive)";
 /// says whether a value was added, changed or removed.
 pub fn mask_secret(changes: &mut [FieldChange]) {
     for c in changes {
-        let sensitive = c.path.starts_with("data") || c.path.starts_with("stringData") || c.path.contains("last-applied-configuration");
+        let sensitive = c.path.starts_with("data")
+            || c.path.starts_with("stringData")
+            || c.path.contains("last-applied-configuration");
         if sensitive {
             c.before = c.before.as_ref().map(|_| Value::String(MASK.into()));
             c.after = c.after.as_ref().map(|_| Value::String(MASK.into()));
@@ -134,10 +138,12 @@ mod tests {
 
     #[test]
     fn subset_ignores_server_defaults_but_not_changed_values() {
-        let desired = json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "a", "image": "x:1"}]}}}});
+        let desired =
+            json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "a", "image": "x:1"}]}}}});
         let live = json!({"spec": {"replicas": 2, "progressDeadlineSeconds": 600, "template": {"spec": {"containers": [{"name": "a", "image": "x:1", "imagePullPolicy": "IfNotPresent"}]}}}});
         assert!(subset_matches(&desired, &live));
-        let edited = json!({"spec": {"replicas": 5, "template": {"spec": {"containers": [{"name": "a", "image": "x:1"}]}}}});
+        let edited =
+            json!({"spec": {"replicas": 5, "template": {"spec": {"containers": [{"name": "a", "image": "x:1"}]}}}});
         assert!(!subset_matches(&desired, &edited));
     }
 
@@ -146,12 +152,16 @@ mod tests {
         let before = json!({"kind": "Secret", "metadata": {"name": "s", "resourceVersion": "1", "labels": {"app.kubernetes.io/name": "a"}}, "data": {"password": "aHVudGVyMg=="}});
         let after = json!({"kind": "Secret", "metadata": {"name": "s", "resourceVersion": "2", "labels": {"app.kubernetes.io/name": "b"}}, "data": {"password": "c2VjcmV0", "token": "eA=="}});
         let changes = field_diff("Secret", &before, &after);
-        let shown: Vec<String> = changes.iter().map(|c| format!("{}: {:?} -> {:?}", c.path, c.before, c.after)).collect();
-        assert_eq!(shown, [
-            r#"data.password: Some(String("(sensitive)")) -> Some(String("(sensitive)"))"#,
-            r#"data.token: None -> Some(String("(sensitive)"))"#,
-            r#"metadata.labels["app.kubernetes.io/name"]: Some(String("a")) -> Some(String("b"))"#,
-        ]);
+        let shown: Vec<String> =
+            changes.iter().map(|c| format!("{}: {:?} -> {:?}", c.path, c.before, c.after)).collect();
+        assert_eq!(
+            shown,
+            [
+                r#"data.password: Some(String("(sensitive)")) -> Some(String("(sensitive)"))"#,
+                r#"data.token: None -> Some(String("(sensitive)"))"#,
+                r#"metadata.labels["app.kubernetes.io/name"]: Some(String("a")) -> Some(String("b"))"#,
+            ]
+        );
         let text = format!("{changes:?}");
         assert!(!text.contains("aHVudGVyMg") && !text.contains("c2VjcmV0"), "no secret value survives: {text}");
     }

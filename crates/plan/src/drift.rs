@@ -60,7 +60,12 @@ fn render(path: &[Seg]) -> String {
     out
 }
 
-fn walk(applied: &Value, live: Option<&Value>, path: &mut Vec<Seg>, out: &mut Vec<(Vec<Seg>, Option<Value>, Option<Value>)>) {
+fn walk(
+    applied: &Value,
+    live: Option<&Value>,
+    path: &mut Vec<Seg>,
+    out: &mut Vec<(Vec<Seg>, Option<Value>, Option<Value>)>,
+) {
     match (applied, live) {
         (Value::Object(a), Some(Value::Object(l))) => {
             for (k, av) in a {
@@ -96,7 +101,8 @@ fn owns(fields: &Value, path: &[Seg], live: &Value) -> bool {
             let Some(elem) = live.as_array().and_then(|a| a.get(*i)) else { return false };
             for (key, next) in map {
                 let hit = if let Some(k) = key.strip_prefix("k:") {
-                    serde_json::from_str::<serde_json::Map<String, Value>>(k).is_ok_and(|m| m.iter().all(|(mk, mv)| elem.get(mk) == Some(mv)))
+                    serde_json::from_str::<serde_json::Map<String, Value>>(k)
+                        .is_ok_and(|m| m.iter().all(|(mk, mv)| elem.get(mk) == Some(mv)))
                 } else if let Some(v) = key.strip_prefix("v:") {
                     serde_json::from_str::<Value>(v).is_ok_and(|v| &v == elem)
                 } else {
@@ -124,14 +130,25 @@ fn owner(live: &Value, path: &[Seg], own_manager: &str) -> Option<Writer> {
         .max_by_key(|e| e["time"].as_str().unwrap_or_default().to_string())
         .map(|e| {
             let text = |k: &str| e[k].as_str().filter(|s| !s.is_empty()).map(str::to_string);
-            Writer { manager: text("manager").unwrap_or_default(), operation: text("operation").unwrap_or_default(), time: text("time"), subresource: text("subresource") }
+            Writer {
+                manager: text("manager").unwrap_or_default(),
+                operation: text("operation").unwrap_or_default(),
+                time: text("time"),
+                subresource: text("subresource"),
+            }
         })
 }
 
 /// Fields of `live` that differ from `applied`, with who changed them.
 /// `ignore` holds rendered paths (`spec.replicas`) to leave out; Secret
 /// values are masked.
-pub fn object_drift(kind: &str, applied: &Value, live: &Value, own_manager: &str, ignore: &[String]) -> Vec<FieldDrift> {
+pub fn object_drift(
+    kind: &str,
+    applied: &Value,
+    live: &Value,
+    own_manager: &str,
+    ignore: &[String],
+) -> Vec<FieldDrift> {
     let mut raw = Vec::new();
     walk(applied, Some(live), &mut Vec::new(), &mut raw);
     let secret = kind == "Secret";

@@ -30,18 +30,19 @@ pub fn normal_form(obj: &Value) -> Value {
         }
     }
     if kind == "Service"
-        && let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
-            if spec.get("clusterIP").and_then(Value::as_str) != Some("None") {
-                spec.remove("clusterIP");
-                spec.remove("clusterIPs");
-            }
-            spec.remove("healthCheckNodePort");
-            for p in spec.get_mut("ports").and_then(Value::as_array_mut).into_iter().flatten() {
-                if let Some(p) = p.as_object_mut() {
-                    p.remove("nodePort");
-                }
+        && let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut)
+    {
+        if spec.get("clusterIP").and_then(Value::as_str) != Some("None") {
+            spec.remove("clusterIP");
+            spec.remove("clusterIPs");
+        }
+        spec.remove("healthCheckNodePort");
+        for p in spec.get_mut("ports").and_then(Value::as_array_mut).into_iter().flatten() {
+            if let Some(p) = p.as_object_mut() {
+                p.remove("nodePort");
             }
         }
+    }
     v
 }
 

@@ -172,7 +172,8 @@ impl Plan {
     /// Whether applying would change anything.
     pub fn has_changes(&self) -> bool {
         let s = self.summary();
-        s.create + s.update + s.delete + s.adopt > 0 || self.components.iter().any(|c| c.legacy_parent.is_some() || c.parent_missing)
+        s.create + s.update + s.delete + s.adopt > 0
+            || self.components.iter().any(|c| c.legacy_parent.is_some() || c.parent_missing)
     }
 
     /// Objects owned by someone else: apply refuses the whole plan.
@@ -182,6 +183,9 @@ impl Plan {
 
     /// Adoptions that are not allowed: apply refuses the whole plan.
     pub fn unapproved_adoptions(&self) -> impl Iterator<Item = (&ComponentPlan, &Action)> {
-        self.components.iter().filter(|c| !c.adopt).flat_map(|c| c.actions.iter().filter(|a| a.op == Op::Adopt).map(move |a| (c, a)))
+        self.components
+            .iter()
+            .filter(|c| !c.adopt)
+            .flat_map(|c| c.actions.iter().filter(|a| a.op == Op::Adopt).map(move |a| (c, a)))
     }
 }

@@ -20,14 +20,15 @@ pub fn default_port_protocols(v: &mut Value) {
         Value::Object(map) => {
             for (k, child) in map.iter_mut() {
                 if k == "ports"
-                    && let Value::Array(items) = child {
-                        for item in items.iter_mut().filter_map(Value::as_object_mut) {
-                            let is_port = item.contains_key("port") || item.contains_key("containerPort");
-                            if is_port && !item.contains_key("protocol") {
-                                item.insert("protocol".into(), Value::String("TCP".into()));
-                            }
+                    && let Value::Array(items) = child
+                {
+                    for item in items.iter_mut().filter_map(Value::as_object_mut) {
+                        let is_port = item.contains_key("port") || item.contains_key("containerPort");
+                        if is_port && !item.contains_key("protocol") {
+                            item.insert("protocol".into(), Value::String("TCP".into()));
                         }
                     }
+                }
                 default_port_protocols(child);
             }
         }
@@ -77,7 +78,8 @@ pub fn prepare_for(desired: &Value, identity: &applyset::Identity) -> Value {
         return prepare(desired, &identity.id());
     }
     let mut v = desired.clone();
-    entry(metadata(&mut v), "annotations").insert(applyset::CREATED_BY_ANNOTATION.into(), Value::String(identity.scope()));
+    entry(metadata(&mut v), "annotations")
+        .insert(applyset::CREATED_BY_ANNOTATION.into(), Value::String(identity.scope()));
     prepare(&v, &identity.id())
 }
 
@@ -156,11 +158,20 @@ mod tests {
 
     #[test]
     fn prepare_labels_and_hashes_stably() {
-        let a = prepare(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "1"}}), "applyset-abc-v1");
-        let b = prepare(&json!({"kind": "ConfigMap", "apiVersion": "v1", "data": {"a": "1"}, "metadata": {"name": "x"}}), "applyset-abc-v1");
+        let a = prepare(
+            &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "1"}}),
+            "applyset-abc-v1",
+        );
+        let b = prepare(
+            &json!({"kind": "ConfigMap", "apiVersion": "v1", "data": {"a": "1"}, "metadata": {"name": "x"}}),
+            "applyset-abc-v1",
+        );
         assert_eq!(a, b, "key order does not matter");
         assert_eq!(a["metadata"]["labels"][crate::applyset::PART_OF_LABEL], "applyset-abc-v1");
-        let c = prepare(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "2"}}), "applyset-abc-v1");
+        let c = prepare(
+            &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "2"}}),
+            "applyset-abc-v1",
+        );
         assert_ne!(live_hash(&a), live_hash(&c));
     }
 

@@ -94,11 +94,16 @@ impl Helm {
     }
 
     async fn run(&self, mut cmd: Command, what: &str) -> Result<String, RenderError> {
-        let out = cmd.output().await.map_err(|e| RenderError::ToolMissing { tool: "helm".into(), detail: e.to_string() })?;
+        let out =
+            cmd.output().await.map_err(|e| RenderError::ToolMissing { tool: "helm".into(), detail: e.to_string() })?;
         if !out.status.success() {
-            return Err(RenderError::Helm { what: what.to_string(), stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() });
+            return Err(RenderError::Helm {
+                what: what.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
         }
-        String::from_utf8(out.stdout).map_err(|_| RenderError::Helm { what: what.to_string(), stderr: "output is not UTF-8".into() })
+        String::from_utf8(out.stdout)
+            .map_err(|_| RenderError::Helm { what: what.to_string(), stderr: "output is not UTF-8".into() })
     }
 
     /// `helm template`.
@@ -113,7 +118,11 @@ impl Helm {
         api_versions: &[String],
     ) -> Result<String, RenderError> {
         let mut cmd = self.command();
-        cmd.arg("template").arg(release).arg(chart).args(["--namespace", namespace, "--include-crds", "-f"]).arg(values);
+        cmd.arg("template")
+            .arg(release)
+            .arg(chart)
+            .args(["--namespace", namespace, "--include-crds", "-f"])
+            .arg(values);
         if let Some(v) = kube_version {
             cmd.args(["--kube-version", v]);
         }
@@ -138,7 +147,10 @@ impl Helm {
             .map_err(|e| RenderError::Io { path: dest.to_path_buf(), source: e })?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "tgz"));
-        found.next().ok_or_else(|| RenderError::Helm { what: format!("helm pull {name} {version}"), stderr: "no chart archive was written".into() })
+        found.next().ok_or_else(|| RenderError::Helm {
+            what: format!("helm pull {name} {version}"),
+            stderr: "no chart archive was written".into(),
+        })
     }
 
     /// The exact version `helm show chart` picks for a constraint (`latest`: newest stable).
@@ -157,7 +169,10 @@ impl Helm {
         text.lines()
             .find_map(|l| l.strip_prefix("version:"))
             .map(|v| v.trim().trim_matches('"').to_string())
-            .ok_or_else(|| RenderError::Helm { what: format!("helm show chart {name}"), stderr: "Chart.yaml has no version".into() })
+            .ok_or_else(|| RenderError::Helm {
+                what: format!("helm show chart {name}"),
+                stderr: "Chart.yaml has no version".into(),
+            })
     }
 }
 
@@ -197,7 +212,14 @@ impl ChartCache {
     /// digest is known (from the lock, or from an earlier download), else
     /// downloaded with helm. A download whose digest differs from `expected`
     /// is refused.
-    pub async fn fetch(&self, helm: &Helm, repo: &str, name: &str, version: &str, expected: Option<&str>) -> Result<(PathBuf, String), RenderError> {
+    pub async fn fetch(
+        &self,
+        helm: &Helm,
+        repo: &str,
+        name: &str,
+        version: &str,
+        expected: Option<&str>,
+    ) -> Result<(PathBuf, String), RenderError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| RenderError::Io { path, source }
@@ -216,9 +238,14 @@ impl ChartCache {
         let bytes = std::fs::read(&pulled).map_err(io(&pulled))?;
         let digest = sha256(&bytes);
         if let Some(want) = expected
-            && want != digest {
-                return Err(RenderError::DigestMismatch { chart: format!("{name} {version} from {repo}"), locked: want.to_string(), got: digest });
-            }
+            && want != digest
+        {
+            return Err(RenderError::DigestMismatch {
+                chart: format!("{name} {version} from {repo}"),
+                locked: want.to_string(),
+                got: digest,
+            });
+        }
         let path = self.archive(&digest);
         std::fs::rename(&pulled, &path).map_err(io(&path))?;
         self.remember(key, &digest).map_err(io(&self.dir))?;
@@ -247,9 +274,10 @@ impl RenderCache {
     pub fn put(&self, key: &str, text: &str) {
         if std::fs::create_dir_all(&self.dir).is_ok()
             && let Ok(tmp) = tempfile::NamedTempFile::new_in(&self.dir)
-                && std::fs::write(tmp.path(), text).is_ok() {
-                    let _ = tmp.persist(self.dir.join(format!("{key}.yaml")));
-                }
+            && std::fs::write(tmp.path(), text).is_ok()
+        {
+            let _ = tmp.persist(self.dir.join(format!("{key}.yaml")));
+        }
     }
 }
 

@@ -138,7 +138,12 @@ pub(crate) fn shown(loaded: &Loaded, rel: &Path) -> PathBuf {
 }
 
 /// Renders environment `env`. `Err(Invalid)` lists every problem found.
-pub async fn render(loaded: &Loaded, env: &str, lock: Option<&LockFile>, opts: &RenderOptions) -> Result<Rendered, RenderError> {
+pub async fn render(
+    loaded: &Loaded,
+    env: &str,
+    lock: Option<&LockFile>,
+    opts: &RenderOptions,
+) -> Result<Rendered, RenderError> {
     let order: Vec<String> = rekube_spec::graph::waves(&loaded.spec)
         .into_iter()
         .flatten()
@@ -217,22 +222,49 @@ fn finish(components: &mut Vec<ComponentOutput>, diags: &mut Vec<Diagnostic>) ->
                 Scope::Namespaced if obj.namespace().is_none() => match &comp.namespace {
                     Some(ns) => obj.set_namespace(ns),
                     None => diags.push(
-                        Diagnostic::new(&obj.origin.file, None, Some(rekube_spec::Pos { line: obj.origin.line, column: 1 }), format!("{kind} `{}` is namespaced but has no namespace, and component `{}` declares none", obj.name(), comp.name))
-                            .hint(format!("add `namespace:` to component `{}`, or `metadata.namespace` to the object", comp.name)),
+                        Diagnostic::new(
+                            &obj.origin.file,
+                            None,
+                            Some(rekube_spec::Pos { line: obj.origin.line, column: 1 }),
+                            format!(
+                                "{kind} `{}` is namespaced but has no namespace, and component `{}` declares none",
+                                obj.name(),
+                                comp.name
+                            ),
+                        )
+                        .hint(format!(
+                            "add `namespace:` to component `{}`, or `metadata.namespace` to the object",
+                            comp.name
+                        )),
                     ),
                 },
                 Scope::Unknown if !BUILTIN_GROUPS.contains(&group.as_str()) => warnings.push(
-                    Diagnostic::new(&obj.origin.file, None, Some(rekube_spec::Pos { line: obj.origin.line, column: 1 }), format!("{kind}.{group} `{}`: no component defines its CustomResourceDefinition", obj.name()))
-                        .hint("it must already exist on the cluster; `rekube plan` checks it there")
-                        .warning(),
+                    Diagnostic::new(
+                        &obj.origin.file,
+                        None,
+                        Some(rekube_spec::Pos { line: obj.origin.line, column: 1 }),
+                        format!("{kind}.{group} `{}`: no component defines its CustomResourceDefinition", obj.name()),
+                    )
+                    .hint("it must already exist on the cluster; `rekube plan` checks it there")
+                    .warning(),
                 ),
                 _ => {}
             }
             let key = obj.key();
             if let Some((other, origin)) = seen.get(&key) {
                 diags.push(
-                    Diagnostic::new(&obj.origin.file, None, Some(rekube_spec::Pos { line: obj.origin.line, column: 1 }), format!("{key} is rendered twice: by component `{}` and by component `{other}` ({}:{})", comp.name, origin.file.display(), origin.line))
-                        .hint("an object may belong to one component only; remove it from one of them"),
+                    Diagnostic::new(
+                        &obj.origin.file,
+                        None,
+                        Some(rekube_spec::Pos { line: obj.origin.line, column: 1 }),
+                        format!(
+                            "{key} is rendered twice: by component `{}` and by component `{other}` ({}:{})",
+                            comp.name,
+                            origin.file.display(),
+                            origin.line
+                        ),
+                    )
+                    .hint("an object may belong to one component only; remove it from one of them"),
                 );
             } else {
                 seen.insert(key, (comp.name.clone(), obj.origin.clone()));
@@ -243,14 +275,19 @@ fn finish(components: &mut Vec<ComponentOutput>, diags: &mut Vec<Diagnostic>) ->
         // to the environment's namespace set, not to the component: two
         // components may share it, and either may be applied alone.
         if let Some(ns) = &comp.namespace
-            && !declared_ns.contains(ns) && !generated_ns.iter().any(|o| o.name() == ns) {
-                let value = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-                let origin = Origin { file: PathBuf::from(format!("(namespace of component `{}`)", comp.name)), line: 1 };
-                generated_ns.push(Object { value, origin });
-            }
+            && !declared_ns.contains(ns)
+            && !generated_ns.iter().any(|o| o.name() == ns)
+        {
+            let value = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            let origin = Origin { file: PathBuf::from(format!("(namespace of component `{}`)", comp.name)), line: 1 };
+            generated_ns.push(Object { value, origin });
+        }
     }
     if !generated_ns.is_empty() {
-        components.insert(0, ComponentOutput { name: NAMESPACES.to_string(), namespace: None, objects: generated_ns, cached: false });
+        components.insert(
+            0,
+            ComponentOutput { name: NAMESPACES.to_string(), namespace: None, objects: generated_ns, cached: false },
+        );
     }
     warnings
 }

@@ -167,10 +167,14 @@ pub fn parse_stream(text: &str, source: &StreamSource<'_>, diags: &mut Vec<Diagn
         let (file, doc_text, base): (PathBuf, &str, u64) = match source {
             StreamSource::File(p) => (p.to_path_buf(), text, doc.start_line - 1),
             StreamSource::Helm { component } => match doc.helm_source {
-                Some(src) => (PathBuf::from(format!("{src} (rendered by helm for component `{component}`)")), doc.text, 0),
+                Some(src) => {
+                    (PathBuf::from(format!("{src} (rendered by helm for component `{component}`)")), doc.text, 0)
+                }
                 None => (PathBuf::from(format!("helm output for component `{component}`")), doc.text, 0),
             },
-            StreamSource::Kustomize(dir) => (PathBuf::from(format!("{} (rendered by kustomize)", dir.display())), text, doc.start_line - 1),
+            StreamSource::Kustomize(dir) => {
+                (PathBuf::from(format!("{} (rendered by kustomize)", dir.display())), text, doc.start_line - 1)
+            }
         };
         let shift = |p: Option<Pos>| p.map(|p| Pos { line: p.line + base, column: p.column });
         let value: Value = match serde_saphyr::from_str_with_options(doc.text, yaml_options()) {
@@ -186,24 +190,36 @@ pub fn parse_stream(text: &str, source: &StreamSource<'_>, diags: &mut Vec<Diagn
         if value.is_null() {
             continue; // empty document, or comments only (Helm emits these)
         }
-        let first_line = doc.text.lines().position(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')).unwrap_or(0) as u64 + 1;
+        let first_line =
+            doc.text.lines().position(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')).unwrap_or(0) as u64
+                + 1;
         let doc_pos = Some(Pos { line: first_line + base, column: 1 });
         let diag = |pos: Option<Pos>, msg: String| Diagnostic::new(&file, Some(doc_text), pos, msg);
         let Value::Object(map) = &value else {
-            diags.push(diag(doc_pos, "a manifest must be a mapping (an object with apiVersion, kind and metadata)".into())
-                .hint("remove the stray list or scalar, or indent it under a key"));
+            diags.push(
+                diag(doc_pos, "a manifest must be a mapping (an object with apiVersion, kind and metadata)".into())
+                    .hint("remove the stray list or scalar, or indent it under a key"),
+            );
             continue;
         };
         let head: Option<Head> = serde_saphyr::from_str(doc.text).ok();
-        let head_pos = |f: fn(&Head) -> Option<serde_saphyr::Location>| shift(head.as_ref().and_then(f).and_then(Pos::from_location));
+        let head_pos = |f: fn(&Head) -> Option<serde_saphyr::Location>| {
+            shift(head.as_ref().and_then(f).and_then(Pos::from_location))
+        };
         if !map.get("apiVersion").is_some_and(Value::is_string) {
             let pos = head_pos(|h| h.api_version.as_ref().map(|s| s.referenced)).or(doc_pos);
-            diags.push(diag(pos, "manifest has no `apiVersion`".into()).hint("every object needs `apiVersion`, `kind` and `metadata.name`, e.g. `apiVersion: v1`"));
+            diags.push(
+                diag(pos, "manifest has no `apiVersion`".into())
+                    .hint("every object needs `apiVersion`, `kind` and `metadata.name`, e.g. `apiVersion: v1`"),
+            );
             continue;
         }
         if !map.get("kind").is_some_and(Value::is_string) {
             let pos = head_pos(|h| h.kind.as_ref().map(|s| s.referenced)).or(doc_pos);
-            diags.push(diag(pos, "manifest has no `kind`".into()).hint("every object needs `apiVersion`, `kind` and `metadata.name`, e.g. `kind: ConfigMap`"));
+            diags.push(
+                diag(pos, "manifest has no `kind`".into())
+                    .hint("every object needs `apiVersion`, `kind` and `metadata.name`, e.g. `kind: ConfigMap`"),
+            );
             continue;
         }
         let origin = Origin { file: file.clone(), line: doc_pos.map_or(1, |p| p.line) };
@@ -234,27 +250,56 @@ pub fn parse_stream(text: &str, source: &StreamSource<'_>, diags: &mut Vec<Diagn
 
 /// Kinds that are cluster-scoped in every Kubernetes the project targets.
 const CLUSTER_SCOPED: &[(&str, &str)] = &[
-    ("", "Namespace"), ("", "Node"), ("", "PersistentVolume"), ("", "ComponentStatus"),
-    ("rbac.authorization.k8s.io", "ClusterRole"), ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
-    ("apiextensions.k8s.io", "CustomResourceDefinition"), ("apiregistration.k8s.io", "APIService"),
-    ("storage.k8s.io", "StorageClass"), ("storage.k8s.io", "CSIDriver"), ("storage.k8s.io", "CSINode"),
-    ("storage.k8s.io", "VolumeAttachment"), ("scheduling.k8s.io", "PriorityClass"),
+    ("", "Namespace"),
+    ("", "Node"),
+    ("", "PersistentVolume"),
+    ("", "ComponentStatus"),
+    ("rbac.authorization.k8s.io", "ClusterRole"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+    ("apiextensions.k8s.io", "CustomResourceDefinition"),
+    ("apiregistration.k8s.io", "APIService"),
+    ("storage.k8s.io", "StorageClass"),
+    ("storage.k8s.io", "CSIDriver"),
+    ("storage.k8s.io", "CSINode"),
+    ("storage.k8s.io", "VolumeAttachment"),
+    ("scheduling.k8s.io", "PriorityClass"),
     ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
     ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
     ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
     ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"),
-    ("networking.k8s.io", "IngressClass"), ("node.k8s.io", "RuntimeClass"),
-    ("policy", "PodSecurityPolicy"), ("certificates.k8s.io", "CertificateSigningRequest"),
-    ("flowcontrol.apiserver.k8s.io", "FlowSchema"), ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration"),
+    ("networking.k8s.io", "IngressClass"),
+    ("node.k8s.io", "RuntimeClass"),
+    ("policy", "PodSecurityPolicy"),
+    ("certificates.k8s.io", "CertificateSigningRequest"),
+    ("flowcontrol.apiserver.k8s.io", "FlowSchema"),
+    ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration"),
 ];
 
 /// API groups built into the API server (objects of other groups need a CRD).
 pub const BUILTIN_GROUPS: &[&str] = &[
-    "", "apps", "batch", "autoscaling", "policy", "extensions", "rbac.authorization.k8s.io",
-    "networking.k8s.io", "storage.k8s.io", "apiextensions.k8s.io", "apiregistration.k8s.io",
-    "admissionregistration.k8s.io", "certificates.k8s.io", "coordination.k8s.io", "discovery.k8s.io",
-    "events.k8s.io", "flowcontrol.apiserver.k8s.io", "node.k8s.io", "scheduling.k8s.io",
-    "authentication.k8s.io", "authorization.k8s.io", "internal.apiserver.k8s.io", "resource.k8s.io",
+    "",
+    "apps",
+    "batch",
+    "autoscaling",
+    "policy",
+    "extensions",
+    "rbac.authorization.k8s.io",
+    "networking.k8s.io",
+    "storage.k8s.io",
+    "apiextensions.k8s.io",
+    "apiregistration.k8s.io",
+    "admissionregistration.k8s.io",
+    "certificates.k8s.io",
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+    "events.k8s.io",
+    "flowcontrol.apiserver.k8s.io",
+    "node.k8s.io",
+    "scheduling.k8s.io",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
+    "internal.apiserver.k8s.io",
+    "resource.k8s.io",
 ];
 
 /// Whether objects of a kind live in namespaces, as far as is known offline.
@@ -318,7 +363,11 @@ mod tests {
     #[test]
     fn octal_file_modes_stay_octal_like_kubectl() {
         let mut d = Vec::new();
-        let objs = parse_stream("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {mode: 0755}\n", &StreamSource::File(Path::new("p.yaml")), &mut d);
+        let objs = parse_stream(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {mode: 0755}\n",
+            &StreamSource::File(Path::new("p.yaml")),
+            &mut d,
+        );
         assert_eq!(objs[0].value["spec"]["mode"], 493);
     }
 }

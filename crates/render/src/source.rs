@@ -84,21 +84,21 @@ async fn kustomize(ctx: &Ctx<'_>, dir: &Path, shown_dir: &Path) -> Result<Raw, R
     let key = render_key(&["kustomize", &digest]);
     let cache = RenderCache::new(&ctx.opts.cache_dir);
     if ctx.opts.use_cache
-        && let Some(text) = cache.get(&key) {
-            return Ok(Raw { streams: vec![(text, Src::Kustomize(shown_dir.to_path_buf()))], cached: true });
-        }
+        && let Some(text) = cache.get(&key)
+    {
+        return Ok(Raw { streams: vec![(text, Src::Kustomize(shown_dir.to_path_buf()))], cached: true });
+    }
     let bin = find_tool(&ctx.opts.cache_dir, ctx.opts.kubectl.as_deref(), "REKUBE_KUBECTL", "kubectl");
-    let out = Command::new(&bin)
-        .arg("kustomize")
-        .arg(dir)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| RenderError::ToolMissing { tool: "kubectl".into(), detail: format!("{}: {e}", bin.display()) })?;
+    let out =
+        Command::new(&bin).arg("kustomize").arg(dir).kill_on_drop(true).output().await.map_err(|e| {
+            RenderError::ToolMissing { tool: "kubectl".into(), detail: format!("{}: {e}", bin.display()) }
+        })?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        return Err(RenderError::Invalid(Diagnostics(vec![Diagnostic::new(shown_dir, None, None, format!("kustomize failed: {stderr}"))
-            .hint("run `kubectl kustomize` on this directory to see the problem")])));
+        return Err(RenderError::Invalid(Diagnostics(vec![
+            Diagnostic::new(shown_dir, None, None, format!("kustomize failed: {stderr}"))
+                .hint("run `kubectl kustomize` on this directory to see the problem"),
+        ])));
     }
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if ctx.opts.use_cache {
@@ -119,24 +119,39 @@ async fn chart_output(ctx: &Ctx<'_>, name: &str, chart: &rekube_spec::model::Cha
         }
         (None, Some(repo), Some(chart_name)) => {
             let entry = ctx.lock.and_then(|l| l.charts.get(name));
-            let version = entry.map(|e| e.version.clone()).or_else(|| chart.version.as_ref().map(|v| v.value.clone())).unwrap_or_default();
+            let version = entry
+                .map(|e| e.version.clone())
+                .or_else(|| chart.version.as_ref().map(|v| v.value.clone()))
+                .unwrap_or_default();
             let cache = ChartCache::new(&ctx.opts.cache_dir);
-            let (path, digest) = cache.fetch(helm, &repo.value, &chart_name.value, &version, entry.map(|e| e.digest.as_str())).await?;
+            let (path, digest) =
+                cache.fetch(helm, &repo.value, &chart_name.value, &version, entry.map(|e| e.digest.as_str())).await?;
             (path, digest, None)
         }
         _ => unreachable!("validated: a chart has a path or a repo and name"),
     };
-    let values = values::component_values(ctx.loaded, ctx.env, name).map_err(|d| RenderError::Invalid(Diagnostics(d)))?;
+    let values =
+        values::component_values(ctx.loaded, ctx.env, name).map_err(|d| RenderError::Invalid(Diagnostics(d)))?;
     let values_json = serde_json::to_string(&values).expect("values serialise");
     let namespace = comp.namespace.as_ref().map_or("default", |n| n.value.as_str());
     let kube_version = ctx.opts.kube_version.as_deref();
     let api_versions = ctx.opts.api_versions.join(",");
-    let key = render_key(&["helm", &helm.version, &digest, name, namespace, &values_json, kube_version.unwrap_or(""), &api_versions]);
+    let key = render_key(&[
+        "helm",
+        &helm.version,
+        &digest,
+        name,
+        namespace,
+        &values_json,
+        kube_version.unwrap_or(""),
+        &api_versions,
+    ]);
     let cache = RenderCache::new(&ctx.opts.cache_dir);
     if ctx.opts.use_cache
-        && let Some(text) = cache.get(&key) {
-            return Ok(Raw { streams: vec![(text, Src::Helm)], cached: true });
-        }
+        && let Some(text) = cache.get(&key)
+    {
+        return Ok(Raw { streams: vec![(text, Src::Helm)], cached: true });
+    }
     let values_file = tempfile::Builder::new().suffix(".json").tempfile().map_err(io(Path::new("values.json")))?;
     std::fs::write(values_file.path(), &values_json).map_err(io(values_file.path()))?;
     let text = helm
@@ -173,7 +188,12 @@ fn template_diagnostic(loaded: &Loaded, comp: &str, chart_dir: Option<&Path>, er
         file.contains("/templates/").then(|| (file.to_string(), Pos { line, column }))
     });
     let Some((file, pos)) = located else {
-        return RenderError::Invalid(Diagnostics(vec![Diagnostic::new(Path::new(&format!("component `{comp}`")), None, None, format!("helm template failed: {msg}"))]));
+        return RenderError::Invalid(Diagnostics(vec![Diagnostic::new(
+            Path::new(&format!("component `{comp}`")),
+            None,
+            None,
+            format!("helm template failed: {msg}"),
+        )]));
     };
     // "hello/templates/x.yaml" is relative to the chart's parent directory.
     let (path, source) = match chart_dir {
@@ -188,8 +208,14 @@ fn template_diagnostic(loaded: &Loaded, comp: &str, chart_dir: Option<&Path>, er
     };
     let _ = loaded;
     // The position is shown by the diagnostic; keep the cause in the message.
-    let cause = msg.replace("template: ", "").replace(&format!("{file}:{}:{}", pos.line, pos.column), "").replace(&format!(" at ({file}:{})", pos.line), "");
+    let cause = msg
+        .replace("template: ", "")
+        .replace(&format!("{file}:{}:{}", pos.line, pos.column), "")
+        .replace(&format!(" at ({file}:{})", pos.line), "");
     let cause = cause.trim_start_matches([':', ' ']).to_string();
-    RenderError::Invalid(Diagnostics(vec![Diagnostic::new(&path, source.as_deref(), Some(pos), format!("helm template failed: {cause}"))
-        .hint(format!("check the values given to component `{comp}`; `rekube render --component {comp}` shows them applied"))]))
+    RenderError::Invalid(Diagnostics(vec![
+        Diagnostic::new(&path, source.as_deref(), Some(pos), format!("helm template failed: {cause}")).hint(format!(
+            "check the values given to component `{comp}`; `rekube render --component {comp}` shows them applied"
+        )),
+    ]))
 }

@@ -31,12 +31,18 @@ pub fn merge(base: &mut Value, over: Value) {
 pub fn read_values_file(path: &Path, shown: &Path) -> Result<Value, Diagnostic> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Diagnostic::new(shown, None, None, format!("cannot read values file: {e}")))?;
-    let v: Value = serde_saphyr::from_str_with_options(&text, yaml_options()).map_err(|e| yaml_diagnostic(shown, &text, &e))?;
+    let v: Value =
+        serde_saphyr::from_str_with_options(&text, yaml_options()).map_err(|e| yaml_diagnostic(shown, &text, &e))?;
     match v {
         Value::Object(_) => Ok(v),
         Value::Null => Ok(Value::Object(Map::new())),
-        _ => Err(Diagnostic::new(shown, Some(&text), Some(Pos { line: 1, column: 1 }), "a values file must be a mapping at the top level")
-            .hint("write `key: value` pairs, e.g. `replicas: 2`")),
+        _ => Err(Diagnostic::new(
+            shown,
+            Some(&text),
+            Some(Pos { line: 1, column: 1 }),
+            "a values file must be a mapping at the top level",
+        )
+        .hint("write `key: value` pairs, e.g. `replicas: 2`")),
     }
 }
 

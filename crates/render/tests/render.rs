@@ -19,7 +19,9 @@ fn hello_version(dir: &Path, version: &str, marker: &str) -> PathBuf {
     for f in ["values.yaml", "templates/deployment.yaml", "templates/service.yaml", "templates/configmap.yaml"] {
         std::fs::copy(hello_chart().join(f), chart.join(f)).unwrap();
     }
-    let chart_yaml = std::fs::read_to_string(hello_chart().join("Chart.yaml")).unwrap().replace("version: 0.1.0", &format!("version: {version}"));
+    let chart_yaml = std::fs::read_to_string(hello_chart().join("Chart.yaml"))
+        .unwrap()
+        .replace("version: 0.1.0", &format!("version: {version}"));
     std::fs::write(chart.join("Chart.yaml"), chart_yaml).unwrap();
     let cm = std::fs::read_to_string(chart.join("templates/configmap.yaml")).unwrap();
     std::fs::write(chart.join("templates/configmap.yaml"), format!("{cm}  marker: {marker}\n")).unwrap();
@@ -36,20 +38,32 @@ fn write(dir: &Path, rel: &str, text: &str) {
 fn platform(repo_url: &str, constraint: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write(d, "rekube.yaml", &format!(
-        "clusters:\n  dev: {{ provider: local }}\n\
+    write(
+        d,
+        "rekube.yaml",
+        &format!(
+            "clusters:\n  dev: {{ provider: local }}\n\
          components:\n\
          \x20 published:\n    chart: {{ repo: {repo_url}, name: hello, version: \"{constraint}\" }}\n    namespace: pub\n    values: [values/pub.yaml, {{ message: inline }}]\n\
          \x20 local:\n    chart: {{ path: {} }}\n    namespace: loc\n\
          \x20 plain:\n    manifests: ./plain\n    namespace: plain\n    needs: [published]\n\
          \x20 kust:\n    manifests: ./kust\n    needs: [plain]\n\
          environments:\n  dev:\n    cluster: dev\n    components:\n      published: {{ values: [values/pub-dev.yaml] }}\n    values: {{ published.replicas: 5 }}\n",
-        hello_chart().display()
-    ));
+            hello_chart().display()
+        ),
+    );
     write(d, "values/pub.yaml", "replicas: 2\nmessage: from-file\nimage:\n  tag: \"1.0\"\n");
     write(d, "values/pub-dev.yaml", "image:\n  tag: \"2.0\"\n");
-    write(d, "plain/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain-a\ndata:\n  mode: 0755\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: plain-b\nstringData:\n  password: hunter2\n");
-    write(d, "plain/sub/c.yml", "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: plain-reader\nrules: []\n");
+    write(
+        d,
+        "plain/a.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain-a\ndata:\n  mode: 0755\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: plain-b\nstringData:\n  password: hunter2\n",
+    );
+    write(
+        d,
+        "plain/sub/c.yml",
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: plain-reader\nrules: []\n",
+    );
     write(d, "kust/kustomization.yaml", "namespace: kust\nnamePrefix: k-\nresources: [cm.yaml]\n");
     write(d, "kust/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: b\n");
     dir
@@ -69,7 +83,6 @@ fn options(cache: &Path) -> RenderOptions {
 }
 
 fn load(dir: &Path) -> Loaded {
-    
     rekube_spec::load(&dir.join("rekube.yaml")).unwrap()
 }
 
@@ -109,22 +122,39 @@ async fn renders_every_source_with_values_layered_in_order() {
 
     let r = rekube_render::render(&loaded, "dev", Some(&lock), &options(cache.path())).await.unwrap();
     let order: Vec<&str> = r.components.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(order, [rekube_render::NAMESPACES, "local", "published", "plain", "kust"], "the namespace set, then dependency order, independent ones by name");
+    assert_eq!(
+        order,
+        [rekube_render::NAMESPACES, "local", "published", "plain", "kust"],
+        "the namespace set, then dependency order, independent ones by name"
+    );
 
     let deploy = find(&r, "Deployment", "published");
     assert_eq!(deploy["spec"]["replicas"], 5, "the environment's inline override wins");
-    assert_eq!(deploy["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:2.0", "the environment's file beats the component's");
+    assert_eq!(
+        deploy["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:2.0",
+        "the environment's file beats the component's"
+    );
     assert_eq!(deploy["metadata"]["namespace"], "pub", "namespaced objects get the component's namespace");
-    assert_eq!(find(&r, "ConfigMap", "published-content")["data"]["index.html"], "inline", "inline component values beat its file");
+    assert_eq!(
+        find(&r, "ConfigMap", "published-content")["data"]["index.html"],
+        "inline",
+        "inline component values beat its file"
+    );
     assert_eq!(find(&r, "Deployment", "local")["spec"]["replicas"], 1, "chart defaults where nothing overrides");
     assert_eq!(find(&r, "ConfigMap", "plain-a")["data"]["mode"], 493, "0755 is octal, as kubectl reads it");
-    assert!(find(&r, "ClusterRole", "plain-reader")["metadata"].get("namespace").is_none(), "cluster-scoped objects get no namespace");
+    assert!(
+        find(&r, "ClusterRole", "plain-reader")["metadata"].get("namespace").is_none(),
+        "cluster-scoped objects get no namespace"
+    );
     assert_eq!(find(&r, "ConfigMap", "k-settings")["metadata"]["namespace"], "kust", "kustomize ran");
     for ns in ["pub", "loc", "plain"] {
         find(&r, "Namespace", ns);
     }
     let set: Vec<&str> = r.components[0].objects.iter().map(|o| o.name()).collect();
-    assert!(["pub", "loc", "plain"].iter().all(|ns| set.contains(ns)), "components' namespaces belong to the namespace set: {set:?}");
+    assert!(
+        ["pub", "loc", "plain"].iter().all(|ns| set.contains(ns)),
+        "components' namespaces belong to the namespace set: {set:?}"
+    );
     assert!(r.components[0].objects[0].kind() == "Namespace", "a component's namespace comes first");
 
     // A second render needs no network: the chart comes from the cache by digest.
@@ -138,7 +168,11 @@ async fn renders_every_source_with_values_layered_in_order() {
     // And with the render cache, helm is not even run for unchanged inputs.
     let warm = rekube_render::render(&loaded, "dev", Some(&lock), &options(cache.path())).await.unwrap();
     let cached: Vec<&str> = warm.components.iter().filter(|c| c.cached).map(|c| c.name.as_str()).collect();
-    assert_eq!(cached, ["local", "published", "kust"], "helm and kustomize output from the render cache (plain files are just read)");
+    assert_eq!(
+        cached,
+        ["local", "published", "kust"],
+        "helm and kustomize output from the render cache (plain files are just read)"
+    );
     let values = |r: &Rendered| r.objects().map(|(c, o)| (c.to_string(), o.value.clone())).collect::<Vec<_>>();
     assert_eq!(values(&warm), values(&r), "cached output is identical");
 }
@@ -163,10 +197,17 @@ async fn a_chart_replaced_upstream_is_refused_and_a_changed_spec_makes_the_lock_
     assert!(err.to_string().contains(&lock.charts["published"].digest), "{err}");
 
     // The spec asks for another version: the lock is stale, and says where.
-    std::fs::write(dir.path().join("rekube.yaml"), std::fs::read_to_string(dir.path().join("rekube.yaml")).unwrap().replace("\"0.1.0\"", "\"^0.2\"")).unwrap();
+    std::fs::write(
+        dir.path().join("rekube.yaml"),
+        std::fs::read_to_string(dir.path().join("rekube.yaml")).unwrap().replace("\"0.1.0\"", "\"^0.2\""),
+    )
+    .unwrap();
     let loaded = load(dir.path());
     let stale = rekube_spec::lock::check_lock(&loaded, Some(&lock));
     assert_eq!(stale.len(), 1);
-    assert_eq!(stale[0].message, "rekube.lock pins component `published` for version `0.1.0`, but the spec says `^0.2`");
+    assert_eq!(
+        stale[0].message,
+        "rekube.lock pins component `published` for version `0.1.0`, but the spec says `^0.2`"
+    );
     assert_eq!(stale[0].pos.map(|p| p.line), Some(5));
 }

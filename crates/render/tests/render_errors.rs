@@ -19,45 +19,164 @@ const SPEC_CHART: &str = "clusters: {dev: {provider: local}}\ncomponents:\n  web
 const CHART_YAML: &str = "apiVersion: v2\nname: chart\nversion: 0.1.0\n";
 
 const CASES: &[Case] = &[
-    Case { name: "manifest-missing-name", files: &[("rekube.yaml", SPEC_PLAIN), ("m/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  labels: {a: b}\n")], expect: ("m/a.yaml", 4, 3, "ConfigMap has no `metadata.name`") },
-    Case { name: "manifest-missing-kind", files: &[("rekube.yaml", SPEC_PLAIN), ("m/a.yaml", "apiVersion: v1\nmetadata:\n  name: x\n")], expect: ("m/a.yaml", 1, 1, "manifest has no `kind`") },
-    Case { name: "manifest-missing-apiversion", files: &[("rekube.yaml", SPEC_PLAIN), ("m/a.yaml", "# a comment\nkind: ConfigMap\nmetadata:\n  name: x\n")], expect: ("m/a.yaml", 2, 1, "manifest has no `apiVersion`") },
-    Case { name: "manifest-syntax-in-second-document", files: &[("rekube.yaml", SPEC_PLAIN), ("m/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b\ndata: {}\n")], expect: ("m/a.yaml", 8, 5, "did not find expected ',' or '}'") },
-    Case { name: "manifest-duplicate-key", files: &[("rekube.yaml", SPEC_PLAIN), ("m/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  name: b\n")], expect: ("m/a.yaml", 5, 3, "duplicate key `name`") },
-    Case { name: "manifest-is-a-list", files: &[("rekube.yaml", SPEC_PLAIN), ("m/a.yaml", "- apiVersion: v1\n  kind: ConfigMap\n")], expect: ("m/a.yaml", 1, 1, "a manifest must be a mapping") },
-    Case { name: "manifest-generate-name", files: &[("rekube.yaml", SPEC_PLAIN), ("m/a.yaml", "apiVersion: batch/v1\nkind: Job\nmetadata:\n  generateName: migrate-\n")], expect: ("m/a.yaml", 4, 3, "Job has no `metadata.name`") },
-    Case { name: "manifest-tab", files: &[("rekube.yaml", SPEC_PLAIN), ("m/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n\tname: a\n")], expect: ("m/a.yaml", 4, 2, "tabs disallowed") },
+    Case {
+        name: "manifest-missing-name",
+        files: &[
+            ("rekube.yaml", SPEC_PLAIN),
+            ("m/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  labels: {a: b}\n"),
+        ],
+        expect: ("m/a.yaml", 4, 3, "ConfigMap has no `metadata.name`"),
+    },
+    Case {
+        name: "manifest-missing-kind",
+        files: &[("rekube.yaml", SPEC_PLAIN), ("m/a.yaml", "apiVersion: v1\nmetadata:\n  name: x\n")],
+        expect: ("m/a.yaml", 1, 1, "manifest has no `kind`"),
+    },
+    Case {
+        name: "manifest-missing-apiversion",
+        files: &[("rekube.yaml", SPEC_PLAIN), ("m/a.yaml", "# a comment\nkind: ConfigMap\nmetadata:\n  name: x\n")],
+        expect: ("m/a.yaml", 2, 1, "manifest has no `apiVersion`"),
+    },
+    Case {
+        name: "manifest-syntax-in-second-document",
+        files: &[
+            ("rekube.yaml", SPEC_PLAIN),
+            (
+                "m/a.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b\ndata: {}\n",
+            ),
+        ],
+        expect: ("m/a.yaml", 8, 5, "did not find expected ',' or '}'"),
+    },
+    Case {
+        name: "manifest-duplicate-key",
+        files: &[
+            ("rekube.yaml", SPEC_PLAIN),
+            ("m/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  name: b\n"),
+        ],
+        expect: ("m/a.yaml", 5, 3, "duplicate key `name`"),
+    },
+    Case {
+        name: "manifest-is-a-list",
+        files: &[("rekube.yaml", SPEC_PLAIN), ("m/a.yaml", "- apiVersion: v1\n  kind: ConfigMap\n")],
+        expect: ("m/a.yaml", 1, 1, "a manifest must be a mapping"),
+    },
+    Case {
+        name: "manifest-generate-name",
+        files: &[
+            ("rekube.yaml", SPEC_PLAIN),
+            ("m/a.yaml", "apiVersion: batch/v1\nkind: Job\nmetadata:\n  generateName: migrate-\n"),
+        ],
+        expect: ("m/a.yaml", 4, 3, "Job has no `metadata.name`"),
+    },
+    Case {
+        name: "manifest-tab",
+        files: &[("rekube.yaml", SPEC_PLAIN), ("m/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n\tname: a\n")],
+        expect: ("m/a.yaml", 4, 2, "tabs disallowed"),
+    },
     Case {
         name: "namespaced-without-namespace",
-        files: &[("rekube.yaml", "clusters: {dev: {provider: local}}\ncomponents:\n  app: {manifests: ./m}\nenvironments: {dev: {cluster: dev}}\n"), ("m/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")],
-        expect: ("m/a.yaml", 1, 1, "ConfigMap `a` is namespaced but has no namespace, and component `app` declares none"),
+        files: &[
+            (
+                "rekube.yaml",
+                "clusters: {dev: {provider: local}}\ncomponents:\n  app: {manifests: ./m}\nenvironments: {dev: {cluster: dev}}\n",
+            ),
+            ("m/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"),
+        ],
+        expect: (
+            "m/a.yaml",
+            1,
+            1,
+            "ConfigMap `a` is namespaced but has no namespace, and component `app` declares none",
+        ),
     },
     Case {
         name: "object-in-two-components",
-        files: &[("rekube.yaml", "clusters: {dev: {provider: local}}\ncomponents:\n  a: {manifests: ./a, namespace: shared}\n  b: {manifests: ./b, namespace: shared}\nenvironments: {dev: {cluster: dev}}\n"),
-                 ("a/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n"), ("b/cm.yaml", "# same object\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n")],
-        expect: ("b/cm.yaml", 2, 1, "ConfigMap shared/settings is rendered twice: by component `b` and by component `a`"),
+        files: &[
+            (
+                "rekube.yaml",
+                "clusters: {dev: {provider: local}}\ncomponents:\n  a: {manifests: ./a, namespace: shared}\n  b: {manifests: ./b, namespace: shared}\nenvironments: {dev: {cluster: dev}}\n",
+            ),
+            ("a/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n"),
+            ("b/cm.yaml", "# same object\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n"),
+        ],
+        expect: (
+            "b/cm.yaml",
+            2,
+            1,
+            "ConfigMap shared/settings is rendered twice: by component `b` and by component `a`",
+        ),
     },
-    Case { name: "values-file-syntax", files: &[("rekube.yaml", SPEC_CHART), ("values.yaml", "replicas: 2\nimage: {tag: 1\n"), ("chart/Chart.yaml", CHART_YAML), ("chart/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")], expect: ("values.yaml", 2, 8, "unclosed bracket") },
-    Case { name: "values-file-is-a-list", files: &[("rekube.yaml", SPEC_CHART), ("values.yaml", "- replicas\n"), ("chart/Chart.yaml", CHART_YAML), ("chart/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")], expect: ("values.yaml", 1, 1, "a values file must be a mapping") },
-    Case { name: "values-file-duplicate-key", files: &[("rekube.yaml", SPEC_CHART), ("values.yaml", "replicas: 2\nreplicas: 3\n"), ("chart/Chart.yaml", CHART_YAML), ("chart/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")], expect: ("values.yaml", 2, 1, "duplicate key `replicas`") },
+    Case {
+        name: "values-file-syntax",
+        files: &[
+            ("rekube.yaml", SPEC_CHART),
+            ("values.yaml", "replicas: 2\nimage: {tag: 1\n"),
+            ("chart/Chart.yaml", CHART_YAML),
+            ("chart/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"),
+        ],
+        expect: ("values.yaml", 2, 8, "unclosed bracket"),
+    },
+    Case {
+        name: "values-file-is-a-list",
+        files: &[
+            ("rekube.yaml", SPEC_CHART),
+            ("values.yaml", "- replicas\n"),
+            ("chart/Chart.yaml", CHART_YAML),
+            ("chart/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"),
+        ],
+        expect: ("values.yaml", 1, 1, "a values file must be a mapping"),
+    },
+    Case {
+        name: "values-file-duplicate-key",
+        files: &[
+            ("rekube.yaml", SPEC_CHART),
+            ("values.yaml", "replicas: 2\nreplicas: 3\n"),
+            ("chart/Chart.yaml", CHART_YAML),
+            ("chart/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"),
+        ],
+        expect: ("values.yaml", 2, 1, "duplicate key `replicas`"),
+    },
     Case {
         name: "chart-template-nil-value",
-        files: &[("rekube.yaml", SPEC_CHART), ("values.yaml", "replicas: 2\n"), ("chart/Chart.yaml", CHART_YAML),
-                 ("chart/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  tag: {{ .Values.image.tag }}\n")],
+        files: &[
+            ("rekube.yaml", SPEC_CHART),
+            ("values.yaml", "replicas: 2\n"),
+            ("chart/Chart.yaml", CHART_YAML),
+            (
+                "chart/templates/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  tag: {{ .Values.image.tag }}\n",
+            ),
+        ],
         expect: ("chart/templates/cm.yaml", 6, 17, "nil pointer evaluating interface {}.tag"),
     },
     Case {
         name: "chart-template-parse-error",
-        files: &[("rekube.yaml", SPEC_CHART), ("values.yaml", "replicas: 2\n"), ("chart/Chart.yaml", CHART_YAML),
-                 ("chart/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ nosuchfunc }}\n")],
+        files: &[
+            ("rekube.yaml", SPEC_CHART),
+            ("values.yaml", "replicas: 2\n"),
+            ("chart/Chart.yaml", CHART_YAML),
+            ("chart/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ nosuchfunc }}\n"),
+        ],
         expect: ("chart/templates/cm.yaml", 4, 1, "function \"nosuchfunc\" not defined"),
     },
     Case {
         name: "chart-output-missing-name",
-        files: &[("rekube.yaml", SPEC_CHART), ("values.yaml", "replicas: 2\n"), ("chart/Chart.yaml", CHART_YAML),
-                 ("chart/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  labels: {replicas: \"{{ .Values.replicas }}\"}\n")],
-        expect: ("chart/templates/cm.yaml (rendered by helm for component `web`)", 5, 3, "ConfigMap has no `metadata.name`"),
+        files: &[
+            ("rekube.yaml", SPEC_CHART),
+            ("values.yaml", "replicas: 2\n"),
+            ("chart/Chart.yaml", CHART_YAML),
+            (
+                "chart/templates/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  labels: {replicas: \"{{ .Values.replicas }}\"}\n",
+            ),
+        ],
+        expect: (
+            "chart/templates/cm.yaml (rendered by helm for component `web`)",
+            5,
+            3,
+            "ConfigMap has no `metadata.name`",
+        ),
     },
     Case {
         name: "kustomize-missing-resource",
@@ -108,7 +227,10 @@ async fn rendered_input_errors_name_file_and_position() {
         let pos = first.pos.map_or((0, 0), |p| (p.line, p.column));
         let shown = first.file.display().to_string();
         if !shown.ends_with(file) || pos != (line, col) || !first.message.contains(msg) {
-            wrong.push(format!("{}: expected {file}:{line}:{col} `{msg}`\n  got {shown}:{}:{} `{}`", case.name, pos.0, pos.1, first.message));
+            wrong.push(format!(
+                "{}: expected {file}:{line}:{col} `{msg}`\n  got {shown}:{}:{} `{}`",
+                case.name, pos.0, pos.1, first.message
+            ));
             continue;
         }
         let text = diags.to_string().replace(&dir.path().display().to_string(), "[DIR]");
@@ -122,13 +244,20 @@ async fn custom_resource_without_crd_is_a_warning_offline() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("m")).unwrap();
     std::fs::write(dir.path().join("rekube.yaml"), SPEC_PLAIN).unwrap();
-    std::fs::write(dir.path().join("m/issuer.yaml"), "apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata: {name: letsencrypt}\n").unwrap();
+    std::fs::write(
+        dir.path().join("m/issuer.yaml"),
+        "apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata: {name: letsencrypt}\n",
+    )
+    .unwrap();
     let loaded = rekube_spec::load(&dir.path().join("rekube.yaml")).unwrap();
     let cache = tempfile::tempdir().unwrap();
     let r = rekube_render::render(&loaded, "dev", None, &options(cache.path())).await.unwrap();
     assert_eq!(r.warnings.len(), 1);
     assert!(r.warnings[0].warning);
-    assert_eq!(r.warnings[0].message, "ClusterIssuer.cert-manager.io `letsencrypt`: no component defines its CustomResourceDefinition");
+    assert_eq!(
+        r.warnings[0].message,
+        "ClusterIssuer.cert-manager.io `letsencrypt`: no component defines its CustomResourceDefinition"
+    );
     // Its scope is unknown offline, so no namespace is forced on it.
     let issuer = r.objects().find(|(_, o)| o.kind() == "ClusterIssuer").unwrap().1;
     assert_eq!(issuer.namespace(), None);

@@ -20,10 +20,7 @@ pub struct Pos {
 impl Pos {
     /// From a serde-saphyr location; `None` when it is unknown.
     pub fn from_location(loc: serde_saphyr::Location) -> Option<Self> {
-        (loc.line() > 0).then(|| Self {
-            line: loc.line(),
-            column: loc.column().max(1),
-        })
+        (loc.line() > 0).then(|| Self { line: loc.line(), column: loc.column().max(1) })
     }
 }
 
@@ -48,20 +45,12 @@ impl Diagnostic {
     /// An error at `pos` in `file`; the source line is filled from `source`.
     pub fn new(file: &Path, source: Option<&str>, pos: Option<Pos>, message: impl Into<String>) -> Self {
         let source_line = match (source, pos) {
-            (Some(src), Some(p)) => src
-                .lines()
-                .nth(usize::try_from(p.line).unwrap_or(usize::MAX).saturating_sub(1))
-                .map(str::to_string),
+            (Some(src), Some(p)) => {
+                src.lines().nth(usize::try_from(p.line).unwrap_or(usize::MAX).saturating_sub(1)).map(str::to_string)
+            }
             _ => None,
         };
-        Self {
-            file: file.to_path_buf(),
-            pos,
-            message: message.into(),
-            hint: None,
-            source_line,
-            warning: false,
-        }
+        Self { file: file.to_path_buf(), pos, message: message.into(), hint: None, source_line, warning: false }
     }
 
     /// Adds a hint.

@@ -84,7 +84,11 @@ fn node_id(name: &str) -> String {
 pub fn draw(spec: &Spec, env: &str, format: Format, health: Option<&BTreeMap<String, State>>) -> String {
     let cluster = spec.environments.get(env).map(|e| e.cluster.value.clone()).unwrap_or_default();
     let provider = spec.clusters.get(&cluster).map_or("?", |c| c.provider.value.as_str());
-    let names: Vec<&String> = crate::graph::waves(spec).into_iter().flatten().filter_map(|n| spec.components.get_key_value(&n).map(|(k, _)| k)).collect();
+    let names: Vec<&String> = crate::graph::waves(spec)
+        .into_iter()
+        .flatten()
+        .filter_map(|n| spec.components.get_key_value(&n).map(|(k, _)| k))
+        .collect();
     let edges: Vec<(&str, &str)> = names
         .iter()
         .flat_map(|n| spec.components[*n].needs.iter().map(move |d| (d.value.as_str(), n.as_str())))
@@ -94,7 +98,10 @@ pub fn draw(spec: &Spec, env: &str, format: Format, health: Option<&BTreeMap<Str
     match format {
         Format::Mermaid => {
             out.push_str("flowchart LR\n");
-            out.push_str(&format!("  subgraph {}[\"environment {env}: cluster {cluster} ({provider})\"]\n", node_id(&format!("env_{env}"))));
+            out.push_str(&format!(
+                "  subgraph {}[\"environment {env}: cluster {cluster} ({provider})\"]\n",
+                node_id(&format!("env_{env}"))
+            ));
             for n in &names {
                 out.push_str(&format!("    {}[\"{}\"]\n", node_id(n), describe(spec, n).join("<br/>")));
             }
@@ -114,13 +121,19 @@ pub fn draw(spec: &Spec, env: &str, format: Format, health: Option<&BTreeMap<Str
         }
         Format::Dot => {
             out.push_str("digraph rekube {\n  rankdir=LR;\n  node [shape=box, style=\"rounded,filled\", fillcolor=\"#ffffff\"];\n");
-            out.push_str(&format!("  subgraph \"cluster_{env}\" {{\n    label=\"environment {env}: cluster {cluster} ({provider})\";\n"));
+            out.push_str(&format!(
+                "  subgraph \"cluster_{env}\" {{\n    label=\"environment {env}: cluster {cluster} ({provider})\";\n"
+            ));
             for n in &names {
                 let color = state(n).map(|s| {
                     let (fill, stroke) = s.colors();
                     format!(", fillcolor=\"{fill}\", color=\"{stroke}\", tooltip=\"{}\"", s.class())
                 });
-                out.push_str(&format!("    \"{n}\" [label=\"{}\"{}];\n", describe(spec, n).join("\\n"), color.unwrap_or_default()));
+                out.push_str(&format!(
+                    "    \"{n}\" [label=\"{}\"{}];\n",
+                    describe(spec, n).join("\\n"),
+                    color.unwrap_or_default()
+                ));
             }
             out.push_str("  }\n");
             for (from, to) in &edges {
@@ -147,7 +160,10 @@ mod tests {
     #[test]
     fn mermaid_has_a_box_per_component_and_an_arrow_per_need() {
         let text = draw(&spec(), "dev", Format::Mermaid, None);
-        assert!(text.contains("cert_manager[\"cert-manager<br/>chart cert-manager 1.15.3<br/>namespace cert-manager\"]"), "{text}");
+        assert!(
+            text.contains("cert_manager[\"cert-manager<br/>chart cert-manager 1.15.3<br/>namespace cert-manager\"]"),
+            "{text}"
+        );
         assert!(text.contains("  cert_manager --> app\n"), "{text}");
         assert!(!text.contains("classDef"), "no colors without health: {text}");
     }

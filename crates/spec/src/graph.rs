@@ -12,7 +12,12 @@ pub fn waves(spec: &Spec) -> Vec<Vec<String>> {
     let mut pending: BTreeMap<&str, BTreeSet<&str>> = spec
         .components
         .iter()
-        .map(|(n, c)| (n.as_str(), c.needs.iter().map(|s| s.value.as_str()).filter(|d| spec.components.contains_key(*d)).collect()))
+        .map(|(n, c)| {
+            (
+                n.as_str(),
+                c.needs.iter().map(|s| s.value.as_str()).filter(|d| spec.components.contains_key(*d)).collect(),
+            )
+        })
         .collect();
     let mut out = Vec::new();
     while !pending.is_empty() {
@@ -37,9 +42,10 @@ pub fn with_needs(spec: &Spec, names: &[String]) -> BTreeSet<String> {
     let mut stack: Vec<String> = names.to_vec();
     while let Some(n) = stack.pop() {
         if out.insert(n.clone())
-            && let Some(c) = spec.components.get(&n) {
-                stack.extend(c.needs.iter().map(|s| s.value.clone()));
-            }
+            && let Some(c) = spec.components.get(&n)
+        {
+            stack.extend(c.needs.iter().map(|s| s.value.clone()));
+        }
     }
     out
 }
@@ -55,10 +61,7 @@ mod tests {
             "components:\n  cert-manager: {manifests: .}\n  ingress: {manifests: ., needs: [cert-manager]}\n  monitoring: {manifests: ., needs: [cert-manager]}\n  app: {manifests: ., needs: [ingress]}\n  db: {manifests: .}\n",
         )
         .unwrap();
-        assert_eq!(
-            waves(&spec),
-            vec![vec!["cert-manager", "db"], vec!["ingress", "monitoring"], vec!["app"]]
-        );
+        assert_eq!(waves(&spec), vec![vec!["cert-manager", "db"], vec!["ingress", "monitoring"], vec!["app"]]);
         let app: Vec<String> = with_needs(&spec, &["app".to_string()]).into_iter().collect();
         assert_eq!(app, ["app", "cert-manager", "ingress"]);
     }

@@ -14,8 +14,8 @@ mod validate;
 
 pub use diag::{Diagnostic, Diagnostics, Pos};
 pub use load::{Loaded, load, parse, project_from_dir, yaml_diagnostic, yaml_options};
-pub use model::{Backup, Cluster, Component, Environment, Prerequisite, Provider, Spec};
 pub use lock::{LockFile, LockedChart};
+pub use model::{Backup, Cluster, Component, Environment, Prerequisite, Provider, Spec};
 pub use validate::{is_dns_label, validate};
 
 /// JSON Schema of `rekube.yaml`, for editors (`rekube schema > rekube.schema.json`).

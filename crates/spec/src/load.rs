@@ -35,7 +35,8 @@ impl Loaded {
         if let Some(p) = &self.spec.project {
             return (p.value.clone(), true);
         }
-        let dir = std::fs::canonicalize(&self.dir).unwrap_or_else(|_| std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone()));
+        let dir = std::fs::canonicalize(&self.dir)
+            .unwrap_or_else(|_| std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone()));
         (project_from_dir(dir.file_name().and_then(|n| n.to_str()).unwrap_or_default()), false)
     }
 
@@ -74,9 +75,10 @@ pub fn yaml_options() -> Options {
 /// Reads and decodes the spec at `path`.
 pub fn load(path: &Path) -> Result<Loaded, Diagnostics> {
     let source = std::fs::read_to_string(path).map_err(|e| {
-        Diagnostics(vec![Diagnostic::new(path, None, None, format!("cannot read the spec: {e}")).hint(
-            "run rekube in the directory holding rekube.yaml, or pass its path with -f",
-        )])
+        Diagnostics(vec![
+            Diagnostic::new(path, None, None, format!("cannot read the spec: {e}"))
+                .hint("run rekube in the directory holding rekube.yaml, or pass its path with -f"),
+        ])
     })?;
     let dir = path
         .parent()
@@ -84,19 +86,16 @@ pub fn load(path: &Path) -> Result<Loaded, Diagnostics> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."));
     let spec = parse(path, &source)?;
-    Ok(Loaded {
-        spec,
-        path: path.to_path_buf(),
-        dir,
-        source,
-    })
+    Ok(Loaded { spec, path: path.to_path_buf(), dir, source })
 }
 
 /// Decodes spec text; `path` is only used in diagnostics.
 pub fn parse(path: &Path, source: &str) -> Result<Spec, Diagnostics> {
     if source.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
-        return Err(Diagnostics(vec![Diagnostic::new(path, None, None, "the spec is empty")
-            .hint("declare at least `clusters`, `components` and `environments`; see docs/spec.md")]));
+        return Err(Diagnostics(vec![
+            Diagnostic::new(path, None, None, "the spec is empty")
+                .hint("declare at least `clusters`, `components` and `environments`; see docs/spec.md"),
+        ]));
     }
     serde_saphyr::from_str_with_options::<Spec>(source, yaml_options())
         .map_err(|e| Diagnostics(vec![yaml_diagnostic(path, source, &e)]))
@@ -111,7 +110,8 @@ pub fn yaml_diagnostic(path: &Path, source: &str, err: &YamlError) -> Diagnostic
         d = d.hint(h);
     }
     // YAML forbids tabs for indentation; the parser's message does not say so.
-    if d.source_line.as_deref().is_some_and(|l| l.trim_end().starts_with('\t') || l.contains("\t")) && d.hint.is_none() {
+    if d.source_line.as_deref().is_some_and(|l| l.trim_end().starts_with('\t') || l.contains("\t")) && d.hint.is_none()
+    {
         d = d.hint("this line contains a tab; YAML indentation must use spaces");
     }
     d
@@ -130,10 +130,9 @@ fn describe(mut err: &YamlError) -> (String, Option<String>) {
             };
             (format!("unknown key `{field}`"), Some(hint))
         }
-        YamlError::SerdeMissingField { field, .. } => (
-            format!("missing required key `{field}`"),
-            Some(format!("add `{field}:` to this mapping")),
-        ),
+        YamlError::SerdeMissingField { field, .. } => {
+            (format!("missing required key `{field}`"), Some(format!("add `{field}:` to this mapping")))
+        }
         YamlError::SerdeUnknownVariant { variant, expected, .. } => {
             let hint = match did_you_mean(variant, expected.iter().copied()) {
                 Some(best) => format!("did you mean `{best}`? (one of: {})", expected.join(", ")),
@@ -153,15 +152,31 @@ fn describe(mut err: &YamlError) -> (String, Option<String>) {
             // Structural mismatches read better in the spec's own terms.
             for (needle, message, hint) in [
                 ("expected sequence start", "expected a list here", "write `[a, b]`, or one `- item` per line"),
-                ("expected mapping start", "expected a mapping here", "write `key: value` pairs, indented under this key"),
-                ("did not find expected ',' or '}'", "", "a `{` above is not closed, or two entries lack a `,` between them"),
-                ("did not find expected ',' or ']'", "", "a `[` above is not closed, or two items lack a `,` between them"),
+                (
+                    "expected mapping start",
+                    "expected a mapping here",
+                    "write `key: value` pairs, indented under this key",
+                ),
+                (
+                    "did not find expected ',' or '}'",
+                    "",
+                    "a `{` above is not closed, or two entries lack a `,` between them",
+                ),
+                (
+                    "did not find expected ',' or ']'",
+                    "",
+                    "a `[` above is not closed, or two items lack a `,` between them",
+                ),
                 ("invalid u", "expected a whole number", "write digits only, e.g. `3`"),
                 ("invalid i", "expected a whole number", "write digits only, e.g. `3`"),
                 ("invalid bool", "expected `true` or `false`", "write `true` or `false`"),
             ] {
                 if text.contains(needle) {
-                    let message = if message.is_empty() { strip_location(text.lines().next().unwrap_or_default()) } else { message.to_string() };
+                    let message = if message.is_empty() {
+                        strip_location(text.lines().next().unwrap_or_default())
+                    } else {
+                        message.to_string()
+                    };
                     return (message, Some(hint.to_string()));
                 }
             }

@@ -66,11 +66,16 @@ pub fn read_lock(path: &Path) -> Result<Option<LockFile>, Diagnostics> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Diagnostics(vec![Diagnostic::new(path, None, None, format!("cannot read: {e}"))])),
     };
-    let lock: LockFile = serde_saphyr::from_str_with_options(&source, yaml_options())
-        .map_err(|e| Diagnostics(vec![yaml_diagnostic(path, &source, &e).hint("rekube.lock is generated: run `rekube lock` to rewrite it")]))?;
+    let lock: LockFile = serde_saphyr::from_str_with_options(&source, yaml_options()).map_err(|e| {
+        Diagnostics(vec![
+            yaml_diagnostic(path, &source, &e).hint("rekube.lock is generated: run `rekube lock` to rewrite it"),
+        ])
+    })?;
     if lock.version != 1 {
-        return Err(Diagnostics(vec![Diagnostic::new(path, Some(&source), None, format!("unsupported lock file version {}", lock.version))
-            .hint("this rekube understands version 1; upgrade rekube or run `rekube lock`")]));
+        return Err(Diagnostics(vec![
+            Diagnostic::new(path, Some(&source), None, format!("unsupported lock file version {}", lock.version))
+                .hint("this rekube understands version 1; upgrade rekube or run `rekube lock`"),
+        ]));
     }
     Ok(Some(lock))
 }
@@ -87,16 +92,32 @@ pub fn check_lock(loaded: &Loaded, lock: Option<&LockFile>) -> Vec<Diagnostic> {
     let at = |l: serde_saphyr::Location| Pos::from_location(l);
     for (name, comp) in &loaded.spec.components {
         let Some(chart) = &comp.chart else { continue };
-        let ChartRef { repo: Some(repo), name: Some(chart_name), version: Some(version), .. } = &chart.value else { continue };
+        let ChartRef { repo: Some(repo), name: Some(chart_name), version: Some(version), .. } = &chart.value else {
+            continue;
+        };
         let v = &version.value;
         if !is_valid_constraint(v) {
-            out.push(loaded.diag(at(version.referenced), format!("chart version `{v}` is not a version, a semver range or `latest`"))
-                .hint("write an exact version such as `1.15.3`, or a range such as `^1.15` that `rekube lock` pins"));
+            out.push(
+                loaded
+                    .diag(
+                        at(version.referenced),
+                        format!("chart version `{v}` is not a version, a semver range or `latest`"),
+                    )
+                    .hint(
+                        "write an exact version such as `1.15.3`, or a range such as `^1.15` that `rekube lock` pins",
+                    ),
+            );
             continue;
         }
         match lock.and_then(|l| l.charts.get(name)) {
             None if !is_exact_version(v) => out.push(
-                loaded.diag(at(version.referenced), format!("chart version `{v}` of component `{name}` is not pinned: rekube.lock has no entry for it"))
+                loaded
+                    .diag(
+                        at(version.referenced),
+                        format!(
+                            "chart version `{v}` of component `{name}` is not pinned: rekube.lock has no entry for it"
+                        ),
+                    )
                     .hint("run `rekube lock` to resolve it to an exact version and digest"),
             ),
             None => {}
@@ -117,10 +138,18 @@ pub fn check_lock(loaded: &Loaded, lock: Option<&LockFile>) -> Vec<Diagnostic> {
     }
     if let Some(lock) = lock {
         for name in lock.charts.keys() {
-            let published = loaded.spec.components.get(name).and_then(|c| c.chart.as_ref()).is_some_and(|c| c.value.repo.is_some());
+            let published =
+                loaded.spec.components.get(name).and_then(|c| c.chart.as_ref()).is_some_and(|c| c.value.repo.is_some());
             if !published {
-                out.push(Diagnostic::new(&lock_path(loaded), None, None, format!("rekube.lock pins component `{name}`, which the spec has no published chart for"))
-                    .hint("the lock file is stale: run `rekube lock` to update it"));
+                out.push(
+                    Diagnostic::new(
+                        &lock_path(loaded),
+                        None,
+                        None,
+                        format!("rekube.lock pins component `{name}`, which the spec has no published chart for"),
+                    )
+                    .hint("the lock file is stale: run `rekube lock` to update it"),
+                );
             }
         }
     }

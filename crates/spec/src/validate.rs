@@ -29,11 +29,11 @@ fn key_pos(source: &str, parent: &str, name: &str) -> Option<Pos> {
             continue;
         }
         let unquoted = trimmed.trim_start_matches(['"', '\'']);
-        if in_parent && unquoted.starts_with(name) && unquoted[name.len()..].trim_start_matches(['"', '\'']).starts_with(':') {
-            return Some(Pos {
-                line: i as u64 + 1,
-                column: indent as u64 + 1,
-            });
+        if in_parent
+            && unquoted.starts_with(name)
+            && unquoted[name.len()..].trim_start_matches(['"', '\'']).starts_with(':')
+        {
+            return Some(Pos { line: i as u64 + 1, column: indent as u64 + 1 });
         }
     }
     None
@@ -67,7 +67,11 @@ impl Checker<'_> {
             self.err(
                 at(s),
                 format!("{what} `{}` does not exist", s.value),
-                format!("paths are relative to the spec's directory ({}); expected a {kind} at {}", self.loaded.dir.display(), path.display()),
+                format!(
+                    "paths are relative to the spec's directory ({}); expected a {kind} at {}",
+                    self.loaded.dir.display(),
+                    path.display()
+                ),
             );
         }
     }
@@ -97,13 +101,15 @@ pub fn validate(loaded: &Loaded) -> Result<Vec<Diagnostic>, Diagnostics> {
             }
         }
         if provider != Provider::Exec
-            && let Some(v) = &cluster.exec {
-                forbid(&mut c, "exec", at(v), "exec");
-            }
+            && let Some(v) = &cluster.exec
+        {
+            forbid(&mut c, "exec", at(v), "exec");
+        }
         if provider != Provider::Local
-            && let Some(v) = &cluster.nodes {
-                forbid(&mut c, "nodes", at(v), "local");
-            }
+            && let Some(v) = &cluster.nodes
+        {
+            forbid(&mut c, "nodes", at(v), "local");
+        }
         match provider {
             Provider::Existing if cluster.context.is_none() => c.err(
                 at(&cluster.provider),
@@ -124,7 +130,11 @@ pub fn validate(loaded: &Loaded) -> Result<Vec<Diagnostic>, Diagnostics> {
         for p in &cluster.prerequisites {
             let pre = &p.value;
             if !seen.insert(pre.name.as_str()) {
-                c.err(at(p), format!("cluster `{name}` has two prerequisites named `{}`", pre.name), "give each prerequisite its own name; the journal records steps by name");
+                c.err(
+                    at(p),
+                    format!("cluster `{name}` has two prerequisites named `{}`", pre.name),
+                    "give each prerequisite its own name; the journal records steps by name",
+                );
             }
             if pre.check.is_empty() || pre.create.is_empty() {
                 c.err(
@@ -135,9 +145,14 @@ pub fn validate(loaded: &Loaded) -> Result<Vec<Diagnostic>, Diagnostics> {
             }
         }
         if let Some(v) = &cluster.kubernetes
-            && !v.value.trim_start_matches('v').split('.').take(2).all(|p| p.parse::<u32>().is_ok()) {
-                c.err(at(v), format!("`{}` is not a Kubernetes version", v.value), "write it as MAJOR.MINOR or MAJOR.MINOR.PATCH, e.g. \"1.30\"");
-            }
+            && !v.value.trim_start_matches('v').split('.').take(2).all(|p| p.parse::<u32>().is_ok())
+        {
+            c.err(
+                at(v),
+                format!("`{}` is not a Kubernetes version", v.value),
+                "write it as MAJOR.MINOR or MAJOR.MINOR.PATCH, e.g. \"1.30\"",
+            );
+        }
     }
 
     let names: Vec<&str> = spec.components.keys().map(String::as_str).collect();
@@ -154,9 +169,14 @@ pub fn validate(loaded: &Loaded) -> Result<Vec<Diagnostic>, Diagnostics> {
     check_cycles(&mut c, &spec.components);
 
     if let Some(p) = &spec.project
-        && !is_dns_label(&p.value) {
-            c.err(at(p), format!("project name `{}` is not a valid name", p.value), "use lower-case letters, digits and '-', at most 63 characters (it labels every object rekube manages)");
-        }
+        && !is_dns_label(&p.value)
+    {
+        c.err(
+            at(p),
+            format!("project name `{}` is not a valid name", p.value),
+            "use lower-case letters, digits and '-', at most 63 characters (it labels every object rekube manages)",
+        );
+    }
     let clusters: Vec<&str> = spec.clusters.keys().map(String::as_str).collect();
     for (env_name, env) in &spec.environments {
         if !is_dns_label(env_name) {
@@ -172,7 +192,11 @@ pub fn validate(loaded: &Loaded) -> Result<Vec<Diagnostic>, Diagnostics> {
                 None if clusters.is_empty() => "declare it under `clusters:`".to_string(),
                 None => format!("declared clusters: {}", clusters.join(", ")),
             };
-            c.err(at(&env.cluster), format!("environment `{env_name}` uses cluster `{}`, which is not declared", env.cluster.value), hint);
+            c.err(
+                at(&env.cluster),
+                format!("environment `{env_name}` uses cluster `{}`, which is not declared", env.cluster.value),
+                hint,
+            );
         }
         for (comp, overrides) in &env.components {
             if !spec.components.contains_key(comp) {
@@ -195,9 +219,17 @@ pub fn validate(loaded: &Loaded) -> Result<Vec<Diagnostic>, Diagnostics> {
                     format!("keys are `<component>.<path>`; {}", unknown_component_hint(comp, &names)),
                 );
             } else if spec.components[comp].chart.is_none() {
-                c.err(at(value), format!("override `{key}` targets component `{comp}`, which is not a chart"), "values only apply to charts; change the manifests instead");
+                c.err(
+                    at(value),
+                    format!("override `{key}` targets component `{comp}`, which is not a chart"),
+                    "values only apply to charts; change the manifests instead",
+                );
             } else if path.is_empty() || path.split('.').any(str::is_empty) {
-                c.err(at(value), format!("override `{key}` has no value path"), format!("write `{comp}.path.to.key: value`, e.g. `{comp}.replicas: 3`"));
+                c.err(
+                    at(value),
+                    format!("override `{key}` has no value path"),
+                    format!("write `{comp}.path.to.key: value`, e.g. `{comp}.replicas: 3`"),
+                );
             }
         }
     }
@@ -233,7 +265,10 @@ fn check_backup(c: &mut Checker, b: &crate::model::Backup) {
     }
     for r in &b.encrypt_secrets {
         let v = r.value.trim();
-        if !(v.starts_with("age1") && v.len() == 62 && v[4..].bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())) {
+        if !(v.starts_with("age1")
+            && v.len() == 62
+            && v[4..].bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        {
             c.err(
                 at(r),
                 format!("`{v}` is not an age recipient"),
@@ -242,13 +277,23 @@ fn check_backup(c: &mut Checker, b: &crate::model::Backup) {
         }
     }
     if let Some(k) = &b.keep
-        && k.value == 0 {
-            c.err(at(k), "`keep: 0` would delete every backup, including the new one", "keep at least 1, or remove `keep` to keep all");
-        }
+        && k.value == 0
+    {
+        c.err(
+            at(k),
+            "`keep: 0` would delete every backup, including the new one",
+            "keep at least 1, or remove `keep` to keep all",
+        );
+    }
     if let Some(e) = &b.endpoint
-        && !(e.value.starts_with("http://") || e.value.starts_with("https://")) {
-            c.err(at(e), format!("endpoint `{}` is not an http(s) URL", e.value), "write it like `https://s3.example.com` or `http://127.0.0.1:9000`");
-        }
+        && !(e.value.starts_with("http://") || e.value.starts_with("https://"))
+    {
+        c.err(
+            at(e),
+            format!("endpoint `{}` is not an http(s) URL", e.value),
+            "write it like `https://s3.example.com` or `http://127.0.0.1:9000`",
+        );
+    }
 }
 
 /// `environments: <env>: components: <comp>:` position (best effort).
@@ -317,43 +362,81 @@ fn check_component(c: &mut Checker, name: &str, comp: &Component, names: &[&str]
                 c.file_must_exist(path, "chart path", false);
                 for (field, v) in [("name", &ch.name), ("version", &ch.version)] {
                     if let Some(v) = v {
-                        c.err(at(v), format!("`{field}` does not apply to a chart from a local `path`"), "a local chart's name and version come from its Chart.yaml; remove this key");
+                        c.err(
+                            at(v),
+                            format!("`{field}` does not apply to a chart from a local `path`"),
+                            "a local chart's name and version come from its Chart.yaml; remove this key",
+                        );
                     }
                 }
             }
-            (Some(path), Some(_)) => c.err(at(path), "a chart has either `path` or `repo`, not both", "use `path` for a local chart, `repo` + `name` + `version` for a published one"),
+            (Some(path), Some(_)) => c.err(
+                at(path),
+                "a chart has either `path` or `repo`, not both",
+                "use `path` for a local chart, `repo` + `name` + `version` for a published one",
+            ),
             (None, Some(repo)) => {
                 let url = &repo.value;
                 if !(url.starts_with("https://") || url.starts_with("http://") || url.starts_with("oci://")) {
-                    c.err(at(repo), format!("chart repository `{url}` is not a URL"), "use an https:// (or http://) chart repository URL, or oci://registry/path");
+                    c.err(
+                        at(repo),
+                        format!("chart repository `{url}` is not a URL"),
+                        "use an https:// (or http://) chart repository URL, or oci://registry/path",
+                    );
                 }
                 if ch.name.is_none() {
-                    c.err(at(chart), format!("the chart of component `{name}` has a `repo` but no `name`"), "add `name: <chart name in that repository>`");
+                    c.err(
+                        at(chart),
+                        format!("the chart of component `{name}` has a `repo` but no `name`"),
+                        "add `name: <chart name in that repository>`",
+                    );
                 }
                 if ch.version.is_none() {
-                    c.err(at(chart), format!("the chart of component `{name}` has no `version`"), "pin it, e.g. `version: 1.15.3`; a range like `^1.15` is allowed when `rekube lock` pins it");
+                    c.err(
+                        at(chart),
+                        format!("the chart of component `{name}` has no `version`"),
+                        "pin it, e.g. `version: 1.15.3`; a range like `^1.15` is allowed when `rekube lock` pins it",
+                    );
                 }
             }
-            (None, None) => c.err(at(chart), format!("the chart of component `{name}` has neither `path` nor `repo`"), "add `path: ./charts/<name>` or `repo: https://...` with `name` and `version`"),
+            (None, None) => c.err(
+                at(chart),
+                format!("the chart of component `{name}` has neither `path` nor `repo`"),
+                "add `path: ./charts/<name>` or `repo: https://...` with `name` and `version`",
+            ),
         }
     }
     if let Some(m) = &comp.manifests {
         c.file_must_exist(m, "manifests directory", false);
     }
     if let Some(ns) = &comp.namespace
-        && !is_dns_label(&ns.value) {
-            c.err(at(ns), format!("namespace `{}` is not a valid name", ns.value), "use lower-case letters, digits and '-', at most 63 characters");
-        }
+        && !is_dns_label(&ns.value)
+    {
+        c.err(
+            at(ns),
+            format!("namespace `{}` is not a valid name", ns.value),
+            "use lower-case letters, digits and '-', at most 63 characters",
+        );
+    }
     for v in &comp.values {
         check_values_entry(c, v);
     }
     if comp.manifests.is_some()
-        && let Some(v) = comp.values.first() {
-            c.err(at(v), format!("component `{name}` has `values`, but values only apply to charts"), "plain YAML and kustomize take no values: remove `values`, or use a kustomize patch");
-        }
+        && let Some(v) = comp.values.first()
+    {
+        c.err(
+            at(v),
+            format!("component `{name}` has `values`, but values only apply to charts"),
+            "plain YAML and kustomize take no values: remove `values`, or use a kustomize patch",
+        );
+    }
     for rule in &comp.ignore_differences {
         if rule.value.paths.is_empty() || rule.value.paths.iter().any(|p| p.trim().is_empty()) {
-            c.err(at(rule), format!("an `ignore-differences` rule of component `{name}` has no paths"), "list the fields to ignore, e.g. `paths: [spec.replicas]`");
+            c.err(
+                at(rule),
+                format!("an `ignore-differences` rule of component `{name}` has no paths"),
+                "list the fields to ignore, e.g. `paths: [spec.replicas]`",
+            );
         }
     }
     let mut seen = BTreeSet::new();
@@ -361,9 +444,17 @@ fn check_component(c: &mut Checker, name: &str, comp: &Component, names: &[&str]
         if need.value == name {
             c.err(at(need), format!("component `{name}` needs itself"), "remove it from its own `needs`");
         } else if !names.contains(&need.value.as_str()) {
-            c.err(at(need), format!("component `{name}` needs `{}`, which is not declared", need.value), unknown_component_hint(&need.value, names));
+            c.err(
+                at(need),
+                format!("component `{name}` needs `{}`, which is not declared", need.value),
+                unknown_component_hint(&need.value, names),
+            );
         } else if !seen.insert(need.value.as_str()) {
-            c.err(at(need), format!("component `{name}` lists `{}` twice in `needs`", need.value), "remove the repeated entry");
+            c.err(
+                at(need),
+                format!("component `{name}` lists `{}` twice in `needs`", need.value),
+                "remove the repeated entry",
+            );
         }
     }
 }
@@ -371,7 +462,11 @@ fn check_component(c: &mut Checker, name: &str, comp: &Component, names: &[&str]
 /// Reports each dependency cycle once, as a path, at the edge that closes it.
 fn check_cycles(c: &mut Checker, comps: &BTreeMap<String, Component>) {
     #[derive(Clone, Copy, PartialEq)]
-    enum Mark { New, Active, Done }
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
     fn visit<'a>(
         n: &'a str,
         comps: &'a BTreeMap<String, Component>,
@@ -408,6 +503,10 @@ fn check_cycles(c: &mut Checker, comps: &BTreeMap<String, Component>) {
         }
     }
     for (path, pos) in found {
-        c.err(pos, format!("dependency cycle: {}", path.join(" → ")), "remove one of these `needs` entries; components must form a DAG");
+        c.err(
+            pos,
+            format!("dependency cycle: {}", path.join(" → ")),
+            "remove one of these `needs` entries; components must form a DAG",
+        );
     }
 }

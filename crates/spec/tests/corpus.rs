@@ -4,7 +4,6 @@
 //! (`0:0` when the error has no position). The full rendered diagnostics are
 //! snapshot-tested too.
 
-
 struct Expect {
     line: u64,
     column: u64,
@@ -53,8 +52,15 @@ fn bad_input_corpus() {
         if pos != (expect.line, expect.column) || !first.message.contains(&expect.message) || !hint_ok {
             wrong.push(format!(
                 "{}: expected {}:{} `{}` hint {:?}\n  got {}:{} `{}` hint {:?}",
-                rel.display(), expect.line, expect.column, expect.message, expect.hint,
-                pos.0, pos.1, first.message, first.hint
+                rel.display(),
+                expect.line,
+                expect.column,
+                expect.message,
+                expect.hint,
+                pos.0,
+                pos.1,
+                first.message,
+                first.hint
             ));
             return;
         }

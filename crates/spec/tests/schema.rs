@@ -16,7 +16,13 @@ fn parser_keys(probe: &str) -> BTreeSet<String> {
 }
 
 fn schema_keys(schema: &serde_json::Value, pointer: &str) -> BTreeSet<String> {
-    schema.pointer(pointer).and_then(|v| v.as_object()).unwrap_or_else(|| panic!("no {pointer}")).keys().cloned().collect()
+    schema
+        .pointer(pointer)
+        .and_then(|v| v.as_object())
+        .unwrap_or_else(|| panic!("no {pointer}"))
+        .keys()
+        .cloned()
+        .collect()
 }
 
 #[test]
@@ -30,8 +36,14 @@ fn schema_lists_exactly_the_keys_the_parser_accepts() {
         ("components: {a: {ignore-differences: [{paths: [x], zzz: 1}]}}\n", "/definitions/ignoreRule/properties"),
         ("environments: {a: {cluster: b, zzz: 1}}\n", "/definitions/environment/properties"),
         ("backup: {store: x, zzz: 1}\n", "/definitions/backup/properties"),
-        ("clusters: {a: {provider: local, prerequisites: [{name: n, check: [t], create: [t], zzz: 1}]}}\n", "/definitions/prerequisite/properties"),
-        ("environments: {a: {cluster: b, components: {c: {zzz: 1}}}}\n", "/definitions/environment/properties/components/additionalProperties/properties"),
+        (
+            "clusters: {a: {provider: local, prerequisites: [{name: n, check: [t], create: [t], zzz: 1}]}}\n",
+            "/definitions/prerequisite/properties",
+        ),
+        (
+            "environments: {a: {cluster: b, components: {c: {zzz: 1}}}}\n",
+            "/definitions/environment/properties/components/additionalProperties/properties",
+        ),
     ];
     for (probe, pointer) in levels {
         assert_eq!(parser_keys(probe), schema_keys(&schema, pointer), "schema at {pointer}");

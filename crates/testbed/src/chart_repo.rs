@@ -25,24 +25,14 @@ impl ChartRepo {
     pub fn serve(charts: &[&Path]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind 127.0.0.1"));
-        let port = server
-            .server_addr()
-            .to_ip()
-            .expect("an IP listener")
-            .port();
+        let port = server.server_addr().to_ip().expect("an IP listener").port();
         let url = format!("http://127.0.0.1:{port}");
         let requests = Arc::new(AtomicUsize::new(0));
         let thread = {
             let (server, root, requests) = (server.clone(), dir.path().to_path_buf(), requests.clone());
             std::thread::spawn(move || serve(&server, &root, &requests))
         };
-        let repo = Self {
-            dir,
-            url,
-            server,
-            requests,
-            thread: Some(thread),
-        };
+        let repo = Self { dir, url, server, requests, thread: Some(thread) };
         for chart in charts {
             repo.add(chart);
         }
@@ -52,15 +42,8 @@ impl ChartRepo {
     /// Packages one more chart directory and re-indexes.
     pub fn add(&self, chart: &Path) {
         let home = self.dir.path().join(".helm");
-        run(helm_command(&home)
-            .arg("package")
-            .arg(chart)
-            .arg("--destination")
-            .arg(self.dir.path()));
-        run(helm_command(&home)
-            .args(["repo", "index"])
-            .arg(self.dir.path())
-            .args(["--url", &self.url]));
+        run(helm_command(&home).arg("package").arg(chart).arg("--destination").arg(self.dir.path()));
+        run(helm_command(&home).args(["repo", "index"]).arg(self.dir.path()).args(["--url", &self.url]));
     }
 
     /// `http://127.0.0.1:PORT`.

@@ -20,9 +20,9 @@ use std::path::Path;
 use std::process::Command;
 
 pub use chart_repo::ChartRepo;
-pub use rekube_cluster::local::{FAIL_LABEL, FakeKubelet};
 pub use moto::Moto;
 use rekube_cluster::local::{ControlPlane, Options};
+pub use rekube_cluster::local::{FAIL_LABEL, FakeKubelet};
 
 /// The command that installs the whole test bed.
 pub const SETUP_HINT: &str = "scripts/testbed-setup.sh";
@@ -60,15 +60,8 @@ impl TestCluster {
             Ok(cp) => cp,
             Err(e) => panic!("test bed: cannot start a control plane: {e}\n(set it up with `{SETUP_HINT}`)"),
         };
-        let client = control_plane
-            .client()
-            .await
-            .unwrap_or_else(|e| panic!("test bed: {e}"));
-        Self {
-            kubelet: None,
-            client,
-            control_plane,
-        }
+        let client = control_plane.client().await.unwrap_or_else(|e| panic!("test bed: {e}"));
+        Self { kubelet: None, client, control_plane }
     }
 
     /// Starts a control plane plus a fake kubelet serving `node-1`.
@@ -111,11 +104,7 @@ impl TestCluster {
 
     /// Stops everything now (dropping does the same).
     pub fn stop(self) {
-        let Self {
-            kubelet,
-            control_plane,
-            ..
-        } = self;
+        let Self { kubelet, control_plane, .. } = self;
         drop(kubelet);
         control_plane.stop();
     }

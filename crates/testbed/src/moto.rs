@@ -23,15 +23,8 @@ impl Moto {
         let bin = std::env::var_os("REKUBE_MOTO_SERVER")
             .map(PathBuf::from)
             .unwrap_or_else(|| cache_dir().join("venv/bin/moto_server"));
-        assert!(
-            bin.is_file(),
-            "test bed: moto_server not found at {}\n(set it up with `{SETUP_HINT}`)",
-            bin.display()
-        );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        assert!(bin.is_file(), "test bed: moto_server not found at {}\n(set it up with `{SETUP_HINT}`)", bin.display());
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
         let mut cmd = Command::new(&bin);
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
@@ -45,13 +38,8 @@ impl Moto {
                 Ok(())
             });
         }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("test bed: cannot start {}: {e}", bin.display()));
-        let moto = Self {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("test bed: cannot start {}: {e}", bin.display()));
+        let moto = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
         // reqwest is built without a default TLS provider (the backup crate
         // picks ring for the whole process); pick the same one here.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -59,9 +47,10 @@ impl Moto {
         let began = Instant::now();
         loop {
             if let Ok(r) = http.get(&moto.endpoint).send().await
-                && r.status().is_success() {
-                    return moto;
-                }
+                && r.status().is_success()
+            {
+                return moto;
+            }
             assert!(
                 began.elapsed() < Duration::from_secs(30),
                 "test bed: moto did not answer on {} within 30 s",

@@ -13,11 +13,7 @@ fn tool(name: &str, var: &str) -> PathBuf {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| cache_dir().join("tools").join(name));
-    assert!(
-        path.is_file(),
-        "test bed: {name} not found at {}\n(set it up with `{SETUP_HINT}`)",
-        path.display()
-    );
+    assert!(path.is_file(), "test bed: {name} not found at {}\n(set it up with `{SETUP_HINT}`)", path.display());
     path
 }
 
@@ -43,9 +39,7 @@ pub fn helm_command(home: &Path) -> Command {
 
 /// Runs `cmd`, panicking with its output when it fails; returns stdout.
 pub fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}):\n{}{}",

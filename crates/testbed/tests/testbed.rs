@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
-use kube::api::{ListParams, PostParams};
 use kube::Api;
+use kube::api::{ListParams, PostParams};
 use rekube_cluster::local::pid_alive;
 use rekube_testbed::{FAIL_LABEL, TestCluster};
 use serde_json::json;
@@ -66,10 +66,7 @@ async fn deployment_becomes_available_with_pods_on_a_fake_node() {
     let services: Api<Service> = Api::namespaced(client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
 
-    deployments
-        .create(&PostParams::default(), &deployment("web", 2, json!({})))
-        .await
-        .unwrap();
+    deployments.create(&PostParams::default(), &deployment("web", 2, json!({}))).await.unwrap();
     let svc: Service = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
         "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 80}]},
@@ -97,7 +94,10 @@ async fn deployment_becomes_available_with_pods_on_a_fake_node() {
         // controller (root CA + SA key on the controller-manager) works. Before
         // 1.22 it is a Secret volume; since, a projected `kube-api-access-` one.
         let prefix = if rekube_testbed::k8s_minor() < 22 { "default-token-" } else { "kube-api-access-" };
-        assert!(spec.volumes.iter().flatten().any(|v| v.name.starts_with(prefix)), "pod has a service-account token volume named {prefix}*");
+        assert!(
+            spec.volumes.iter().flatten().any(|v| v.name.starts_with(prefix)),
+            "pod has a service-account token volume named {prefix}*"
+        );
     }
 
     // The real Endpoints controller sees the ready Pods behind the Service.
@@ -147,10 +147,7 @@ async fn two_clusters_run_at_once_and_stop_without_leftovers() {
     let ns: k8s_openapi::api::core::v1::Namespace =
         serde_json::from_value(json!({"metadata": {"name": "only-in-blue"}})).unwrap();
     Api::all(a.client()).create(&PostParams::default(), &ns).await.unwrap();
-    let in_b = Api::<k8s_openapi::api::core::v1::Namespace>::all(b.client())
-        .get_opt("only-in-blue")
-        .await
-        .unwrap();
+    let in_b = Api::<k8s_openapi::api::core::v1::Namespace>::all(b.client()).get_opt("only-in-blue").await.unwrap();
     assert!(in_b.is_none());
 
     // kubectl (the real client) reads each kubeconfig and reaches its own cluster.

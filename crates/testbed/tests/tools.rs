@@ -32,8 +32,16 @@ async fn helm_installs_a_chart_from_the_served_repository() {
     run(helm_command(home.path()).args(["repo", "add", "testbed", repo.url()]));
     let before = repo.requests();
     let out = run(cluster.helm(home.path()).args([
-        "install", "hello", "testbed/hello", "--version", "0.1.0",
-        "--set", "replicas=2", "--wait", "--timeout", "90s",
+        "install",
+        "hello",
+        "testbed/hello",
+        "--version",
+        "0.1.0",
+        "--set",
+        "replicas=2",
+        "--wait",
+        "--timeout",
+        "90s",
     ]));
     assert!(out.contains("STATUS: deployed"), "helm install output:\n{out}");
     assert!(repo.requests() > before, "the chart was fetched from the served repository");

@@ -24,16 +24,32 @@ fn open_store(loaded: &Loaded) -> Result<(Store, &rekube_spec::Backup), Failure>
     let Some(b) = &loaded.spec.backup else {
         return Err(Failure::Error(
             anyhow::anyhow!("{} has no `backup:` section", loaded.path.display()),
-            Some("add `backup: { store: ./backups, encrypt-secrets: [age1...] }` (or `store: s3://bucket/prefix`)".into()),
+            Some(
+                "add `backup: { store: ./backups, encrypt-secrets: [age1...] }` (or `store: s3://bucket/prefix`)"
+                    .into(),
+            ),
         ));
     };
     let b = &b.value;
-    let opts = StoreOptions { endpoint: b.endpoint.as_ref().map(|e| e.value.clone()), region: b.region.as_ref().map(|r| r.value.clone()) };
+    let opts = StoreOptions {
+        endpoint: b.endpoint.as_ref().map(|e| e.value.clone()),
+        region: b.region.as_ref().map(|r| r.value.clone()),
+    };
     Ok((Store::open(&b.store.value, &loaded.dir, &opts).map_err(failure)?, b))
 }
 
 fn identities(i: &Identity) -> Result<Option<Identities>, Failure> {
-    i.identity.as_deref().map(|p| Identities::read(p).map_err(|e| Failure::Error(anyhow::anyhow!(e), Some("pass the age identity file whose public key is in `backup.encrypt-secrets`".into())))).transpose()
+    i.identity
+        .as_deref()
+        .map(|p| {
+            Identities::read(p).map_err(|e| {
+                Failure::Error(
+                    anyhow::anyhow!(e),
+                    Some("pass the age identity file whose public key is in `backup.encrypt-secrets`".into()),
+                )
+            })
+        })
+        .transpose()
 }
 
 /// Runs one backup subcommand.
@@ -49,8 +65,16 @@ pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
     match cmd {
         Backup::Create { env, namespaces, selector, include_cluster_resources, own, name, allow_plaintext_secrets } => {
             environment(&loaded, env)?;
-            if let Some(n) = name.as_deref().filter(|n| n.is_empty() || n.len() > 128 || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) || n.starts_with('.')) {
-                return Err(Failure::Error(anyhow::anyhow!("--name `{n}` is not a backup name"), Some("use letters, digits, '.', '_' and '-' (it becomes a directory in the store)".into())));
+            if let Some(n) = name.as_deref().filter(|n| {
+                n.is_empty()
+                    || n.len() > 128
+                    || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                    || n.starts_with('.')
+            }) {
+                return Err(Failure::Error(
+                    anyhow::anyhow!("--name `{n}` is not a backup name"),
+                    Some("use letters, digits, '.', '_' and '-' (it becomes a directory in the store)".into()),
+                ));
             }
             let (client, cluster) = cluster_client(&loaded, env).await?;
             let mut filter = Filter {
@@ -65,7 +89,9 @@ pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
                     .map_err(crate::commands::converge::kube_failure)?;
                 if ids.is_empty() {
                     return Err(Failure::Error(
-                        anyhow::anyhow!("project `{project}` has nothing of environment `{env}` on cluster `{cluster}`"),
+                        anyhow::anyhow!(
+                            "project `{project}` has nothing of environment `{env}` on cluster `{cluster}`"
+                        ),
                         Some(format!("apply it first (`rekube apply {env}`), or back up without --own")),
                     ));
                 }
@@ -95,7 +121,9 @@ pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
                 None => Vec::new(),
             };
             if g.output == Output::Json {
-                printer::json(&json!({"name": manifest.name, "store": store.display(), "objects": manifest.objects.len(), "secrets": manifest.secrets.count, "size": manifest.archive.size, "sha256": manifest.archive.sha256, "deleted_by_retention": pruned}));
+                printer::json(
+                    &json!({"name": manifest.name, "store": store.display(), "objects": manifest.objects.len(), "secrets": manifest.secrets.count, "size": manifest.archive.size, "sha256": manifest.archive.sha256, "deleted_by_retention": pruned}),
+                );
             } else {
                 printer::data(created_text(&manifest, store.display(), began.elapsed().as_secs_f64(), &pruned));
             }
@@ -131,7 +159,9 @@ pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
             let m = rekube_backup::load_manifest(&store, name).await.map_err(failure)?;
             let v = rekube_backup::verify(&store, &m, ids.as_ref()).await.map_err(failure)?;
             if g.output == Output::Json {
-                printer::json(&json!({"name": m.name, "intact": true, "entries": v.entries, "bytes": v.bytes, "decrypted": v.decrypted, "sha256": m.archive.sha256}));
+                printer::json(
+                    &json!({"name": m.name, "intact": true, "entries": v.entries, "bytes": v.bytes, "decrypted": v.decrypted, "sha256": m.archive.sha256}),
+                );
             } else {
                 printer::data(format!(
                     "Backup {} is intact: {} entries, {} read, {} Secret(s) decrypted, sha256 {}.",
@@ -161,9 +191,17 @@ pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
                 identities: ids,
                 progress: Some(throttled_progress(format!("restoring {}", m.name))),
             };
-            printer::message(format!("verifying backup {} ({} objects), then restoring into `{to}`...", m.name, m.objects.len()));
+            printer::message(format!(
+                "verifying backup {} ({} objects), then restoring into `{to}`...",
+                m.name,
+                m.objects.len()
+            ));
             let restore = async { rekube_backup::restore(&client, &store, &m, &opts).await.map_err(failure) };
-            let report = if *dry_run { restore.await? } else { crate::commands::converge::leased(g, &client, &loaded, to, "backup restore", restore).await? };
+            let report = if *dry_run {
+                restore.await?
+            } else {
+                crate::commands::converge::leased(g, &client, &loaded, to, "backup restore", restore).await?
+            };
             if g.output == Output::Json {
                 printer::json(&serde_json::to_value(&report).unwrap_or_default());
             } else {
@@ -200,7 +238,12 @@ fn parse_map(pairs: &[String]) -> Result<rekube_backup::rules::NamespaceMap, Fai
             Some((old, new)) if rekube_spec::is_dns_label(old) && rekube_spec::is_dns_label(new) => {
                 map.insert(old.to_string(), new.to_string());
             }
-            _ => return Err(Failure::Error(anyhow::anyhow!("--namespace-map `{p}` is not OLD:NEW"), Some("write it like `--namespace-map shop:shop-restored`; both are namespace names".into()))),
+            _ => {
+                return Err(Failure::Error(
+                    anyhow::anyhow!("--namespace-map `{p}` is not OLD:NEW"),
+                    Some("write it like `--namespace-map shop:shop-restored`; both are namespace names".into()),
+                ));
+            }
         }
     }
     Ok(map)
@@ -243,10 +286,21 @@ fn list_text(all: &[rekube_backup::Listed], store: &str) -> String {
     if all.is_empty() {
         return format!("No backups in {store}.");
     }
-    let mut out = format!("{:<36} {:<12} {:<21} {:>8} {:>10}  {}\n", "NAME", "ENVIRONMENT", "CREATED", "OBJECTS", "SIZE", "KUBERNETES");
+    let mut out = format!(
+        "{:<36} {:<12} {:<21} {:>8} {:>10}  {}\n",
+        "NAME", "ENVIRONMENT", "CREATED", "OBJECTS", "SIZE", "KUBERNETES"
+    );
     for l in all {
         match &l.manifest {
-            Ok(m) => out.push_str(&format!("{:<36} {:<12} {:<21} {:>8} {:>10}  {}\n", l.name, m.environment, m.created, m.objects.len(), size(m.archive.size), m.cluster.version)),
+            Ok(m) => out.push_str(&format!(
+                "{:<36} {:<12} {:<21} {:>8} {:>10}  {}\n",
+                l.name,
+                m.environment,
+                m.created,
+                m.objects.len(),
+                size(m.archive.size),
+                m.cluster.version
+            )),
             Err(e) => out.push_str(&format!("{:<36} {e}\n", l.name)),
         }
     }
@@ -255,16 +309,44 @@ fn list_text(all: &[rekube_backup::Listed], store: &str) -> String {
 
 fn describe_text(m: &Manifest) -> String {
     let f = &m.filter;
-    let namespaces = if f.namespaces.is_empty() { "all but kube-system, kube-public, kube-node-lease".to_string() } else { f.namespaces.join(", ") };
+    let namespaces = if f.namespaces.is_empty() {
+        "all but kube-system, kube-public, kube-node-lease".to_string()
+    } else {
+        f.namespaces.join(", ")
+    };
     let mut out = format!("Backup {}\n", m.name);
-    out.push_str(&format!("  environment  {} (cluster {}, Kubernetes {})\n", m.environment, m.cluster.name, m.cluster.version));
+    out.push_str(&format!(
+        "  environment  {} (cluster {}, Kubernetes {})\n",
+        m.environment, m.cluster.name, m.cluster.version
+    ));
     out.push_str(&format!("  created      {} by rekube {}\n", m.created, m.tool_version));
-    out.push_str(&format!("  namespaces   {namespaces}\n  selector     {}\n", f.selector.as_deref().unwrap_or("(none)")));
-    out.push_str(&format!("  cluster-wide {}\n", if f.cluster_resources { "included" } else { "only the CRDs of included custom resources" }));
-    out.push_str(&format!("  archive      {} ({}), {}, sha256 {}\n", m.archive.file, m.archive.compression, size(m.archive.size), m.archive.sha256));
-    let secrets = if m.secrets.encrypted { format!("{} encrypted to {}", m.secrets.count, m.secrets.recipients.join(", ")) } else { format!("{} in plaintext", m.secrets.count) };
+    out.push_str(&format!(
+        "  namespaces   {namespaces}\n  selector     {}\n",
+        f.selector.as_deref().unwrap_or("(none)")
+    ));
+    out.push_str(&format!(
+        "  cluster-wide {}\n",
+        if f.cluster_resources { "included" } else { "only the CRDs of included custom resources" }
+    ));
+    out.push_str(&format!(
+        "  archive      {} ({}), {}, sha256 {}\n",
+        m.archive.file,
+        m.archive.compression,
+        size(m.archive.size),
+        m.archive.sha256
+    ));
+    let secrets = if m.secrets.encrypted {
+        format!("{} encrypted to {}", m.secrets.count, m.secrets.recipients.join(", "))
+    } else {
+        format!("{} in plaintext", m.secrets.count)
+    };
     out.push_str(&format!("  secrets      {secrets}\n"));
-    out.push_str(&format!("  checksums    {} per-object sha256 sums (first: {} {})\n", m.objects.len(), m.objects.first().map_or("-", |o| short(&o.sha256)), m.objects.first().map_or("", |o| o.path.as_str())));
+    out.push_str(&format!(
+        "  checksums    {} per-object sha256 sums (first: {} {})\n",
+        m.objects.len(),
+        m.objects.first().map_or("-", |o| short(&o.sha256)),
+        m.objects.first().map_or("", |o| o.path.as_str())
+    ));
     let width = m.counts.keys().chain(m.excluded.keys()).map(String::len).max().unwrap_or(0);
     out.push_str(&format!("  objects      {}\n", m.objects.len()));
     for (k, n) in &m.counts {
@@ -281,7 +363,11 @@ fn describe_text(m: &Manifest) -> String {
 
 fn restore_text(m: &Manifest, env: &str, cluster: &str, r: &RestoreReport) -> String {
     let verb = if r.dry_run { "Dry run: restoring" } else { "Restored" };
-    let mut out = format!("{verb} backup {} into environment `{env}` (cluster `{cluster}`){}\n", m.name, if r.dry_run { " would do this; nothing was written:" } else { ":" });
+    let mut out = format!(
+        "{verb} backup {} into environment `{env}` (cluster `{cluster}`){}\n",
+        m.name,
+        if r.dry_run { " would do this; nothing was written:" } else { ":" }
+    );
     for p in &r.plan {
         out.push_str(&format!("  {p}\n"));
     }
@@ -302,7 +388,11 @@ fn restore_text(m: &Manifest, env: &str, cluster: &str, r: &RestoreReport) -> St
         }
     }
     if !r.namespaces_created.is_empty() {
-        out.push_str(&format!("  namespaces {} {}\n", if r.dry_run { "to create:" } else { "created:" }, r.namespaces_created.join(", ")));
+        out.push_str(&format!(
+            "  namespaces {} {}\n",
+            if r.dry_run { "to create:" } else { "created:" },
+            r.namespaces_created.join(", ")
+        ));
     }
     for w in &r.warnings {
         out.push_str(&format!("  warning: {w}\n"));

@@ -28,14 +28,17 @@ fn say(g: &Global, line: impl std::fmt::Display) {
 fn failure(e: impl Into<anyhow::Error>) -> Failure {
     let e = e.into();
     let hint = match e.downcast_ref::<rekube_cluster::journal::JournalError>() {
-        Some(rekube_cluster::journal::JournalError::Locked { .. }) => Some("wait for it to finish, or stop it; the lock is released the moment its process ends".to_string()),
+        Some(rekube_cluster::journal::JournalError::Locked { .. }) => {
+            Some("wait for it to finish, or stop it; the lock is released the moment its process ends".to_string())
+        }
         _ => match e.downcast_ref::<rekube_cluster::provider::ProviderError>() {
-            Some(rekube_cluster::provider::ProviderError::Local(rekube_cluster::local::LocalError::BinariesMissing { .. })) => {
-                Some("scripts/testbed-setup.sh builds them (about 10 minutes, once)".to_string())
-            }
-            Some(rekube_cluster::provider::ProviderError::Tool(rekube_cluster::tool::ToolError::Spawn { program, .. })) => {
-                Some(format!("is `{program}` installed, executable and on PATH? (docs/providers.md)"))
-            }
+            Some(rekube_cluster::provider::ProviderError::Local(
+                rekube_cluster::local::LocalError::BinariesMissing { .. },
+            )) => Some("scripts/testbed-setup.sh builds them (about 10 minutes, once)".to_string()),
+            Some(rekube_cluster::provider::ProviderError::Tool(rekube_cluster::tool::ToolError::Spawn {
+                program,
+                ..
+            })) => Some(format!("is `{program}` installed, executable and on PATH? (docs/providers.md)")),
             _ => None,
         },
     };
@@ -50,7 +53,13 @@ fn begin(g: &Global, loaded: &Loaded, env: &str, command: &str) -> Result<(Lock,
     if let Some(i) = interrupted {
         let done: Vec<&str> = i.steps.iter().map(|s| s.name.as_str()).collect();
         let done = if done.is_empty() { "nothing yet".to_string() } else { done.join(", ") };
-        say(g, format!("resuming `rekube {command} {env}` interrupted (PID {}, started {}); finished then: {done}", i.pid, i.started));
+        say(
+            g,
+            format!(
+                "resuming `rekube {command} {env}` interrupted (PID {}, started {}); finished then: {done}",
+                i.pid, i.started
+            ),
+        );
     }
     Ok((lock, journal))
 }
@@ -68,10 +77,25 @@ pub async fn up(g: &Global, env: &str) -> Result<u8, Failure> {
 
 /// Prerequisites, the cluster, the components: each idempotent, each
 /// journaled.
-async fn up_steps(g: &Global, loaded: &Loaded, env: &str, journal: &mut Journal, flags: &RenderFlags) -> Result<u8, Failure> {
+async fn up_steps(
+    g: &Global,
+    loaded: &Loaded,
+    env: &str,
+    journal: &mut Journal,
+    flags: &RenderFlags,
+) -> Result<u8, Failure> {
     let began = Instant::now();
     let (cluster, prereqs) = provider_cluster(loaded, env)?;
-    say(g, format!("rekube up `{env}`: {} prerequisite(s), cluster `{}` ({}), {} component(s)", prereqs.len(), cluster.name, cluster.kind.name(), loaded.spec.components.len()));
+    say(
+        g,
+        format!(
+            "rekube up `{env}`: {} prerequisite(s), cluster `{}` ({}), {} component(s)",
+            prereqs.len(),
+            cluster.name,
+            cluster.kind.name(),
+            loaded.spec.components.len()
+        ),
+    );
     for p in &prereqs {
         let step = format!("prerequisite {}", p.name);
         if journal.done_before(&step) {
@@ -107,7 +131,14 @@ async fn up_steps(g: &Global, loaded: &Loaded, env: &str, journal: &mut Journal,
         Created::Existed => "already there".to_string(),
     };
     let (kubeconfig, _) = cluster.kubeconfig().await.map_err(failure)?;
-    say(g, format!("  cluster `{}` {how}: {} (Kubernetes {version})", cluster.name, endpoint.as_deref().unwrap_or("(endpoint from the kubeconfig)")));
+    say(
+        g,
+        format!(
+            "  cluster `{}` {how}: {} (Kubernetes {version})",
+            cluster.name,
+            endpoint.as_deref().unwrap_or("(endpoint from the kubeconfig)")
+        ),
+    );
     if let Some(k) = &kubeconfig {
         say(g, format!("    kubeconfig: {}", k.display()));
         say(g, format!("    try:        kubectl --kubeconfig {} get nodes", k.display()));
@@ -116,7 +147,9 @@ async fn up_steps(g: &Global, loaded: &Loaded, env: &str, journal: &mut Journal,
 
     // The components, health-gated; apply prints its own progress.
     let quiet = Global { output: Output::Text, ..g.clone() };
-    let code = crate::commands::converge::apply(&quiet, env, rekube_kube::ApplyOptions::default(), &Default::default(), flags).await?;
+    let code =
+        crate::commands::converge::apply(&quiet, env, rekube_kube::ApplyOptions::default(), &Default::default(), flags)
+            .await?;
     if code != 0 {
         return Ok(code);
     }
@@ -145,20 +178,43 @@ pub async fn down(g: &Global, env: &str, force: bool, timeout: u64) -> Result<u8
 /// Load balancers, components, the cluster, the prerequisites (reversed).
 /// A `local` cluster holds nothing outside its processes: it is deleted
 /// at once, its components with it.
-async fn down_steps(g: &Global, loaded: &Loaded, env: &str, journal: &mut Journal, force: bool, timeout: u64) -> Result<u8, Failure> {
+async fn down_steps(
+    g: &Global,
+    loaded: &Loaded,
+    env: &str,
+    journal: &mut Journal,
+    force: bool,
+    timeout: u64,
+) -> Result<u8, Failure> {
     let began = Instant::now();
     let (cluster, prereqs) = provider_cluster(loaded, env)?;
-    say(g, format!("rekube down `{env}`: load balancers, {} component(s), cluster `{}` ({}), {} prerequisite(s)", loaded.spec.components.len(), cluster.name, cluster.kind.name(), prereqs.len()));
+    say(
+        g,
+        format!(
+            "rekube down `{env}`: load balancers, {} component(s), cluster `{}` ({}), {} prerequisite(s)",
+            loaded.spec.components.len(),
+            cluster.name,
+            cluster.kind.name(),
+            prereqs.len()
+        ),
+    );
     let local = matches!(cluster.kind, Kind::Local { .. });
     let reachable = !local && matches!(cluster.state().await.map_err(failure)?, State::Present { problem: None, .. });
     if local {
-        say(g, format!("  cluster `{}` is local: its components and load balancers go with its processes", cluster.name));
+        say(
+            g,
+            format!("  cluster `{}` is local: its components and load balancers go with its processes", cluster.name),
+        );
     } else if reachable {
         let client = connect(&cluster).await?;
         let (project, source) = crate::commands::project_scope(loaded);
-        let ids = rekube_kube::environment_applysets(&client, &project, env, source.as_deref()).await.map_err(crate::commands::converge::kube_failure)?;
+        let ids = rekube_kube::environment_applysets(&client, &project, env, source.as_deref())
+            .await
+            .map_err(crate::commands::converge::kube_failure)?;
         let resolver = rekube_kube::Resolver::new(client);
-        let released = rekube_kube::release_load_balancers(&resolver, &ids, std::time::Duration::from_secs(600)).await.map_err(crate::commands::converge::kube_failure)?;
+        let released = rekube_kube::release_load_balancers(&resolver, &ids, std::time::Duration::from_secs(600))
+            .await
+            .map_err(crate::commands::converge::kube_failure)?;
         let note = if released.is_empty() { "none".to_string() } else { format!("released {}", released.join(", ")) };
         say(g, format!("  load balancers: {note}"));
         journal.done("release load balancers", note).map_err(failure)?;
@@ -177,7 +233,11 @@ async fn down_steps(g: &Global, loaded: &Loaded, env: &str, journal: &mut Journa
                 say(g, "  components: some could not be destroyed (above); --force: the cluster is deleted anyway");
             }
             _ => {
-                let hint = if matches!(cluster.kind, Kind::Existing { .. }) { "" } else { "; `rekube down --force` deletes the cluster anyway" };
+                let hint = if matches!(cluster.kind, Kind::Existing { .. }) {
+                    ""
+                } else {
+                    "; `rekube down --force` deletes the cluster anyway"
+                };
                 say(g, format!("  components: some could not be destroyed (above){hint}"));
                 return Ok(code);
             }
@@ -204,7 +264,9 @@ async fn down_steps(g: &Global, loaded: &Loaded, env: &str, journal: &mut Journa
         journal.done(&format!("remove {step}"), note).map_err(failure)?;
     }
     match g.output {
-        Output::Json => printer::json(&json!({"environment": env, "cluster": cluster.name, "seconds": began.elapsed().as_secs_f64()})),
+        Output::Json => printer::json(
+            &json!({"environment": env, "cluster": cluster.name, "seconds": began.elapsed().as_secs_f64()}),
+        ),
         _ => say(g, format!("down `{env}` done in {:.1}s", began.elapsed().as_secs_f64())),
     }
     Ok(0)
@@ -215,7 +277,8 @@ pub(crate) async fn components(g: &Global, env: &str) -> Result<Vec<Value>, Fail
     let ctx = Context::new(g, env, &Default::default(), &RenderFlags::default()).await?;
     let plan = ctx.plan().await?;
     let drift = ctx.drift().await?;
-    let healths = rekube_kube::health_of(&ctx.resolver, &ctx.desired()).await.map_err(crate::commands::converge::kube_failure)?;
+    let healths =
+        rekube_kube::health_of(&ctx.resolver, &ctx.desired()).await.map_err(crate::commands::converge::kube_failure)?;
     let mut out = Vec::new();
     let mut comps: Vec<_> = plan.components.iter().filter(|c| c.identity.component.is_some()).collect();
     comps.sort_by_key(|c| (c.wave, c.name.clone()));
@@ -297,9 +360,21 @@ pub async fn status(g: &Global, only: Option<&str>) -> Result<u8, Failure> {
 
 fn status_text(rows: &[Value]) -> String {
     let s = |r: &Value, k: &str| r[k].as_str().unwrap_or("-").to_string();
-    let mut out = format!("{:<14} {:<12} {:<9} {:<12} {:<9} {:<25} {}\n", "ENVIRONMENT", "CLUSTER", "PROVIDER", "STATE", "VERSION", "LAST APPLIED", "ENDPOINT");
+    let mut out = format!(
+        "{:<14} {:<12} {:<9} {:<12} {:<9} {:<25} {}\n",
+        "ENVIRONMENT", "CLUSTER", "PROVIDER", "STATE", "VERSION", "LAST APPLIED", "ENDPOINT"
+    );
     for r in rows {
-        out.push_str(&format!("{:<14} {:<12} {:<9} {:<12} {:<9} {:<25} {}\n", s(r, "environment"), s(r, "cluster"), s(r, "provider"), s(r, "state"), s(r, "version"), s(r, "last_applied"), s(r, "endpoint")));
+        out.push_str(&format!(
+            "{:<14} {:<12} {:<9} {:<12} {:<9} {:<25} {}\n",
+            s(r, "environment"),
+            s(r, "cluster"),
+            s(r, "provider"),
+            s(r, "state"),
+            s(r, "version"),
+            s(r, "last_applied"),
+            s(r, "endpoint")
+        ));
         if let Some(p) = r["problem"].as_str() {
             out.push_str(&format!("  {p}\n"));
         }
@@ -325,7 +400,9 @@ fn status_text(rows: &[Value]) -> String {
 async fn fingerprint(g: &Global, env: &str) -> Result<rekube_plan::fingerprint::Fingerprint, Failure> {
     let flags = RenderFlags { no_cache: true, ..Default::default() };
     let ctx = Context::new(g, env, &Default::default(), &flags).await?;
-    let objects = rekube_kube::managed_objects(&ctx.resolver, &ctx.desired()).await.map_err(crate::commands::converge::kube_failure)?;
+    let objects = rekube_kube::managed_objects(&ctx.resolver, &ctx.desired())
+        .await
+        .map_err(crate::commands::converge::kube_failure)?;
     Ok(rekube_plan::fingerprint::Fingerprint::of(&objects))
 }
 
@@ -345,18 +422,29 @@ pub async fn rebuild_check(g: &Global, env: &str) -> Result<u8, Failure> {
     let before_path = dir.join(format!("{env}.before.json"));
     let began = Instant::now();
 
-    let before = match std::fs::read(&before_path).ok().filter(|_| journal.done_before("fingerprint")).and_then(|b| serde_json::from_slice(&b).ok()) {
+    let before = match std::fs::read(&before_path)
+        .ok()
+        .filter(|_| journal.done_before("fingerprint"))
+        .and_then(|b| serde_json::from_slice(&b).ok())
+    {
         Some(fp) => fp,
         None => {
             let fp = fingerprint(g, env).await?;
             if fp.objects.is_empty() {
-                return Err(Failure::Error(anyhow::anyhow!("`{env}` has no objects to compare"), Some(format!("bring it up first: `rekube up {env}`"))));
+                return Err(Failure::Error(
+                    anyhow::anyhow!("`{env}` has no objects to compare"),
+                    Some(format!("bring it up first: `rekube up {env}`")),
+                ));
             }
-            rekube_cluster::journal::write_private(&before_path, &serde_json::to_vec_pretty(&fp).unwrap_or_default()).with_context(|| format!("cannot write {}", before_path.display()))?;
+            rekube_cluster::journal::write_private(&before_path, &serde_json::to_vec_pretty(&fp).unwrap_or_default())
+                .with_context(|| format!("cannot write {}", before_path.display()))?;
             fp
         }
     };
-    say(g, format!("rebuild-check `{env}`: recorded {} objects (fingerprint {})", before.objects.len(), before.digest()));
+    say(
+        g,
+        format!("rebuild-check `{env}`: recorded {} objects (fingerprint {})", before.objects.len(), before.digest()),
+    );
     journal.done("fingerprint", before.digest()).map_err(failure)?;
 
     let t = Instant::now();
@@ -378,7 +466,10 @@ pub async fn rebuild_check(g: &Global, env: &str) -> Result<u8, Failure> {
     let up_secs = t.elapsed().as_secs_f64();
 
     let after = fingerprint(g, env).await?;
-    let _ = rekube_cluster::journal::write_private(&dir.join(format!("{env}.after.json")), &serde_json::to_vec_pretty(&after).unwrap_or_default());
+    let _ = rekube_cluster::journal::write_private(
+        &dir.join(format!("{env}.after.json")),
+        &serde_json::to_vec_pretty(&after).unwrap_or_default(),
+    );
     let diffs = rekube_plan::fingerprint::compare(&before, &after);
     journal.done("compare", format!("{} difference(s)", diffs.len())).map_err(failure)?;
     journal.finish().map_err(failure)?;
@@ -394,7 +485,8 @@ pub async fn rebuild_check(g: &Global, env: &str) -> Result<u8, Failure> {
             before.digest()
         )),
         _ => {
-            let mut out = format!("DIFFERENT: the rebuilt `{env}` differs from the one before in {} object(s):\n", diffs.len());
+            let mut out =
+                format!("DIFFERENT: the rebuilt `{env}` differs from the one before in {} object(s):\n", diffs.len());
             for d in &diffs {
                 out.push_str(&format!("  {} {}\n", d.state, d.object));
                 for f in &d.fields {

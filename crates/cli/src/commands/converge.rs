@@ -22,9 +22,19 @@ pub(crate) async fn cluster_client(loaded: &Loaded, env: &str) -> Result<(kube::
     let (cluster, _) = provider_cluster(loaded, env)?;
     let name = cluster.name.clone();
     match cluster.state().await.map_err(|e| Failure::Error(e.into(), None))? {
-        State::Absent => return Err(Failure::Error(anyhow::anyhow!("cluster `{name}` does not exist"), Some(format!("create it with `rekube up {env}`")))),
-        State::Present { problem: Some(p), .. } if matches!(cluster.kind, rekube_cluster::provider::Kind::Local { .. }) => {
-            return Err(Failure::Error(anyhow::anyhow!("cluster `{name}` is not running: {p}"), Some(format!("start it with `rekube up {env}`"))));
+        State::Absent => {
+            return Err(Failure::Error(
+                anyhow::anyhow!("cluster `{name}` does not exist"),
+                Some(format!("create it with `rekube up {env}`")),
+            ));
+        }
+        State::Present { problem: Some(p), .. }
+            if matches!(cluster.kind, rekube_cluster::provider::Kind::Local { .. }) =>
+        {
+            return Err(Failure::Error(
+                anyhow::anyhow!("cluster `{name}` is not running: {p}"),
+                Some(format!("start it with `rekube up {env}`")),
+            ));
         }
         State::Present { .. } => {}
     }
@@ -33,7 +43,10 @@ pub(crate) async fn cluster_client(loaded: &Loaded, env: &str) -> Result<(kube::
 
 /// A client for `cluster`, or an error naming it.
 pub(crate) async fn connect(cluster: &rekube_cluster::provider::Cluster) -> Result<kube::Client, Failure> {
-    cluster.client().await.map_err(|e| Failure::Error(anyhow::anyhow!("cannot reach cluster `{}`: {e}", cluster.name), None))
+    cluster
+        .client()
+        .await
+        .map_err(|e| Failure::Error(anyhow::anyhow!("cannot reach cluster `{}`: {e}", cluster.name), None))
 }
 
 fn selection(loaded: &Loaded, select: &Select) -> Result<Option<BTreeSet<String>>, Failure> {
@@ -41,7 +54,11 @@ fn selection(loaded: &Loaded, select: &Select) -> Result<Option<BTreeSet<String>
         return Ok(None);
     }
     check_components(loaded, &select.components)?;
-    Ok(Some(if select.with_needs { rekube_spec::graph::with_needs(&loaded.spec, &select.components) } else { select.components.iter().cloned().collect() }))
+    Ok(Some(if select.with_needs {
+        rekube_spec::graph::with_needs(&loaded.spec, &select.components)
+    } else {
+        select.components.iter().cloned().collect()
+    }))
 }
 
 /// Everything plan, apply and drift share: the rendered environment and a
@@ -67,7 +84,8 @@ impl Context {
         let mut opts = options(&loaded, env, flags, only);
         let (client, cluster) = cluster_client(&loaded, env).await?;
         if let Ok(v) = client.apiserver_version().await {
-            opts.kube_version = Some(v.git_version.trim_start_matches('v').split(['-', '+']).next().unwrap_or_default().to_string());
+            opts.kube_version =
+                Some(v.git_version.trim_start_matches('v').split(['-', '+']).next().unwrap_or_default().to_string());
         }
         opts.api_versions = rekube_kube::api_versions(&client).await;
         let mut rendered = render_env(&loaded, env, &opts).await?;
@@ -92,7 +110,15 @@ impl Context {
             ignore: spec
                 .components
                 .iter()
-                .map(|(n, c)| (n.clone(), c.ignore_differences.iter().map(|r| (r.value.kind.clone(), r.value.name.clone(), r.value.paths.clone())).collect()))
+                .map(|(n, c)| {
+                    (
+                        n.clone(),
+                        c.ignore_differences
+                            .iter()
+                            .map(|r| (r.value.kind.clone(), r.value.name.clone(), r.value.paths.clone()))
+                            .collect(),
+                    )
+                })
                 .collect(),
             adopt: spec.components.iter().filter(|(_, c)| c.adopt).map(|(n, _)| n.clone()).collect(),
         }
@@ -113,7 +139,11 @@ impl Context {
 async fn place_custom_resources(rendered: &mut rekube_render::Rendered, resolver: &Resolver) {
     for comp in rendered.components.iter_mut() {
         let Some(ns) = comp.namespace.clone() else { continue };
-        for obj in comp.objects.iter_mut().filter(|o| o.namespace().is_none() && !rekube_render::BUILTIN_GROUPS.contains(&o.group())) {
+        for obj in comp
+            .objects
+            .iter_mut()
+            .filter(|o| o.namespace().is_none() && !rekube_render::BUILTIN_GROUPS.contains(&o.group()))
+        {
             if let Ok(Some(r)) = resolver.resolve(obj.api_version(), obj.kind()).await
                 && r.namespaced
             {
@@ -175,17 +205,29 @@ pub fn plan_text(plan: &Plan) -> String {
                 Op::Create => out.push_str(&format!("  + {}\n", a.display_name())),
                 Op::Delete => out.push_str(&format!("  - {}\n", a.display_name())),
                 Op::Unchanged => unchanged += 1,
-                Op::Adopt if c.adopt => out.push_str(&format!("  > {} (exists, not rekube's: adopted)\n", a.display_name())),
-                Op::Adopt => out.push_str(&format!("  > {} (exists, not rekube's: apply refuses it without --adopt)\n", a.display_name())),
-                Op::Conflict => out.push_str(&format!("  ! {}: belongs to {} (apply refuses)\n", a.display_name(), a.owner.as_deref().unwrap_or("someone else"))),
-                Op::Use => out.push_str(&format!("  · {} ({})\n", a.display_name(), a.owner.as_deref().unwrap_or("used"))),
+                Op::Adopt if c.adopt => {
+                    out.push_str(&format!("  > {} (exists, not rekube's: adopted)\n", a.display_name()))
+                }
+                Op::Adopt => out.push_str(&format!(
+                    "  > {} (exists, not rekube's: apply refuses it without --adopt)\n",
+                    a.display_name()
+                )),
+                Op::Conflict => out.push_str(&format!(
+                    "  ! {}: belongs to {} (apply refuses)\n",
+                    a.display_name(),
+                    a.owner.as_deref().unwrap_or("someone else")
+                )),
+                Op::Use => {
+                    out.push_str(&format!("  · {} ({})\n", a.display_name(), a.owner.as_deref().unwrap_or("used")))
+                }
                 Op::Update => {
                     out.push_str(&format!("  ~ {}\n", a.display_name()));
                     for ch in &a.changes {
-                        let by = a.reverts.iter().find(|r| r.path == ch.path).map_or(String::new(), |r| match &r.manager {
-                            Some(m) => format!("  (hand change by {m}: reverted)"),
-                            None => "  (hand change: reverted)".to_string(),
-                        });
+                        let by =
+                            a.reverts.iter().find(|r| r.path == ch.path).map_or(String::new(), |r| match &r.manager {
+                                Some(m) => format!("  (hand change by {m}: reverted)"),
+                                None => "  (hand change: reverted)".to_string(),
+                            });
                         out.push_str(&format!("      {}: {} → {}{by}\n", ch.path, show(&ch.before), show(&ch.after)));
                     }
                 }
@@ -203,7 +245,10 @@ pub fn plan_text(plan: &Plan) -> String {
     if s.conflict > 0 {
         extra.push_str(&format!(", {} owned by others", s.conflict));
     }
-    out.push_str(&format!("\nPlan: {} to create, {} to update, {} to delete, {} unchanged{extra}.\n", s.create, s.update, s.delete, s.unchanged));
+    out.push_str(&format!(
+        "\nPlan: {} to create, {} to update, {} to delete, {} unchanged{extra}.\n",
+        s.create, s.update, s.delete, s.unchanged
+    ));
     out
 }
 
@@ -226,8 +271,18 @@ pub async fn plan(g: &Global, env: &str, detailed: bool, select: &Select, flags:
 
 /// Holds the environment's lease on `client`'s cluster while `body` runs,
 /// and releases it however `body` ends.
-pub(crate) async fn leased<T>(g: &Global, client: &kube::Client, loaded: &Loaded, env: &str, command: &str, body: impl std::future::Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
-    let (guard, broken) = rekube_kube::lease::acquire(client, &loaded.project().0, env, &format!("{command} {env}"), g.break_lock).await.map_err(kube_failure)?;
+pub(crate) async fn leased<T>(
+    g: &Global,
+    client: &kube::Client,
+    loaded: &Loaded,
+    env: &str,
+    command: &str,
+    body: impl std::future::Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
+    let (guard, broken) =
+        rekube_kube::lease::acquire(client, &loaded.project().0, env, &format!("{command} {env}"), g.break_lock)
+            .await
+            .map_err(kube_failure)?;
     if let Some(h) = broken {
         printer::message(format!("note: broke the lease of {h}"));
     }
@@ -236,7 +291,13 @@ pub(crate) async fn leased<T>(g: &Global, client: &kube::Client, loaded: &Loaded
     result
 }
 
-pub async fn apply(g: &Global, env: &str, opts: ApplyOptions, select: &Select, flags: &RenderFlags) -> Result<u8, Failure> {
+pub async fn apply(
+    g: &Global,
+    env: &str,
+    opts: ApplyOptions,
+    select: &Select,
+    flags: &RenderFlags,
+) -> Result<u8, Failure> {
     let ctx = Context::new(g, env, select, flags).await?;
     if opts.dry_run {
         return apply_in(g, env, opts, &ctx).await;
@@ -253,7 +314,10 @@ async fn apply_in(g: &Global, env: &str, mut opts: ApplyOptions, ctx: &Context) 
     let s = plan.summary();
     if g.output != Output::Json {
         let mode = if dry_run { " (server dry-run: nothing is persisted)" } else { "" };
-        printer::message(format!("applying `{env}`{mode}: {} to create, {} to update, {} to delete, {} unchanged", s.create, s.update, s.delete, s.unchanged));
+        printer::message(format!(
+            "applying `{env}`{mode}: {} to create, {} to update, {} to delete, {} unchanged",
+            s.create, s.update, s.delete, s.unchanged
+        ));
     }
     let progress = Progress::new(if dry_run { "dry-run" } else { "applying" });
     let report = rekube_kube::apply(&ctx.resolver, &plan, &ctx.rendered, &opts, &|e| progress.on(e)).await?;
@@ -268,24 +332,43 @@ async fn apply_in(g: &Global, env: &str, mut opts: ApplyOptions, ctx: &Context) 
             }})).collect::<Vec<_>>(),
         })),
         _ if failed => printer::message(format!("apply of `{env}` FAILED after {:.1}s", progress.elapsed())),
-        _ if !plan.has_changes() => printer::message(format!("no changes: `{env}` already matches the spec ({} objects checked, all healthy)", s.unchanged)),
+        _ if !plan.has_changes() => printer::message(format!(
+            "no changes: `{env}` already matches the spec ({} objects checked, all healthy)",
+            s.unchanged
+        )),
         _ => {
-            printer::message(format!("applied `{env}` in {:.1}s: {} written, {} deleted, {} unchanged", progress.elapsed(), report.written(), s.delete, s.unchanged));
+            printer::message(format!(
+                "applied `{env}` in {:.1}s: {} written, {} deleted, {} unchanged",
+                progress.elapsed(),
+                report.written(),
+                s.delete,
+                s.unchanged
+            ));
             if !dry_run {
                 for a in plan.components.iter().flat_map(|c| &c.actions) {
                     for r in &a.reverts {
-                        let who = r.manager.as_deref().map_or("a /scale write or an unrecorded manager".to_string(), |m| match (&r.subresource, &r.time) {
-                            (Some(sub), _) => format!("{m} through /{sub}"),
-                            (None, t) => format!("{m} at {}", t.as_deref().unwrap_or("?")),
-                        });
-                        printer::message(format!("  reverted {} {}: {} → {} (changed by {who})", a.display_name(), r.path, show(&r.live), show(&r.applied)));
+                        let who =
+                            r.manager.as_deref().map_or("a /scale write or an unrecorded manager".to_string(), |m| {
+                                match (&r.subresource, &r.time) {
+                                    (Some(sub), _) => format!("{m} through /{sub}"),
+                                    (None, t) => format!("{m} at {}", t.as_deref().unwrap_or("?")),
+                                }
+                            });
+                        printer::message(format!(
+                            "  reverted {} {}: {} → {} (changed by {who})",
+                            a.display_name(),
+                            r.path,
+                            show(&r.live),
+                            show(&r.applied)
+                        ));
                     }
                 }
             }
         }
     }
     if !failed && !dry_run {
-        let _ = rekube_cluster::journal::record_applied(&crate::commands::state_root(&ctx.loaded), env, report.written());
+        let _ =
+            rekube_cluster::journal::record_applied(&crate::commands::state_root(&ctx.loaded), env, report.written());
     }
     Ok(if failed { 1 } else { 0 })
 }
@@ -299,15 +382,27 @@ pub async fn destroy(g: &Global, env: &str, timeout: u64) -> Result<u8, Failure>
     let (project, source) = crate::commands::project_scope(&loaded);
     let client = resolver.client().clone();
     let report = leased(g, &client, &loaded, env, "destroy", async {
-        rekube_kube::destroy(&resolver, &project, env, source.as_deref(), &order, Duration::from_secs(timeout), &|e| progress.on(e)).await.map_err(kube_failure)
+        rekube_kube::destroy(&resolver, &project, env, source.as_deref(), &order, Duration::from_secs(timeout), &|e| {
+            progress.on(e)
+        })
+        .await
+        .map_err(kube_failure)
     })
     .await?;
-    let deleted: usize = report.components.iter().map(|(_, o)| if let ComponentOutcome::Done { deleted, .. } = o { *deleted } else { 0 }).sum();
+    let deleted: usize = report
+        .components
+        .iter()
+        .map(|(_, o)| if let ComponentOutcome::Done { deleted, .. } = o { *deleted } else { 0 })
+        .sum();
     let failed = report.failed();
     match g.output {
         Output::Json => printer::json(&json!({"environment": env, "deleted": deleted, "failed": failed})),
         _ if failed => printer::message(format!("destroy of `{env}` FAILED")),
-        _ => printer::message(format!("destroyed `{env}`: {deleted} objects in {} component(s), in {:.1}s", report.components.len(), progress.elapsed())),
+        _ => printer::message(format!(
+            "destroyed `{env}`: {deleted} objects in {} component(s), in {:.1}s",
+            report.components.len(),
+            progress.elapsed()
+        )),
     }
     Ok(if failed { 1 } else { 0 })
 }
@@ -321,8 +416,14 @@ pub async fn drift(g: &Global, env: &str, flags: &RenderFlags) -> Result<u8, Fai
             for d in &report {
                 let name = d.display_name();
                 match d.state {
-                    "deleted" => printer::data(format!("{}: {name}: missing (deleted by hand, or new in the spec since the last apply)", d.component)),
-                    "pending-apply" => printer::data(format!("{}: {name}: the spec changed since the last apply (see `rekube plan`)", d.component)),
+                    "deleted" => printer::data(format!(
+                        "{}: {name}: missing (deleted by hand, or new in the spec since the last apply)",
+                        d.component
+                    )),
+                    "pending-apply" => printer::data(format!(
+                        "{}: {name}: the spec changed since the last apply (see `rekube plan`)",
+                        d.component
+                    )),
                     "added" => printer::data(format!(
                         "{}: {name}: added by hand to a namespace rekube owns (by {} at {}; not in the spec, never pruned)",
                         d.component,
@@ -341,7 +442,12 @@ pub async fn drift(g: &Global, env: &str, flags: &RenderFlags) -> Result<u8, Fai
                                 _ if f.path == "spec.replicas" => "by a /scale write (kubectl scale or an autoscaler: Kubernetes before 1.22 records no manager for it)".to_string(),
                                 _ => "with no field-manager record".to_string(),
                             };
-                            printer::data(format!("    {}: applied {} → live {}  {who}", f.path, show(&f.applied), show(&f.live)));
+                            printer::data(format!(
+                                "    {}: applied {} → live {}  {who}",
+                                f.path,
+                                show(&f.applied),
+                                show(&f.live)
+                            ));
                         }
                     }
                 }
@@ -352,10 +458,14 @@ pub async fn drift(g: &Global, env: &str, flags: &RenderFlags) -> Result<u8, Fai
                 printer::message(format!("no drift: `{env}` is as rekube applied it"));
             }
             if revertable > 0 {
-                printer::message(format!("drift: {revertable} object(s) changed by hand; `rekube apply {env}` reverts them"));
+                printer::message(format!(
+                    "drift: {revertable} object(s) changed by hand; `rekube apply {env}` reverts them"
+                ));
             }
             if added > 0 {
-                printer::message(format!("drift: {added} object(s) added by hand; apply never deletes what it did not create: delete them, or add them to the spec"));
+                printer::message(format!(
+                    "drift: {added} object(s) added by hand; apply never deletes what it did not create: delete them, or add them to the spec"
+                ));
             }
         }
     }
@@ -376,7 +486,10 @@ pub async fn watch_drift(g: &Global, env: &str, interval: u64, flags: &RenderFla
         for d in report.iter().filter(|d| d.state != "pending-apply") {
             let name = d.display_name();
             let lines: Vec<(String, Value)> = if d.fields.is_empty() {
-                vec![(format!("{}: {name}: missing", d.component), json!({"component": d.component, "kind": d.kind, "namespace": d.namespace, "name": d.name, "state": d.state}))]
+                vec![(
+                    format!("{}: {name}: missing", d.component),
+                    json!({"component": d.component, "kind": d.kind, "namespace": d.namespace, "name": d.name, "state": d.state}),
+                )]
             } else {
                 d.fields
                     .iter()

@@ -23,9 +23,18 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
     match &cli.command {
         Command::Validate { env, render } => validate::run(g, env.as_deref(), render).await,
         Command::Render { env, components, render } => render::render(g, env, components, render).await,
-        Command::Plan { env, detailed_exitcode, select, render } => converge::plan(g, env, *detailed_exitcode, select, render).await,
+        Command::Plan { env, detailed_exitcode, select, render } => {
+            converge::plan(g, env, *detailed_exitcode, select, render).await
+        }
         Command::Apply { env, dry_run, no_wait, concurrency, timeout, adopt, select, render } => {
-            let opts = rekube_kube::ApplyOptions { concurrency: *concurrency, timeout: std::time::Duration::from_secs(*timeout), dry_run: *dry_run, no_wait: *no_wait, adopt: *adopt, ..Default::default() };
+            let opts = rekube_kube::ApplyOptions {
+                concurrency: *concurrency,
+                timeout: std::time::Duration::from_secs(*timeout),
+                dry_run: *dry_run,
+                no_wait: *no_wait,
+                adopt: *adopt,
+                ..Default::default()
+            };
             converge::apply(g, env, opts, select, render).await
         }
         Command::Drift { env, watch: false, render, .. } => converge::drift(g, env, render).await,
@@ -79,7 +88,10 @@ pub fn load_valid(g: &Global) -> Result<Loaded, Failure> {
 }
 
 /// The environment's cluster as its provider sees it, and its prerequisites.
-pub fn provider_cluster(loaded: &Loaded, env: &str) -> Result<(rekube_cluster::provider::Cluster, Vec<rekube_cluster::prereq::Prerequisite>), Failure> {
+pub fn provider_cluster(
+    loaded: &Loaded,
+    env: &str,
+) -> Result<(rekube_cluster::provider::Cluster, Vec<rekube_cluster::prereq::Prerequisite>), Failure> {
     use rekube_cluster::provider::{Cluster, Kind};
     use rekube_spec::Provider;
     let e = environment(loaded, env)?;
@@ -87,17 +99,38 @@ pub fn provider_cluster(loaded: &Loaded, env: &str) -> Result<(rekube_cluster::p
     let c = &loaded.spec.clusters[&name];
     let kind = match c.provider.value {
         Provider::Local => Kind::Local { nodes: c.nodes.as_ref().map_or(1, |n| n.value) },
-        Provider::Existing => Kind::Existing { kubeconfig: c.kubeconfig.as_ref().map(|k| loaded.resolve(&k.value)), context: c.context.as_ref().map(|x| x.value.clone()) },
+        Provider::Existing => Kind::Existing {
+            kubeconfig: c.kubeconfig.as_ref().map(|k| loaded.resolve(&k.value)),
+            context: c.context.as_ref().map(|x| x.value.clone()),
+        },
         Provider::Kind => Kind::Kind,
         Provider::K3d => Kind::K3d,
-        Provider::Exec => Kind::Exec { program: c.exec.as_ref().map(|x| loaded.resolve(&x.value)).map(|p| std::path::absolute(&p).unwrap_or(p)).unwrap_or_default() },
+        Provider::Exec => Kind::Exec {
+            program: c
+                .exec
+                .as_ref()
+                .map(|x| loaded.resolve(&x.value))
+                .map(|p| std::path::absolute(&p).unwrap_or(p))
+                .unwrap_or_default(),
+        },
     };
     let state_dir = state_root(loaded).join("clusters").join(&name);
-    let cluster = Cluster { name, kind, kubernetes: c.kubernetes.as_ref().map(|k| k.value.clone()), spec_dir: loaded.dir.clone(), state_dir: std::path::absolute(&state_dir).unwrap_or(state_dir) };
+    let cluster = Cluster {
+        name,
+        kind,
+        kubernetes: c.kubernetes.as_ref().map(|k| k.value.clone()),
+        spec_dir: loaded.dir.clone(),
+        state_dir: std::path::absolute(&state_dir).unwrap_or(state_dir),
+    };
     let prereqs = c
         .prerequisites
         .iter()
-        .map(|p| rekube_cluster::prereq::Prerequisite { name: p.value.name.clone(), check: p.value.check.clone(), create: p.value.create.clone(), delete: p.value.delete.clone() })
+        .map(|p| rekube_cluster::prereq::Prerequisite {
+            name: p.value.name.clone(),
+            check: p.value.check.clone(),
+            create: p.value.create.clone(),
+            delete: p.value.delete.clone(),
+        })
         .collect();
     Ok((cluster, prereqs))
 }
@@ -126,7 +159,10 @@ pub fn check_components(loaded: &Loaded, names: &[String]) -> Result<(), Failure
         None => Ok(()),
         Some(c) => {
             let declared: Vec<&str> = loaded.spec.components.keys().map(String::as_str).collect();
-            Err(Failure::Error(anyhow::anyhow!("no component `{c}`"), Some(format!("declared components: {}", declared.join(", ")))))
+            Err(Failure::Error(
+                anyhow::anyhow!("no component `{c}`"),
+                Some(format!("declared components: {}", declared.join(", "))),
+            ))
         }
     }
 }

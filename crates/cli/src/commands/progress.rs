@@ -19,7 +19,9 @@ pub struct Progress {
 impl Progress {
     /// Live bars when stderr is a terminal, plain lines otherwise.
     pub fn new(verb: &'static str) -> Self {
-        let bars = std::io::stderr().is_terminal().then(|| (MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), Mutex::new(HashMap::new())));
+        let bars = std::io::stderr()
+            .is_terminal()
+            .then(|| (MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), Mutex::new(HashMap::new())));
         Self { began: Instant::now(), bars, verb }
     }
 
@@ -29,7 +31,9 @@ impl Progress {
                 let mut bars = bars.lock().expect("not poisoned");
                 let bar = bars.entry(component.to_string()).or_insert_with(|| {
                     let b = multi.add(ProgressBar::new_spinner());
-                    b.set_style(ProgressStyle::with_template("{spinner} {prefix:<20} {wide_msg}").expect("valid template"));
+                    b.set_style(
+                        ProgressStyle::with_template("{spinner} {prefix:<20} {wide_msg}").expect("valid template"),
+                    );
                     b.set_prefix(component.to_string());
                     b.enable_steady_tick(std::time::Duration::from_millis(120));
                     b
@@ -57,13 +61,17 @@ impl Progress {
     pub fn on(&self, e: Event) {
         match e {
             Event::Waiting { component } => self.line(&component, "waiting for dependencies"),
-            Event::Applying { component, done, total } if total > 0 => self.line(&component, &format!("{} {done}/{total}", self.verb)),
+            Event::Applying { component, done, total } if total > 0 => {
+                self.line(&component, &format!("{} {done}/{total}", self.verb))
+            }
             Event::Applying { component, .. } => self.line(&component, self.verb),
             Event::WaitingHealth { component, pending } => self.line(&component, &format!("waiting: {pending}")),
             Event::Kept { what, .. } => crate::printer::message(format!("note: {what}")),
             Event::Done { component, outcome } => {
                 let text = match outcome {
-                    ComponentOutcome::Done { written, deleted, unchanged } => format!("done ({written} written, {deleted} deleted, {unchanged} unchanged)"),
+                    ComponentOutcome::Done { written, deleted, unchanged } => {
+                        format!("done ({written} written, {deleted} deleted, {unchanged} unchanged)")
+                    }
                     ComponentOutcome::Failed(why) => format!("FAILED: {why}"),
                     ComponentOutcome::Skipped => "skipped: a component it needs failed".to_string(),
                 };

@@ -19,7 +19,9 @@ pub fn options(loaded: &Loaded, env: &str, flags: &RenderFlags, only: Option<BTr
     let kube_version = cluster.and_then(|c| match (c.provider.value, &c.kubernetes) {
         (_, Some(v)) => Some(v.value.clone()),
         // A local cluster without a version runs the newest build.
-        (Provider::Local, None) => rekube_cluster::local::builds(&rekube_cluster::local::cache_dir().join("k8s")).pop().map(|(v, _)| v),
+        (Provider::Local, None) => {
+            rekube_cluster::local::builds(&rekube_cluster::local::cache_dir().join("k8s")).pop().map(|(v, _)| v)
+        }
         _ => None,
     });
     RenderOptions {
@@ -82,7 +84,11 @@ pub async fn render(g: &Global, env: &str, components: &[String], flags: &Render
         Output::Text | Output::Yaml => {
             for (comp, obj) in rendered.objects() {
                 let yaml = serde_saphyr::to_string(&obj.value).map_err(anyhow::Error::from)?;
-                printer::data(format!("---\n# component: {comp}, from: {}\n{}", obj.origin.file.display(), yaml.trim_end()));
+                printer::data(format!(
+                    "---\n# component: {comp}, from: {}\n{}",
+                    obj.origin.file.display(),
+                    yaml.trim_end()
+                ));
             }
         }
     }
@@ -118,7 +124,10 @@ pub async fn lock(g: &Global, check: bool, update: bool) -> Result<u8, Failure> 
             printer::diagnostics(p);
         }
         if missing {
-            printer::diagnostics(rekube_spec::Diagnostic::new(&path, None, None, "no lock file, but the spec has published charts").hint("run `rekube lock` and commit rekube.lock"));
+            printer::diagnostics(
+                rekube_spec::Diagnostic::new(&path, None, None, "no lock file, but the spec has published charts")
+                    .hint("run `rekube lock` and commit rekube.lock"),
+            );
         }
         if g.output == Output::Json {
             printer::json(&json!({"lock": path, "fresh": false, "problems": problems.len() + usize::from(missing)}));

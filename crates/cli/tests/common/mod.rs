@@ -60,7 +60,8 @@ impl Workdir {
 /// Where the test bed's control-plane binaries are (panics with the set-up
 /// command when they are missing).
 pub fn k8s_assets() -> PathBuf {
-    let b = rekube_cluster::local::Binaries::discover_version(rekube_testbed::k8s_version().as_deref()).unwrap_or_else(|e| panic!("test bed: {e}\n(set it up with `scripts/testbed-setup.sh`)"));
+    let b = rekube_cluster::local::Binaries::discover_version(rekube_testbed::k8s_version().as_deref())
+        .unwrap_or_else(|e| panic!("test bed: {e}\n(set it up with `scripts/testbed-setup.sh`)"));
     b.etcd.parent().unwrap().to_path_buf()
 }
 

@@ -15,7 +15,6 @@ use std::process::Command;
 
 use super::LocalError;
 
-
 /// The command a user runs to fill the cache; every "binaries missing" error names it.
 pub const SETUP_COMMAND: &str = "scripts/testbed-setup.sh";
 
@@ -35,9 +34,7 @@ pub fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("REKUBE_CACHE").filter(|v| !v.is_empty()) {
         return PathBuf::from(dir);
     }
-    dirs::cache_dir()
-        .unwrap_or_else(|| std::env::temp_dir().join("rekube-cache"))
-        .join("rekube")
+    dirs::cache_dir().unwrap_or_else(|| std::env::temp_dir().join("rekube-cache")).join("rekube")
 }
 
 impl Binaries {
@@ -55,7 +52,11 @@ impl Binaries {
                 if let Some(want) = want {
                     let have = bins.version().unwrap_or_default();
                     if !version_matches(have.trim_start_matches('v'), want) {
-                        return Err(LocalError::WrongVersion { want: want.to_string(), have, found_in: format!("{var}={}", dir.to_string_lossy()) });
+                        return Err(LocalError::WrongVersion {
+                            want: want.to_string(),
+                            have,
+                            found_in: format!("{var}={}", dir.to_string_lossy()),
+                        });
                     }
                 }
                 return Ok(bins);
@@ -66,14 +67,22 @@ impl Binaries {
         let builds = builds(&root);
         let pick = builds.iter().rev().find(|(v, _)| want.is_none_or(|w| version_matches(v, w)));
         match pick {
-            Some((_, dir)) => Self::in_dir(dir).map_err(|missing| LocalError::BinariesMissing { searched: vec![dir.display().to_string()], missing }),
+            Some((_, dir)) => Self::in_dir(dir)
+                .map_err(|missing| LocalError::BinariesMissing { searched: vec![dir.display().to_string()], missing }),
             None => {
                 let have: Vec<String> = builds.iter().map(|(v, _)| v.clone()).collect();
                 searched.push(match want {
-                    Some(w) => format!("{} (for Kubernetes {w}; built there: {})", root.display(), if have.is_empty() { "none".to_string() } else { have.join(", ") }),
+                    Some(w) => format!(
+                        "{} (for Kubernetes {w}; built there: {})",
+                        root.display(),
+                        if have.is_empty() { "none".to_string() } else { have.join(", ") }
+                    ),
                     None => root.display().to_string(),
                 });
-                Err(LocalError::BinariesMissing { searched, missing: vec!["etcd".into(), "kube-apiserver".into(), "kube-controller-manager".into()] })
+                Err(LocalError::BinariesMissing {
+                    searched,
+                    missing: vec!["etcd".into(), "kube-apiserver".into(), "kube-controller-manager".into()],
+                })
             }
         }
     }
@@ -87,11 +96,7 @@ impl Binaries {
         let (etcd, apiserver, controller_manager) =
             (find("etcd"), find("kube-apiserver"), find("kube-controller-manager"));
         match (etcd, apiserver, controller_manager) {
-            (Some(etcd), Some(apiserver), Some(controller_manager)) => Ok(Self {
-                etcd,
-                apiserver,
-                controller_manager,
-            }),
+            (Some(etcd), Some(apiserver), Some(controller_manager)) => Ok(Self { etcd, apiserver, controller_manager }),
             (e, a, c) => Err([("etcd", e), ("kube-apiserver", a), ("kube-controller-manager", c)]
                 .into_iter()
                 .filter(|(_, p)| p.is_none())
@@ -159,7 +164,5 @@ mod tests {
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use super::client_for;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
@@ -27,7 +28,6 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use super::client_for;
 
 /// The label that makes the fake kubelet fail a Pod; its value is the reason.
 pub const FAIL_LABEL: &str = "testbed.rekube.dev/fail";
@@ -81,11 +81,7 @@ impl FakeKubelet {
                 });
             })
             .map_err(|e| e.to_string())?;
-        let mut kubelet = Self {
-            stop: Some(stop_tx),
-            thread: Some(thread),
-            nodes,
-        };
+        let mut kubelet = Self { stop: Some(stop_tx), thread: Some(thread), nodes };
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(kubelet),
             Ok(Err(e)) => Err(e),
@@ -168,10 +164,7 @@ async fn register_node(client: &Client, name: &str) -> Result<(), kube::Error> {
 async fn renew_lease(client: &Client, name: &str) -> Result<(), kube::Error> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), LEASE_NS);
     let lease = Lease {
-        metadata: ObjectMeta {
-            name: Some(name.to_string()),
-            ..Default::default()
-        },
+        metadata: ObjectMeta { name: Some(name.to_string()), ..Default::default() },
         spec: Some(LeaseSpec {
             holder_identity: Some(name.to_string()),
             lease_duration_seconds: Some(40),
@@ -182,10 +175,7 @@ async fn renew_lease(client: &Client, name: &str) -> Result<(), kube::Error> {
     let mut body = serde_json::to_value(&lease).expect("lease serialises");
     body["apiVersion"] = json!("coordination.k8s.io/v1");
     body["kind"] = json!("Lease");
-    leases
-        .patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(body))
-        .await
-        .map(|_| ())
+    leases.patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(body)).await.map(|_| ())
 }
 
 async fn heartbeat(client: Client, nodes: Vec<String>) {
@@ -209,9 +199,7 @@ async fn serve_pods(client: Client, nodes: Vec<String>) {
     let all: Api<Pod> = Api::all(client.clone());
     let next_ip = Arc::new(AtomicU32::new(2));
     let mut rr = 0usize;
-    let stream = watcher(all, watcher::Config::default())
-        .default_backoff()
-        .applied_objects();
+    let stream = watcher(all, watcher::Config::default()).default_backoff().applied_objects();
     futures::pin_mut!(stream);
     while let Some(item) = stream.next().await {
         let pod = match item {
@@ -251,11 +239,7 @@ async fn handle_pod(
             return Ok(());
         }
         let binding = Binding {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                namespace: Some(ns.clone()),
-                ..Default::default()
-            },
+            metadata: ObjectMeta { name: Some(name.clone()), namespace: Some(ns.clone()), ..Default::default() },
             target: ObjectReference {
                 api_version: Some("v1".into()),
                 kind: Some("Node".into()),
@@ -279,15 +263,11 @@ async fn handle_pod(
     let phase = desired["phase"].as_str().unwrap_or_default();
     let current = pod.status.as_ref();
     let same_phase = current.and_then(|s| s.phase.as_deref()) == Some(phase);
-    let has_statuses = current
-        .and_then(|s| s.container_statuses.as_ref())
-        .is_some_and(|c| !c.is_empty());
+    let has_statuses = current.and_then(|s| s.container_statuses.as_ref()).is_some_and(|c| !c.is_empty());
     if same_phase && has_statuses {
         return Ok(());
     }
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": desired})))
-        .await
-        .map(|_| ())
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": desired}))).await.map(|_| ())
 }
 
 async fn force_delete(api: &Api<Pod>, name: &str) -> Result<(), kube::Error> {
@@ -320,19 +300,13 @@ fn affinity_node(pod: &Pod) -> Option<String> {
 fn desired_status(pod: &Pod, next_ip: &AtomicU32) -> Value {
     let spec = pod.spec.clone().unwrap_or_default();
     let labels: BTreeMap<String, String> = pod.metadata.labels.clone().unwrap_or_default();
-    let failure = labels
-        .get(FAIL_LABEL)
-        .map(|v| if v.is_empty() { "CrashLoopBackOff".to_string() } else { v.clone() });
+    let failure = labels.get(FAIL_LABEL).map(|v| if v.is_empty() { "CrashLoopBackOff".to_string() } else { v.clone() });
     let completes = matches!(spec.restart_policy.as_deref(), Some("Never" | "OnFailure"));
     let now = Time(now());
-    let ip = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.pod_ip.clone())
-        .unwrap_or_else(|| {
-            let n = next_ip.fetch_add(1, Ordering::Relaxed);
-            format!("10.244.{}.{}", (n >> 8) & 0xff, n & 0xff)
-        });
+    let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_else(|| {
+        let n = next_ip.fetch_add(1, Ordering::Relaxed);
+        format!("10.244.{}.{}", (n >> 8) & 0xff, n & 0xff)
+    });
     let (phase, ready) = match (&failure, completes) {
         (Some(r), _) if r.contains("ImagePull") || r == "ErrImagePull" => ("Pending", false),
         (Some(_), _) => ("Running", false),
@@ -365,13 +339,13 @@ fn desired_status(pod: &Pod, next_ip: &AtomicU32) -> Value {
         .init_containers
         .iter()
         .flatten()
-        .map(|c| json!({"name": c.name, "image": c.image.clone().unwrap_or_default(),
+        .map(|c| {
+            json!({"name": c.name, "image": c.image.clone().unwrap_or_default(),
             "imageID": "", "ready": true, "restartCount": 0,
-            "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}}}))
+            "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}}})
+        })
         .collect();
-    let cond = |type_: &str, ok: bool| {
-        json!({"type": type_, "status": if ok { "True" } else { "False" }, "lastTransitionTime": now})
-    };
+    let cond = |type_: &str, ok: bool| json!({"type": type_, "status": if ok { "True" } else { "False" }, "lastTransitionTime": now});
     json!({
         "phase": phase,
         "hostIP": "127.0.0.1",

@@ -56,10 +56,7 @@ impl LocalCluster {
     /// The cluster `name` under `state_root` (usually `<spec dir>/.rekube`).
     pub fn new(state_root: &Path, name: &str) -> Self {
         let dir = state_root.join("clusters").join(name);
-        Self {
-            name: name.to_string(),
-            dir: std::path::absolute(&dir).unwrap_or(dir),
-        }
+        Self { name: name.to_string(), dir: std::path::absolute(&dir).unwrap_or(dir) }
     }
 
     /// Its directory.
@@ -76,11 +73,19 @@ impl LocalCluster {
     /// starts `kubelet` (a command that runs the fake kubelet until killed;
     /// `--kubeconfig`, `--dir` and `--node` arguments are appended).
     /// `kubernetes` picks the build (`"1.34"`; `None`: the newest).
-    pub async fn up(&self, nodes: u32, kubernetes: Option<&str>, kubelet: &Path, kubelet_args: &[String]) -> Result<(UpOutcome, ControlPlane), LocalError> {
+    pub async fn up(
+        &self,
+        nodes: u32,
+        kubernetes: Option<&str>,
+        kubelet: &Path,
+        kubelet_args: &[String],
+    ) -> Result<(UpOutcome, ControlPlane), LocalError> {
         if let LocalStatus::Running { dead, .. } = self.status()
-            && dead.is_empty() && (nodes == 0 || self.kubelet_running()) {
-                return Ok((UpOutcome::AlreadyRunning, ControlPlane::attach(&self.dir)?));
-            }
+            && dead.is_empty()
+            && (nodes == 0 || self.kubelet_running())
+        {
+            return Ok((UpOutcome::AlreadyRunning, ControlPlane::attach(&self.dir)?));
+        }
         // Half-alive (a crash, a kill -9): stop the rest, keep etcd's data.
         self.stop_processes();
         std::fs::create_dir_all(&self.dir).map_err(|source| LocalError::Io { path: self.dir.clone(), source })?;
@@ -110,10 +115,19 @@ impl LocalCluster {
                     break;
                 }
                 if let Some(status) = proc.exited() {
-                    return Err(LocalError::Exited { name: "fake-kubelet", status, log: proc.log.clone(), tail: proc.log_tail(20) });
+                    return Err(LocalError::Exited {
+                        name: "fake-kubelet",
+                        status,
+                        log: proc.log.clone(),
+                        tail: proc.log_tail(20),
+                    });
                 }
                 if began.elapsed() > Duration::from_secs(30) {
-                    return Err(LocalError::NotReady { waited: began.elapsed(), what: format!("{nodes} node(s) from the fake kubelet"), tail: proc.log_tail(20) });
+                    return Err(LocalError::NotReady {
+                        waited: began.elapsed(),
+                        what: format!("{nodes} node(s) from the fake kubelet"),
+                        tail: proc.log_tail(20),
+                    });
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

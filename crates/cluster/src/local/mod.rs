@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 pub use binaries::{Binaries, SETUP_COMMAND, builds, cache_dir, minor_of, version_matches};
 pub use kubelet::{FAIL_LABEL, FakeKubelet};
 pub use managed::{LocalCluster, LocalStatus, UpOutcome};
-pub use process::{Lifetime, pid_alive, pid_runs_in};
 use process::Proc;
+pub use process::{Lifetime, pid_alive, pid_runs_in};
 
 /// The service IP range: a /16, because a /24 runs out at 254 Services.
 pub const SERVICE_CIDR: &str = "10.0.0.0/16";
@@ -192,9 +192,7 @@ impl ControlPlane {
         loop {
             attempt += 1;
             match Self::try_start(&opts, &bins).await {
-                Err(LocalError::Exited { tail, .. })
-                    if attempt < 3 && tail.contains("address already in use") =>
-                {
+                Err(LocalError::Exited { tail, .. }) if attempt < 3 && tail.contains("address already in use") => {
                     tracing::warn!("port collision while starting {}, retrying", opts.name);
                 }
                 other => return other,
@@ -300,13 +298,7 @@ impl ControlPlane {
             owns_dir,
             lifetime: opts.lifetime,
             procs: Vec::new(),
-            state: State {
-                name: opts.name.clone(),
-                endpoint,
-                kubeconfig,
-                version,
-                pids: Vec::new(),
-            },
+            state: State { name: opts.name.clone(), endpoint, kubeconfig, version, pids: Vec::new() },
             startup: Duration::ZERO,
             stopped: false,
             minor,
@@ -361,19 +353,19 @@ impl ControlPlane {
                     tail: process::log_tail(&self.dir.join("kube-apiserver.log"), 20),
                 });
             }
-            let req = http::Request::get("/readyz")
-                .body(Vec::new())
-                .expect("static request");
+            let req = http::Request::get("/readyz").body(Vec::new()).expect("static request");
             match client.request_text(req).await {
                 Ok(body) if body.trim() == "ok" => {
                     // Before 1.24 a Pod is refused until its ServiceAccount has a
                     // token Secret; from 1.24 tokens are requested per Pod.
-                    what = "the default ServiceAccount (and before 1.24 its token), made by kube-controller-manager".into();
+                    what = "the default ServiceAccount (and before 1.24 its token), made by kube-controller-manager"
+                        .into();
                     let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
                     if let Ok(Some(sa)) = sas.get_opt("default").await
-                        && (self.minor >= 24 || sa.secrets.is_some_and(|s| !s.is_empty())) {
-                            return Ok(());
-                        }
+                        && (self.minor >= 24 || sa.secrets.is_some_and(|s| !s.is_empty()))
+                    {
+                        return Ok(());
+                    }
                 }
                 Ok(body) => what = format!("GET /readyz answered {body:?}"),
                 Err(e) => what = format!("GET /readyz: {e}"),
@@ -385,10 +377,7 @@ impl ControlPlane {
     /// Finds a detached control plane started earlier in `dir`.
     pub fn attach(dir: &Path) -> Result<Self, LocalError> {
         let path = dir.join(STATE_FILE);
-        let no_state = |reason: String| LocalError::NoState {
-            dir: dir.to_path_buf(),
-            reason,
-        };
+        let no_state = |reason: String| LocalError::NoState { dir: dir.to_path_buf(), reason };
         let text = std::fs::read_to_string(&path).map_err(|e| no_state(e.to_string()))?;
         let state: State = serde_json::from_str(&text).map_err(|e| no_state(e.to_string()))?;
         let procs = state
@@ -506,9 +495,7 @@ pub async fn client_for(kubeconfig: &Path) -> Result<kube::Client, LocalError> {
         source,
     };
     let kc = kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| err(Box::new(e)))?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .map_err(|e| err(Box::new(e)))?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.map_err(|e| err(Box::new(e)))?;
     kube::Client::try_from(config).map_err(|e| err(Box::new(e)))
 }
 
@@ -525,9 +512,7 @@ fn kubeconfig_yaml(name: &str, endpoint: &str, ca_pem: &str, token: &str) -> Str
 
 fn free_ports<const N: usize>() -> std::io::Result<[u16; N]> {
     // Hold all listeners at once so the N ports differ from each other.
-    let listeners = (0..N)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()?;
+    let listeners = (0..N).map(|_| TcpListener::bind("127.0.0.1:0")).collect::<std::io::Result<Vec<_>>>()?;
     let mut ports = [0u16; N];
     for (slot, l) in ports.iter_mut().zip(&listeners) {
         *slot = l.local_addr()?.port();
@@ -545,8 +530,5 @@ fn make_temp_dir(name: &str) -> Result<PathBuf, LocalError> {
             Err(source) => return Err(LocalError::Io { path: dir, source }),
         }
     }
-    Err(LocalError::Io {
-        path: base,
-        source: std::io::Error::other("no free temporary directory name"),
-    })
+    Err(LocalError::Io { path: base, source: std::io::Error::other("no free temporary directory name") })
 }

@@ -10,8 +10,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SanType,
 };
 
 use super::LocalError;
@@ -48,7 +48,8 @@ pub fn load_or_write(dir: &Path) -> Result<PkiFiles, LocalError> {
     let files = paths(dir, String::new());
     let all = [&files.ca_cert, &files.ca_key, &files.serving_cert, &files.serving_key, &files.sa_key, &files.sa_pub];
     if all.iter().all(|p| p.is_file()) {
-        let ca_pem = std::fs::read_to_string(&files.ca_cert).map_err(|source| LocalError::Io { path: files.ca_cert.clone(), source })?;
+        let ca_pem = std::fs::read_to_string(&files.ca_cert)
+            .map_err(|source| LocalError::Io { path: files.ca_cert.clone(), source })?;
         return Ok(PkiFiles { ca_pem, ..files });
     }
     write(dir)
@@ -71,14 +72,9 @@ pub fn write(dir: &Path) -> Result<PkiFiles, LocalError> {
     let ca_key = KeyPair::generate().map_err(pki_err)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(pki_err)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "rekube-local-ca");
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    ca_params.distinguished_name.push(DnType::CommonName, "rekube-local-ca");
+    ca_params.key_usages =
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     let ca_cert = ca_params.self_signed(&ca_key).map_err(pki_err)?;
     let issuer = Issuer::new(ca_params, &ca_key);
 
@@ -91,15 +87,9 @@ pub fn write(dir: &Path) -> Result<PkiFiles, LocalError> {
         "kubernetes.default.svc.cluster.local".to_string(),
     ])
     .map_err(pki_err)?;
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress(IpAddr::V4(KUBERNETES_SERVICE_IP)));
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "kube-apiserver");
+    params.subject_alt_names.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    params.subject_alt_names.push(SanType::IpAddress(IpAddr::V4(KUBERNETES_SERVICE_IP)));
+    params.distinguished_name.push(DnType::CommonName, "kube-apiserver");
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let serving_cert = params.signed_by(&serving_key, &issuer).map_err(pki_err)?;
 
@@ -119,17 +109,9 @@ pub fn write(dir: &Path) -> Result<PkiFiles, LocalError> {
 pub fn write_file(path: &Path, contents: &str) -> Result<(), LocalError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| LocalError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io)?;
+    let io = |source| LocalError::Io { path: path.to_path_buf(), source };
+    let mut f =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io)?;
     f.write_all(contents.as_bytes()).map_err(io)
 }
 
@@ -140,9 +122,6 @@ pub fn random_token() -> Result<String, LocalError> {
     use std::io::Read;
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(|source| LocalError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        .map_err(|source| LocalError::Io { path: path.to_path_buf(), source })?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }

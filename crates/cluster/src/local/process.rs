@@ -42,18 +42,11 @@ impl Proc {
         lifetime: Lifetime,
     ) -> Result<Self, LocalError> {
         let log = dir.join(format!("{name}.log"));
-        let io = |source| LocalError::Io {
-            path: log.clone(),
-            source,
-        };
+        let io = |source| LocalError::Io { path: log.clone(), source };
         let out = File::create(&log).map_err(io)?;
         let err = out.try_clone().map_err(io)?;
         let mut cmd = Command::new(bin);
-        cmd.args(args)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
+        cmd.args(args).current_dir(dir).stdin(Stdio::null()).stdout(out).stderr(err);
         // SAFETY: both closures only make async-signal-safe syscalls.
         unsafe {
             use std::os::unix::process::CommandExt;
@@ -72,26 +65,13 @@ impl Proc {
                 }),
             };
         }
-        let child = cmd.spawn().map_err(|source| LocalError::Spawn {
-            bin: bin.to_path_buf(),
-            source,
-        })?;
-        Ok(Self {
-            name,
-            pid: child.id(),
-            log,
-            child: Some(child),
-        })
+        let child = cmd.spawn().map_err(|source| LocalError::Spawn { bin: bin.to_path_buf(), source })?;
+        Ok(Self { name, pid: child.id(), log, child: Some(child) })
     }
 
     /// A process started earlier by another rekube invocation, known by PID.
     pub fn adopt(name: &'static str, pid: u32, log: PathBuf) -> Self {
-        Self {
-            name,
-            pid,
-            log,
-            child: None,
-        }
+        Self { name, pid, log, child: None }
     }
 
     /// `Some(status text)` once the process has exited.

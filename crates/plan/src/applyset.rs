@@ -189,7 +189,10 @@ mod tests {
 
     #[test]
     fn foreign_owners_are_named() {
-        let helm = json!({"metadata": {"annotations": {"meta.helm.sh/release-name": "nginx", "meta.helm.sh/release-namespace": "ingress"}}});
+        let helm = json!({"metadata": {"annotations": {
+            "meta.helm.sh/release-name": "nginx",
+            "meta.helm.sh/release-namespace": "ingress",
+        }}});
         assert_eq!(foreign_owner(&helm).as_deref(), Some("Helm release `ingress/nginx`"));
         let flux = json!({"metadata": {"labels": {"kustomize.toolkit.fluxcd.io/name": "apps"}}});
         assert_eq!(foreign_owner(&flux).as_deref(), Some("Flux Kustomization `apps`"));

@@ -2,10 +2,13 @@
 //! common unchanged case, and a field-level diff for display, with Secret
 //! values masked.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::model::FieldChange;
 use crate::normalize::HASH_ANNOTATION;
+use crate::path::{self, Keys, Seg};
+
+pub use crate::path::MASK;
 
 /// Whether every field of `desired` has the same value in `live` (lists
 /// element by element). Fields the server adds are ignored.
@@ -21,92 +24,40 @@ pub fn subset_matches(desired: &Value, live: &Value) -> bool {
 }
 
 /// Fields that change on every write or belong to the server: never a diff.
-fn is_noise(path: &[String]) -> bool {
-    let p: Vec<&str> = path.iter().map(String::as_str).collect();
+fn is_noise(path: &[Seg]) -> bool {
+    let p: Vec<Option<&str>> = path.iter().map(Seg::key).collect();
     matches!(
         p.as_slice(),
-        ["status", ..]
-            | ["metadata", "managedFields", ..]
-            | ["metadata", "resourceVersion"]
-            | ["metadata", "generation"]
-            | ["metadata", "creationTimestamp"]
-            | ["metadata", "uid"]
-            | ["metadata", "selfLink"]
-            | ["metadata", "annotations", HASH_ANNOTATION]
+        [Some("status"), ..]
+            | [Some("metadata"), Some("managedFields"), ..]
+            | [Some("metadata"), Some("resourceVersion")]
+            | [Some("metadata"), Some("generation")]
+            | [Some("metadata"), Some("creationTimestamp")]
+            | [Some("metadata"), Some("uid")]
+            | [Some("metadata"), Some("selfLink")]
+            | [Some("metadata"), Some("annotations"), Some(HASH_ANNOTATION)]
     )
-}
-
-fn render_path(path: &[String]) -> String {
-    let mut out = String::new();
-    for seg in path {
-        if let Some(idx) = seg.strip_prefix('#') {
-            out.push_str(&format!("[{idx}]"));
-        } else if seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(seg);
-        } else {
-            out.push_str(&format!("[{}]", serde_json::to_string(seg).expect("string")));
-        }
-    }
-    out
-}
-
-fn walk(before: Option<&Value>, after: Option<&Value>, path: &mut Vec<String>, out: &mut Vec<FieldChange>) {
-    if is_noise(path) {
-        return;
-    }
-    match (before, after) {
-        (Some(Value::Object(b)), Some(Value::Object(a))) => {
-            let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            for k in keys {
-                path.push(k.clone());
-                walk(b.get(k), a.get(k), path, out);
-                path.pop();
-            }
-        }
-        (Some(Value::Array(b)), Some(Value::Array(a))) if b.len() == a.len() => {
-            for (i, (x, y)) in b.iter().zip(a).enumerate() {
-                path.push(format!("#{i}"));
-                walk(Some(x), Some(y), path, out);
-                path.pop();
-            }
-        }
-        (b, a) if b == a => {}
-        (Some(Value::Number(x)), Some(Value::Number(y))) if x.as_f64() == y.as_f64() => {}
-        (b, a) => out.push(FieldChange { path: render_path(path), before: b.cloned(), after: a.cloned() }),
-    }
 }
 
 /// The field changes from `before` (live) to `after` (as the server would
 /// store it after apply), server noise left out, Secret values masked.
 pub fn field_diff(kind: &str, before: &Value, after: &Value) -> Vec<FieldChange> {
-    let mut out = Vec::new();
-    walk(Some(before), Some(after), &mut Vec::new(), &mut out);
-    if kind == "Secret" {
-        mask_secret(&mut out);
-    }
-    out
+    path::mismatches(before, after, Keys::Both, is_noise)
+        .into_iter()
+        .map(|m| {
+            let p = path::render(&m.path);
+            FieldChange { before: path::shown(kind, &p, m.left), after: path::shown(kind, &p, m.right), path: p }
+        })
+        .collect()
 }
-
-/// The marker shown instead of a Secret value.
-pub const MASK: &str = "(sensitive)";
 
 /// Replaces Secret values (data, stringData, and annotations that can embed
 /// them, like kubectl's last-applied-configuration) with a marker that still
 /// says whether a value was added, changed or removed.
 pub fn mask_secret(changes: &mut [FieldChange]) {
     for c in changes {
-        let sensitive = c.path.starts_with("data")
-            || c.path.starts_with("stringData")
-            || c.path.contains("last-applied-configuration");
-        if sensitive {
-            c.before = c.before.as_ref().map(|_| Value::String(MASK.into()));
-            c.after = c.after.as_ref().map(|_| Value::String(MASK.into()));
-        }
+        c.before = path::shown("Secret", &c.path, c.before.as_ref());
+        c.after = path::shown("Secret", &c.path, c.after.as_ref());
     }
 }
 
@@ -127,7 +78,6 @@ pub fn strip_noise(obj: &Value) -> Value {
             }
         }
     }
-    let _ = Map::<String, Value>::new();
     v
 }
 
@@ -140,7 +90,9 @@ mod tests {
     fn subset_ignores_server_defaults_but_not_changed_values() {
         let desired =
             json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "a", "image": "x:1"}]}}}});
-        let live = json!({"spec": {"replicas": 2, "progressDeadlineSeconds": 600, "template": {"spec": {"containers": [{"name": "a", "image": "x:1", "imagePullPolicy": "IfNotPresent"}]}}}});
+        let live = json!({"spec": {"replicas": 2, "progressDeadlineSeconds": 600, "template": {"spec": {"containers": [
+            {"name": "a", "image": "x:1", "imagePullPolicy": "IfNotPresent"},
+        ]}}}});
         assert!(subset_matches(&desired, &live));
         let edited =
             json!({"spec": {"replicas": 5, "template": {"spec": {"containers": [{"name": "a", "image": "x:1"}]}}}});
@@ -149,8 +101,16 @@ mod tests {
 
     #[test]
     fn diff_paths_and_secret_masking() {
-        let before = json!({"kind": "Secret", "metadata": {"name": "s", "resourceVersion": "1", "labels": {"app.kubernetes.io/name": "a"}}, "data": {"password": "aHVudGVyMg=="}});
-        let after = json!({"kind": "Secret", "metadata": {"name": "s", "resourceVersion": "2", "labels": {"app.kubernetes.io/name": "b"}}, "data": {"password": "c2VjcmV0", "token": "eA=="}});
+        let before = json!({
+            "kind": "Secret",
+            "metadata": {"name": "s", "resourceVersion": "1", "labels": {"app.kubernetes.io/name": "a"}},
+            "data": {"password": "aHVudGVyMg=="},
+        });
+        let after = json!({
+            "kind": "Secret",
+            "metadata": {"name": "s", "resourceVersion": "2", "labels": {"app.kubernetes.io/name": "b"}},
+            "data": {"password": "c2VjcmV0", "token": "eA=="},
+        });
         let changes = field_diff("Secret", &before, &after);
         let shown: Vec<String> =
             changes.iter().map(|c| format!("{}: {:?} -> {:?}", c.path, c.before, c.after)).collect();
@@ -164,5 +124,17 @@ mod tests {
         );
         let text = format!("{changes:?}");
         assert!(!text.contains("aHVudGVyMg") && !text.contains("c2VjcmV0"), "no secret value survives: {text}");
+    }
+
+    #[test]
+    fn mask_secret_masks_the_last_applied_annotation() {
+        let mut changes = [FieldChange {
+            path: r#"metadata.annotations["kubectl.kubernetes.io/last-applied-configuration"]"#.into(),
+            before: Some(json!("{\"data\":{\"password\":\"aHVudGVyMg==\"}}")),
+            after: None,
+        }];
+        mask_secret(&mut changes);
+        assert_eq!(changes[0].before, Some(json!(MASK)));
+        assert_eq!(changes[0].after, None);
     }
 }

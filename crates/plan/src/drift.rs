@@ -2,32 +2,10 @@
 //! rekube applied, and who changed each one, from `metadata.managedFields`
 //! (the manager, its operation and time: `kubectl-edit Update 10:02Z`).
 
-use serde::Serialize;
 use serde_json::Value;
 
-use crate::diff::MASK;
-
-/// One field changed by hand.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FieldDrift {
-    /// `spec.template.spec.containers[0].image`.
-    pub path: String,
-    /// What rekube applied (`None`: rekube did not set it).
-    pub applied: Option<Value>,
-    /// What is live (`None`: removed).
-    pub live: Option<Value>,
-    /// The field manager that owns the live value (`kubectl-edit`, ...).
-    pub manager: Option<String>,
-    /// `Update` or `Apply`.
-    pub operation: Option<String>,
-    /// When that manager last wrote the object (servers record no time
-    /// for some subresource writes).
-    pub time: Option<String>,
-    /// The subresource it wrote through (`scale`), if any: since 1.22
-    /// servers record `/scale` writers; before, nobody.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub subresource: Option<String>,
-}
+pub use crate::model::FieldDrift;
+use crate::path::{self, Keys, Seg};
 
 /// Who wrote a field, from one managedFields entry.
 struct Writer {
@@ -35,56 +13,6 @@ struct Writer {
     operation: String,
     time: Option<String>,
     subresource: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-fn render(path: &[Seg]) -> String {
-    let mut out = String::new();
-    for s in path {
-        match s {
-            Seg::Index(i) => out.push_str(&format!("[{i}]")),
-            Seg::Key(k) if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(k);
-            }
-            Seg::Key(k) => out.push_str(&format!("[{}]", serde_json::to_string(k).expect("string"))),
-        }
-    }
-    out
-}
-
-fn walk(
-    applied: &Value,
-    live: Option<&Value>,
-    path: &mut Vec<Seg>,
-    out: &mut Vec<(Vec<Seg>, Option<Value>, Option<Value>)>,
-) {
-    match (applied, live) {
-        (Value::Object(a), Some(Value::Object(l))) => {
-            for (k, av) in a {
-                path.push(Seg::Key(k.clone()));
-                walk(av, l.get(k), path, out);
-                path.pop();
-            }
-        }
-        (Value::Array(a), Some(Value::Array(l))) if a.len() == l.len() => {
-            for (i, (x, y)) in a.iter().zip(l).enumerate() {
-                path.push(Seg::Index(i));
-                walk(x, Some(y), path, out);
-                path.pop();
-            }
-        }
-        (Value::Number(x), Some(Value::Number(y))) if x.as_f64() == y.as_f64() => {}
-        (a, Some(l)) if a == l => {}
-        (a, l) => out.push((path.clone(), Some(a.clone()), l.cloned())),
-    }
 }
 
 /// Whether the fieldsV1 set `fields` contains `path` (walking `live` alongside
@@ -139,9 +67,9 @@ fn owner(live: &Value, path: &[Seg], own_manager: &str) -> Option<Writer> {
         })
 }
 
-/// Fields of `live` that differ from `applied`, with who changed them.
-/// `ignore` holds rendered paths (`spec.replicas`) to leave out; Secret
-/// values are masked.
+/// Fields of `live` that differ from `applied` (fields rekube did not set
+/// are not drift), with who changed them. `ignore` holds rendered paths
+/// (`spec.replicas`) to leave out; Secret values are masked, as in a diff.
 pub fn object_drift(
     kind: &str,
     applied: &Value,
@@ -149,21 +77,17 @@ pub fn object_drift(
     own_manager: &str,
     ignore: &[String],
 ) -> Vec<FieldDrift> {
-    let mut raw = Vec::new();
-    walk(applied, Some(live), &mut Vec::new(), &mut raw);
-    let secret = kind == "Secret";
-    raw.into_iter()
-        .filter_map(|(path, a, l)| {
-            let p = render(&path);
-            if ignore.iter().any(|i| &p == i || p.starts_with(&format!("{i}.")) || p.starts_with(&format!("{i}["))) {
+    path::mismatches(applied, live, Keys::Left, |_| false)
+        .into_iter()
+        .filter_map(|m| {
+            let p = path::render(&m.path);
+            if ignore.iter().any(|i| p == *i || p.starts_with(&format!("{i}.")) || p.starts_with(&format!("{i}["))) {
                 return None;
             }
-            let who = owner(live, &path, own_manager);
-            let sensitive = secret && (p.starts_with("data") || p.starts_with("stringData"));
-            let mask = |v: Option<Value>| if sensitive { v.map(|_| Value::String(MASK.into())) } else { v };
+            let who = owner(live, &m.path, own_manager);
             Some(FieldDrift {
-                applied: mask(a),
-                live: mask(l),
+                applied: path::shown(kind, &p, m.left),
+                live: path::shown(kind, &p, m.right),
                 path: p,
                 manager: who.as_ref().map(|w| w.manager.clone()),
                 operation: who.as_ref().map(|w| w.operation.clone()),
@@ -177,18 +101,26 @@ pub fn object_drift(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::path::MASK;
     use serde_json::json;
 
     #[test]
     fn names_the_manager_of_a_changed_list_item() {
-        let applied = json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "web", "image": "nginx:1.25"}]}}}});
+        let applied = json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [
+            {"name": "web", "image": "nginx:1.25"},
+        ]}}}});
         let live = json!({
             "metadata": {"managedFields": [
-                {"manager": "rekube", "operation": "Apply", "time": "2026-11-27T10:00:00Z", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+                {"manager": "rekube", "operation": "Apply", "time": "2026-11-27T10:00:00Z",
+                 "fieldsV1": {"f:spec": {"f:replicas": {}}}},
                 {"manager": "kubectl-set", "operation": "Update", "time": "2026-11-27T10:05:00Z",
-                 "fieldsV1": {"f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {"f:image": {}}}}}}}},
+                 "fieldsV1": {"f:spec": {"f:template": {"f:spec": {"f:containers": {
+                     "k:{\"name\":\"web\"}": {"f:image": {}},
+                 }}}}}},
             ]},
-            "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "web", "image": "nginx:1.26", "imagePullPolicy": "IfNotPresent"}]}}},
+            "spec": {"replicas": 2, "template": {"spec": {"containers": [
+                {"name": "web", "image": "nginx:1.26", "imagePullPolicy": "IfNotPresent"},
+            ]}}},
         });
         let d = object_drift("Deployment", &applied, &live, "rekube", &[]);
         assert_eq!(d.len(), 1);
@@ -196,5 +128,43 @@ mod tests {
         assert_eq!(d[0].manager.as_deref(), Some("kubectl-set"));
         assert_eq!(d[0].time.as_deref(), Some("2026-11-27T10:05:00Z"));
         assert!(object_drift("Deployment", &applied, &live, "rekube", &["spec.template".into()]).is_empty());
+    }
+
+    /// A Secret as `kubectl apply` leaves it: the last-applied annotation
+    /// repeats its data.
+    fn kubectl_applied_secret(password: &str) -> Value {
+        let last_applied = json!({"apiVersion": "v1", "kind": "Secret", "data": {"password": password}});
+        json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "db", "annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": last_applied.to_string(),
+            }},
+            "data": {"password": password},
+        })
+    }
+
+    #[test]
+    fn drift_of_a_secret_masks_the_last_applied_annotation() {
+        let applied = kubectl_applied_secret("aHVudGVyMg==");
+        let live = kubectl_applied_secret("c2VjcmV0");
+        let d = object_drift("Secret", &applied, &live, "rekube", &[]);
+        let paths: Vec<&str> = d.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [r#"metadata.annotations["kubectl.kubernetes.io/last-applied-configuration"]"#, "data.password"]
+        );
+        assert!(d.iter().all(|f| f.applied == Some(json!(MASK)) && f.live == Some(json!(MASK))), "{d:?}");
+        let text = serde_json::to_string(&d).expect("json");
+        assert!(!text.contains("aHVudGVyMg") && !text.contains("c2VjcmV0"), "no secret value survives: {text}");
+
+        // Annotations gone as a whole: the applied map is shown, its secret not.
+        let mut bare = live.clone();
+        bare["metadata"].as_object_mut().expect("metadata").remove("annotations");
+        let d = object_drift("Secret", &applied, &bare, "rekube", &[]);
+        assert_eq!(d[0].path, "metadata.annotations");
+        assert_eq!(d[0].live, None);
+        let text = serde_json::to_string(&d).expect("json");
+        assert!(!text.contains("aHVudGVyMg") && !text.contains("c2VjcmV0"), "no secret value survives: {text}");
     }
 }

@@ -112,9 +112,15 @@ mod tests {
     use serde_json::json;
 
     fn svc(uid: &str, ip: &str, suffix: &str) -> Value {
-        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "a", "uid": uid, "resourceVersion": "7",
-               "creationTimestamp": "t", "labels": {"x": suffix}}, "spec": {"clusterIP": ip, "clusterIPs": [ip], "type": "NodePort",
-               "ports": [{"port": 80, "nodePort": 30000 + uid.len()}]}, "status": {}})
+        json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web", "namespace": "a", "uid": uid, "resourceVersion": "7",
+                         "creationTimestamp": "t", "labels": {"x": suffix}},
+            "spec": {"clusterIP": ip, "clusterIPs": [ip], "type": "NodePort",
+                     "ports": [{"port": 80, "nodePort": 30000 + uid.len()}]},
+            "status": {},
+        })
     }
 
     #[test]

@@ -3,6 +3,11 @@
 //! kube-core's request builders): the kube crate feeds live objects in and
 //! executes the result, so `plan`, `apply --dry-run` and JSON output share
 //! one model.
+//!
+//! Modules are layered, each using only those below it: `path` (walking,
+//! naming and masking JSON fields) and `applyset` at the bottom, then
+//! `model` (plain types) and `normalize`, then `diff` and `drift`, then
+//! `fingerprint`.
 
 pub mod applyset;
 pub mod diff;
@@ -10,5 +15,6 @@ pub mod drift;
 pub mod fingerprint;
 pub mod model;
 pub mod normalize;
+mod path;
 
-pub use model::{Action, ComponentPlan, FieldChange, Op, Plan, Summary};
+pub use model::{Action, ComponentPlan, FieldChange, FieldDrift, Op, Plan, Summary};

@@ -1,4 +1,6 @@
-//! The plan as data: per component, one action per object.
+//! The plan as data: per component, one action per object, and the field
+//! changes and hand changes it shows. Plain types only, so that diff and
+//! drift (which produce them) depend on this module and not on each other.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -37,6 +39,28 @@ pub struct FieldChange {
     pub after: Option<Value>,
 }
 
+/// One field changed by hand (drift), or reverted by an update.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldDrift {
+    /// `spec.template.spec.containers[0].image`.
+    pub path: String,
+    /// What rekube applied (`None`: rekube did not set it).
+    pub applied: Option<Value>,
+    /// What is live (`None`: removed).
+    pub live: Option<Value>,
+    /// The field manager that owns the live value (`kubectl-edit`, ...).
+    pub manager: Option<String>,
+    /// `Update` or `Apply`.
+    pub operation: Option<String>,
+    /// When that manager last wrote the object (servers record no time
+    /// for some subresource writes).
+    pub time: Option<String>,
+    /// The subresource it wrote through (`scale`), if any: since 1.22
+    /// servers record `/scale` writers; before, nobody.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subresource: Option<String>,
+}
+
 /// One object's action.
 #[derive(Debug, Clone, Serialize)]
 pub struct Action {
@@ -64,7 +88,7 @@ pub struct Action {
     /// Hand changes this update reverts (the spec is unchanged since the
     /// last apply, so every difference was made by someone else).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub reverts: Vec<crate::drift::FieldDrift>,
+    pub reverts: Vec<FieldDrift>,
 }
 
 impl Action {

@@ -151,7 +151,9 @@ mod tests {
         let mut svc = json!({"kind": "Service", "spec": {"ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}]}});
         default_port_protocols(&mut svc);
         assert_eq!(svc["spec"]["ports"], json!([{"port": 80, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}]));
-        let mut dep = json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "ports": [{"containerPort": 8080}]}]}}}});
+        let mut dep = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "a", "ports": [{"containerPort": 8080}]},
+        ]}}}});
         default_port_protocols(&mut dep);
         assert_eq!(dep.pointer("/spec/template/spec/containers/0/ports/0/protocol"), Some(&json!("TCP")));
     }

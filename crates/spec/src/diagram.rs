@@ -120,7 +120,10 @@ pub fn draw(spec: &Spec, env: &str, format: Format, health: Option<&BTreeMap<Str
             }
         }
         Format::Dot => {
-            out.push_str("digraph rekube {\n  rankdir=LR;\n  node [shape=box, style=\"rounded,filled\", fillcolor=\"#ffffff\"];\n");
+            out.push_str(concat!(
+                "digraph rekube {\n  rankdir=LR;\n",
+                "  node [shape=box, style=\"rounded,filled\", fillcolor=\"#ffffff\"];\n",
+            ));
             out.push_str(&format!(
                 "  subgraph \"cluster_{env}\" {{\n    label=\"environment {env}: cluster {cluster} ({provider})\";\n"
             ));
@@ -152,7 +155,14 @@ mod tests {
     fn spec() -> Spec {
         crate::parse(
             std::path::Path::new("t.yaml"),
-            "clusters: { dev: { provider: local } }\ncomponents:\n  cert-manager: {chart: {repo: https://charts.jetstack.io, name: cert-manager, version: 1.15.3}, namespace: cert-manager}\n  app: {manifests: ./app, needs: [cert-manager]}\nenvironments: { dev: { cluster: dev } }\n",
+            concat!(
+                "clusters: { dev: { provider: local } }\n",
+                "components:\n",
+                "  cert-manager: {chart: {repo: https://charts.jetstack.io, name: cert-manager, version: 1.15.3}, ",
+                "namespace: cert-manager}\n",
+                "  app: {manifests: ./app, needs: [cert-manager]}\n",
+                "environments: { dev: { cluster: dev } }\n",
+            ),
         )
         .unwrap()
     }

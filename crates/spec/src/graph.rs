@@ -58,7 +58,14 @@ mod tests {
     fn independent_components_share_a_wave_and_dependents_follow() {
         let spec = crate::parse(
             std::path::Path::new("t.yaml"),
-            "components:\n  cert-manager: {manifests: .}\n  ingress: {manifests: ., needs: [cert-manager]}\n  monitoring: {manifests: ., needs: [cert-manager]}\n  app: {manifests: ., needs: [ingress]}\n  db: {manifests: .}\n",
+            concat!(
+                "components:\n",
+                "  cert-manager: {manifests: .}\n",
+                "  ingress: {manifests: ., needs: [cert-manager]}\n",
+                "  monitoring: {manifests: ., needs: [cert-manager]}\n",
+                "  app: {manifests: ., needs: [ingress]}\n",
+                "  db: {manifests: .}\n",
+            ),
         )
         .unwrap();
         assert_eq!(waves(&spec), vec![vec!["cert-manager", "db"], vec!["ingress", "monitoring"], vec!["app"]]);

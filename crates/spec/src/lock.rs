@@ -129,8 +129,14 @@ pub fn check_lock(loaded: &Loaded, lock: Option<&LockFile>) -> Vec<Diagnostic> {
                 ];
                 for (field, locked, spec, loc) in differs {
                     if locked != spec {
-                        out.push(loaded.diag(at(loc), format!("rekube.lock pins component `{name}` for {field} `{locked}`, but the spec says `{spec}`"))
-                            .hint("the lock file is stale: run `rekube lock` to update it"));
+                        let message = format!(
+                            "rekube.lock pins component `{name}` for {field} `{locked}`, but the spec says `{spec}`"
+                        );
+                        out.push(
+                            loaded
+                                .diag(at(loc), message)
+                                .hint("the lock file is stale: run `rekube lock` to update it"),
+                        );
                     }
                 }
             }

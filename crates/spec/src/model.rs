@@ -1,52 +1,87 @@
 //! The shape of `rekube.yaml`. Decoding is strict: unknown keys are errors.
 //! Every value that later checks may point at is `Spanned`, so an error about
 //! it names its line and column.
+//!
+//! The same types derive the JSON Schema for editors ([`crate::schema`]), so
+//! their doc comments are what an editor shows: write them for users.
+//! `Spanned<T>` is foreign to schemars, so each such field names its plain
+//! type with `#[schemars(with = ...)]`.
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-/// A whole `rekube.yaml`.
-#[derive(Debug, Clone, Deserialize)]
+/// What `validate::is_dns_label` accepts: names that become label values or Helm releases.
+const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
+
+/// A values file, or an inline mapping.
+// Only the schema uses it: the model keeps each entry as a raw value.
+#[derive(JsonSchema)]
+#[schemars(untagged)]
+// `allow`, not `expect`: `expect` here makes incremental builds crash (rust-lang/rust#144271).
+#[allow(dead_code, reason = "describes the schema of `values:` entries, never built")]
+enum ValuesLayer {
+    /// A values file, relative to the spec.
+    File(String),
+    /// Inline values.
+    Inline(serde_json::Map<String, serde_json::Value>),
+}
+
+/// A rekube platform: clusters, components (charts, YAML, kustomize) and
+/// environments.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(title = "rekube.yaml")]
 pub struct Spec {
     /// The project's stable name: it scopes every ApplySet, Lease and
     /// backup of this spec on a shared cluster. Default: the name of the
-    /// spec's directory (see `Loaded::project`).
+    /// spec's directory.
+    // The default comes from `Loaded::project`.
+    #[schemars(with = "Option<String>", regex(pattern = DNS_LABEL))]
     pub project: Option<Spanned<String>>,
     /// Clusters by name.
     #[serde(default)]
     pub clusters: BTreeMap<String, Cluster>,
-    /// Components (add-ons and apps) by name.
+    /// Components (add-ons and apps) by name: lower-case letters, digits and
+    /// '-'.
     #[serde(default)]
+    #[schemars(extend("propertyNames" = { "pattern": DNS_LABEL }))]
     pub components: BTreeMap<String, Component>,
     /// Environments by name: each binds a cluster and layers values.
     #[serde(default)]
+    #[schemars(extend("propertyNames" = { "pattern": DNS_LABEL }))]
     pub environments: BTreeMap<String, Environment>,
     /// Where backups go, who can decrypt their Secrets, how many to keep.
+    #[schemars(with = "Option<Backup>")]
     pub backup: Option<Spanned<Backup>>,
 }
 
 /// `backup:`: the store, the age recipients of Secrets, and retention.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Backup {
     /// `s3://bucket/prefix`, `file:///dir`, or a directory relative to the spec.
+    #[schemars(with = "String")]
     pub store: Spanned<String>,
     /// age recipients (`age1...`) that Secrets are encrypted to.
     #[serde(default)]
+    #[schemars(with = "Vec<String>", inner(regex(pattern = "^age1[a-z0-9]{58}$")))]
     pub encrypt_secrets: Vec<Spanned<String>>,
     /// How many backups of each environment to keep (default: all).
+    #[schemars(with = "Option<u32>", range(min = 1))]
     pub keep: Option<Spanned<u32>>,
     /// S3: the endpoint URL, for S3-compatible stores (default: AWS, or `$AWS_ENDPOINT`).
+    #[schemars(with = "Option<String>", regex(pattern = "^https?://"))]
     pub endpoint: Option<Spanned<String>>,
     /// S3: the region (default: `$AWS_REGION`, else us-east-1).
+    #[schemars(with = "Option<String>")]
     pub region: Option<Spanned<String>>,
 }
 
 /// Who creates and destroys a cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     /// A real etcd + kube-apiserver + kube-controller-manager from local binaries.
@@ -75,20 +110,26 @@ impl Provider {
 }
 
 /// A cluster.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Cluster {
     /// Its provider.
+    #[schemars(with = "Provider")]
     pub provider: Spanned<Provider>,
     /// `existing`: the kubeconfig context.
+    #[schemars(with = "Option<String>")]
     pub context: Option<Spanned<String>>,
     /// `existing`: the kubeconfig file (default: `$KUBECONFIG` or `~/.kube/config`).
+    #[schemars(with = "Option<String>")]
     pub kubeconfig: Option<Spanned<String>>,
     /// `exec`: the provider executable, relative to the spec.
+    #[schemars(with = "Option<String>")]
     pub exec: Option<Spanned<String>>,
     /// The Kubernetes version to create (exec, kind, k3d).
+    #[schemars(with = "Option<String>")]
     pub kubernetes: Option<Spanned<String>>,
     /// `local`: how many fake nodes run Pods (default 1; 0 for none).
+    #[schemars(with = "Option<u32>")]
     pub nodes: Option<Spanned<u32>>,
     /// May be destroyed and rebuilt by `rekube rebuild-check`.
     #[serde(default)]
@@ -96,19 +137,22 @@ pub struct Cluster {
     /// Steps that must exist before the cluster (a state bucket, a DNS zone,
     /// IAM), in order; torn down in reverse by `down`.
     #[serde(default)]
+    #[schemars(with = "Vec<Prerequisite>")]
     pub prerequisites: Vec<Spanned<Prerequisite>>,
 }
 
 /// One idempotent prerequisite: commands are argument lists, run from the
 /// spec's directory without a shell.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Prerequisite {
     /// Its name, for progress and the journal.
     pub name: String,
     /// Exits 0 when the thing exists.
+    #[schemars(length(min = 1))]
     pub check: Vec<String>,
     /// Makes it.
+    #[schemars(length(min = 1))]
     pub create: Vec<String>,
     /// Removes it (on `down`); none leaves it in place.
     #[serde(default)]
@@ -116,38 +160,48 @@ pub struct Prerequisite {
 }
 
 /// Where a component's chart comes from.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ChartRef {
-    /// An HTTP(S) chart repository URL.
+    /// An HTTP(S) chart repository URL, or `oci://registry/path`.
+    #[schemars(with = "Option<String>", regex(pattern = "^(https?|oci)://"))]
     pub repo: Option<Spanned<String>>,
     /// The chart's name in that repository.
+    #[schemars(with = "Option<String>")]
     pub name: Option<Spanned<String>>,
     /// The chart version: exact, or a range/`latest` that the lock file pins.
+    #[schemars(with = "Option<String>")]
     pub version: Option<Spanned<String>>,
     /// A chart directory (or `.tgz`), relative to the spec.
+    #[schemars(with = "Option<String>")]
     pub path: Option<Spanned<String>>,
 }
 
 /// An add-on or app.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Component {
     /// A Helm chart.
+    #[schemars(with = "Option<ChartRef>")]
     pub chart: Option<Spanned<ChartRef>>,
     /// A directory of plain YAML, or a kustomization (has `kustomization.yaml`).
+    #[schemars(with = "Option<String>")]
     pub manifests: Option<Spanned<String>>,
     /// The namespace its namespaced objects default to (and the Helm release's).
+    #[schemars(with = "Option<String>", regex(pattern = DNS_LABEL))]
     pub namespace: Option<Spanned<String>>,
     /// Values, lowest precedence first: a file path, or an inline mapping.
     #[serde(default)]
+    #[schemars(with = "Vec<ValuesLayer>")]
     pub values: Vec<Spanned<serde_json::Value>>,
     /// Components that must be healthy before this one starts.
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub needs: Vec<Spanned<String>>,
     /// Fields that are not drift when changed on the cluster (like Argo CD's
     /// `ignoreDifferences`): e.g. replicas set by a custom autoscaler.
     #[serde(default)]
+    #[schemars(with = "Vec<IgnoreRule>")]
     pub ignore_differences: Vec<Spanned<IgnoreRule>>,
     /// Take over objects that already exist on the cluster and belong to no
     /// other owner (as `apply --adopt` does for every component).
@@ -156,7 +210,7 @@ pub struct Component {
 }
 
 /// Fields of some objects that drift reports leave out.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct IgnoreRule {
     /// Only objects of this kind (default: all).
@@ -165,6 +219,7 @@ pub struct IgnoreRule {
     pub name: Option<String>,
     /// Field paths as rekube prints them: `spec.replicas`, `data.token`,
     /// `metadata.labels["team"]`; a path covers everything below it.
+    #[schemars(length(min = 1))]
     pub paths: Vec<String>,
 }
 
@@ -176,24 +231,27 @@ impl IgnoreRule {
 }
 
 /// An environment: a cluster and the values layered onto the components.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Environment {
     /// The cluster it runs on.
+    #[schemars(with = "String")]
     pub cluster: Spanned<String>,
     /// Per-component values for this environment, after the component's own.
     #[serde(default)]
     pub components: BTreeMap<String, EnvComponent>,
     /// Inline overrides, applied last: `component.path.to.key: value`.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub values: BTreeMap<String, Spanned<serde_json::Value>>,
 }
 
 /// What an environment changes about one component.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct EnvComponent {
     /// Values files or inline mappings, after the component's own.
     #[serde(default)]
+    #[schemars(with = "Vec<ValuesLayer>")]
     pub values: Vec<Spanned<serde_json::Value>>,
 }

@@ -140,7 +140,8 @@ pub fn validate(loaded: &Loaded) -> Result<Vec<Diagnostic>, Diagnostics> {
                 c.err(
                     at(p),
                     format!("prerequisite `{}` needs both `check` and `create`", pre.name),
-                    "`check` exits 0 when it exists, `create` makes it; both are argument lists such as [aws, s3api, head-bucket, --bucket, state]",
+                    "`check` exits 0 when it exists, `create` makes it; \
+                     both are argument lists such as [aws, s3api, head-bucket, --bucket, state]",
                 );
             }
         }
@@ -161,7 +162,8 @@ pub fn validate(loaded: &Loaded) -> Result<Vec<Diagnostic>, Diagnostics> {
             c.err(
                 key_pos(source, "components", name),
                 format!("component name `{name}` is not a valid name"),
-                "use lower-case letters, digits and '-', at most 63 characters (it becomes a Helm release and label value)",
+                "use lower-case letters, digits and '-', at most 63 characters \
+                 (it becomes a Helm release and label value)",
             );
         }
         check_component(&mut c, name, comp, &names);
@@ -253,14 +255,19 @@ fn check_backup(c: &mut Checker, b: &crate::model::Backup) {
     let store = b.store.value.trim();
     match store.split_once("://") {
         Some(("s3", rest)) if rest.split('/').next().is_some_and(|bucket| !bucket.is_empty()) => {}
-        Some(("s3", _)) => c.err(at(&b.store), format!("store `{store}` names no bucket"), "write `s3://<bucket>/<prefix>`"),
+        Some(("s3", _)) => {
+            c.err(at(&b.store), format!("store `{store}` names no bucket"), "write `s3://<bucket>/<prefix>`")
+        }
         Some(("file", _)) => {}
         Some((scheme, _)) => c.err(
             at(&b.store),
             format!("store scheme `{scheme}://` is not supported"),
-            "use `s3://bucket/prefix` (any S3-compatible store, see `endpoint`), `file:///dir`, or a directory relative to the spec",
+            "use `s3://bucket/prefix` (any S3-compatible store, see `endpoint`), `file:///dir`, \
+             or a directory relative to the spec",
         ),
-        None if store.is_empty() => c.err(at(&b.store), "`store` is empty", "write `s3://bucket/prefix` or a directory such as `./backups`"),
+        None if store.is_empty() => {
+            c.err(at(&b.store), "`store` is empty", "write `s3://bucket/prefix` or a directory such as `./backups`")
+        }
         None => {}
     }
     for r in &b.encrypt_secrets {
@@ -272,7 +279,8 @@ fn check_backup(c: &mut Checker, b: &crate::model::Backup) {
             c.err(
                 at(r),
                 format!("`{v}` is not an age recipient"),
-                "recipients are public keys such as `age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p`; `age-keygen` prints one",
+                "recipients are public keys such as \
+                 `age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p`; `age-keygen` prints one",
             );
         }
     }

@@ -121,11 +121,6 @@ pub fn entry_resource(path: &str) -> &str {
     path.strip_prefix("resources/").and_then(|p| p.split('/').next()).unwrap_or("")
 }
 
-/// Hex of a sha256.
-pub fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Counts and hashes the bytes that pass through.
 struct Hashing<T> {
     inner: T,
@@ -186,7 +181,7 @@ impl<W: Write> ArchiveWriter<W> {
         self.tar.append_data(&mut header, path, data)?;
         self.index.push(EntryInfo {
             path: path.to_string(),
-            sha256: hex(&Sha256::digest(data)),
+            sha256: hex::encode(Sha256::digest(data)),
             size: data.len() as u64,
         });
         Ok(())
@@ -198,7 +193,7 @@ impl<W: Write> ArchiveWriter<W> {
         let hashing = enc.finish()?;
         let Hashing { mut inner, hash, size } = hashing;
         inner.flush()?;
-        Ok((inner, size, hex(&hash.finalize()), self.index))
+        Ok((inner, size, hex::encode(hash.finalize()), self.index))
     }
 }
 
@@ -267,7 +262,7 @@ pub fn read<R: Read>(
         }
         let mut data = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0).min(16 << 20));
         entry.read_to_end(&mut data).map_err(|source| ArchiveError::Read { entries: n, source })?;
-        let sum = hex(&Sha256::digest(&data));
+        let sum = hex::encode(Sha256::digest(&data));
         if sum != expected.sha256 {
             return Err(ArchiveError::Entry {
                 index: n,
@@ -288,7 +283,7 @@ pub fn read<R: Read>(
     let mut rest = archive.into_inner().finish();
     io::copy(&mut rest, &mut io::sink()).map_err(|source| ArchiveError::Read { entries: n, source })?;
     let Hashing { hash, size, .. } = rest.into_inner();
-    let sum = hex(&hash.finalize());
+    let sum = hex::encode(hash.finalize());
     if size != manifest.archive.size || sum != manifest.archive.sha256 {
         return Err(ArchiveError::Whole(format!(
             "the archive is {size} bytes with sha256 {sum}; the manifest says {} bytes with sha256 {}",

@@ -211,7 +211,8 @@ pub async fn create(
     if recipients.is_empty() && !opts.allow_plaintext_secrets {
         return Err(BackupError::refused(
             "no age recipient to encrypt Secrets to: refusing to write them in plaintext",
-            "add `encrypt-secrets: [age1...]` under `backup:` in the spec (`age-keygen` makes a key), or pass --allow-plaintext-secrets",
+            "add `encrypt-secrets: [age1...]` under `backup:` in the spec (`age-keygen` makes a key), \
+             or pass --allow-plaintext-secrets",
         ));
     }
     let manifest_path = store.path(&opts.name, archive::MANIFEST_FILE);
@@ -309,7 +310,10 @@ pub async fn create(
     let (size, sha256, objects) = match (listed, written) {
         (Err(e), _) => return Err(e),
         (Ok(()), Err(e)) => {
-            return Err(BackupError::Io { what: format!("cannot write the archive to {}", store.display()), source: e });
+            return Err(BackupError::Io {
+                what: format!("cannot write the archive to {}", store.display()),
+                source: e,
+            });
         }
         (Ok(()), Ok(w)) => w,
     };

@@ -273,7 +273,8 @@ impl Restorer<'_> {
                     kept.push(r);
                 }
                 None => self.report.lock().expect("not poisoned").warnings.push(format!(
-                    "{what}: owner {kind} {name} is neither in the backup nor in the cluster; the reference was dropped so the garbage collector keeps the object"
+                    "{what}: owner {kind} {name} is neither in the backup nor in the cluster; \
+                     the reference was dropped so the garbage collector keeps the object"
                 )),
             }
         }
@@ -339,7 +340,7 @@ impl Restorer<'_> {
             if let Ok(o) = api.get(crd).await {
                 let live = serde_json::to_value(&o).unwrap_or_default();
                 // The same rule as apply's health gate.
-                if rekube_kube::check_health(&self.client, &ar.group, &ar.kind, &live).await
+                if rekube_kube::live::check(&self.client, &ar.group, &ar.kind, &live).await
                     == rekube_kube::Health::Ready
                 {
                     return;

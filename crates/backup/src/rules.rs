@@ -299,11 +299,18 @@ mod tests {
     #[test]
     fn what_the_cluster_remakes_is_left_out_and_the_rest_kept() {
         let ctx = Context { selector_services: ["app/web".to_string()].into() };
-        let rs_pod = json!({"metadata": {"name": "web-1", "namespace": "app", "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "controller": true}]}});
+        let rs_pod = json!({"metadata": {"name": "web-1", "namespace": "app", "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "controller": true}
+        ]}});
         assert!(excluded("pods", &rs_pod, &ctx).is_some());
-        let cr_owned = json!({"metadata": {"name": "c", "namespace": "app", "ownerReferences": [{"apiVersion": "example.com/v1", "kind": "Widget", "name": "w", "controller": true}]}});
+        let cr_owned = json!({"metadata": {"name": "c", "namespace": "app", "ownerReferences": [
+            {"apiVersion": "example.com/v1", "kind": "Widget", "name": "w", "controller": true}
+        ]}});
         assert_eq!(excluded("configmaps", &cr_owned, &ctx), None);
-        let token = json!({"type": "kubernetes.io/service-account-token", "metadata": {"name": "default-token-abcde", "namespace": "app"}});
+        let token = json!({
+            "type": "kubernetes.io/service-account-token",
+            "metadata": {"name": "default-token-abcde", "namespace": "app"}
+        });
         assert!(excluded("secrets", &token, &ctx).is_some());
         let opaque = json!({"type": "Opaque", "metadata": {"name": "db", "namespace": "app"}});
         assert_eq!(excluded("secrets", &opaque, &ctx), None);
@@ -347,28 +354,50 @@ mod tests {
         let map: NamespaceMap = [("shop".to_string(), "shop-copy".to_string())].into();
         let mut svc = json!({
             "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "web", "namespace": "shop", "uid": "u1", "resourceVersion": "9", "creationTimestamp": "t", "managedFields": [], "generation": 1, "selfLink": "/x"},
+            "metadata": {
+                "name": "web", "namespace": "shop", "uid": "u1", "resourceVersion": "9", "creationTimestamp": "t",
+                "managedFields": [], "generation": 1, "selfLink": "/x"
+            },
             "spec": {"clusterIP": "10.0.0.7", "clusterIPs": ["10.0.0.7"], "ports": [{"port": 80}]},
             "status": {"loadBalancer": {}}
         });
         prepare("services", &mut svc, &map, false);
         assert_eq!(
             svc,
-            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop-copy"}, "spec": {"ports": [{"port": 80}]}})
+            json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "web", "namespace": "shop-copy"},
+                "spec": {"ports": [{"port": 80}]}
+            })
         );
 
-        let mut ns = json!({"metadata": {"name": "shop", "labels": {"kubernetes.io/metadata.name": "shop"}}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
+        let mut ns = json!({
+            "metadata": {"name": "shop", "labels": {"kubernetes.io/metadata.name": "shop"}},
+            "spec": {"finalizers": ["kubernetes"]},
+            "status": {"phase": "Active"}
+        });
         prepare("namespaces", &mut ns, &map, true);
         assert_eq!(
             ns,
-            json!({"metadata": {"name": "shop-copy", "labels": {"kubernetes.io/metadata.name": "shop-copy"}}, "spec": {}, "status": {"phase": "Active"}})
+            json!({
+                "metadata": {"name": "shop-copy", "labels": {"kubernetes.io/metadata.name": "shop-copy"}},
+                "spec": {},
+                "status": {"phase": "Active"}
+            })
         );
 
-        let mut rb = json!({"metadata": {"name": "r", "namespace": "shop"}, "subjects": [{"kind": "ServiceAccount", "name": "app", "namespace": "shop"}]});
+        let mut rb = json!({
+            "metadata": {"name": "r", "namespace": "shop"},
+            "subjects": [{"kind": "ServiceAccount", "name": "app", "namespace": "shop"}]
+        });
         prepare("rolebindings.rbac.authorization.k8s.io", &mut rb, &map, false);
         assert_eq!(rb["subjects"][0]["namespace"], "shop-copy");
 
-        let mut pod = json!({"metadata": {"name": "p", "namespace": "x"}, "spec": {"nodeName": "node-1", "volumes": [{"name": "default-token-ab"}, {"name": "data"}], "containers": [{"name": "c", "volumeMounts": [{"name": "default-token-ab"}, {"name": "data"}]}]}});
+        let mut pod = json!({"metadata": {"name": "p", "namespace": "x"}, "spec": {
+            "nodeName": "node-1",
+            "volumes": [{"name": "default-token-ab"}, {"name": "data"}],
+            "containers": [{"name": "c", "volumeMounts": [{"name": "default-token-ab"}, {"name": "data"}]}]
+        }});
         prepare("pods", &mut pod, &map, false);
         assert_eq!(
             pod["spec"],

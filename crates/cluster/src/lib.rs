@@ -5,7 +5,7 @@
 //! test bed: the integration tests and `rekube up` on a laptop start the very
 //! same control plane, so what the tests prove is what users run.
 
-pub mod journal;
+pub mod files;
 pub mod local;
 pub mod prereq;
 pub mod provider;

@@ -399,9 +399,9 @@ impl Cluster {
         };
         std::fs::create_dir_all(&self.state_dir).map_err(self.io(&self.state_dir))?;
         // Credentials: owner-only from the first byte.
-        crate::journal::write_private(&path, text.as_bytes()).map_err(self.io(&path))?;
+        crate::files::write_private(&path, text.as_bytes()).map_err(self.io(&path))?;
         match &context {
-            Some(c) => crate::journal::write_private(&self.context_path(), c.as_bytes())
+            Some(c) => crate::files::write_private(&self.context_path(), c.as_bytes())
                 .map_err(self.io(&self.context_path()))?,
             None => {
                 let _ = std::fs::remove_file(self.context_path());

@@ -341,7 +341,13 @@ mod tests {
 
     #[test]
     fn documents_keep_their_lines_and_helm_sources() {
-        let text = "# Source: hello/templates/a.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n# Source: hello/templates/b.yaml\napiVersion: v1\nkind: Secret\nmetadata: {name: b}\n";
+        let text = concat!(
+            "# Source: hello/templates/a.yaml\n",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+            "---\n",
+            "# Source: hello/templates/b.yaml\n",
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: b}\n",
+        );
         let docs = split_docs(text);
         assert_eq!(docs.len(), 2);
         assert_eq!((docs[0].start_line, docs[0].helm_source), (1, Some("hello/templates/a.yaml")));
@@ -352,7 +358,11 @@ mod tests {
     fn list_kind_is_expanded() {
         let mut d = Vec::new();
         let objs = parse_stream(
-            "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: b}}\n",
+            concat!(
+                "apiVersion: v1\nkind: List\nitems:\n",
+                "- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n",
+                "- {apiVersion: v1, kind: ConfigMap, metadata: {name: b}}\n",
+            ),
             &StreamSource::File(Path::new("l.yaml")),
             &mut d,
         );

@@ -27,8 +27,9 @@ pub fn merge(base: &mut Value, over: Value) {
     }
 }
 
-/// Reads one values file (a YAML mapping), with positions in its errors.
-pub fn read_values_file(path: &Path, shown: &Path) -> Result<Value, Diagnostic> {
+/// Reads one values file (a YAML mapping), with positions in its errors
+/// (boxed: a diagnostic is large, a value small).
+pub fn read_values_file(path: &Path, shown: &Path) -> Result<Value, Box<Diagnostic>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Diagnostic::new(shown, None, None, format!("cannot read values file: {e}")))?;
     let v: Value =
@@ -36,13 +37,15 @@ pub fn read_values_file(path: &Path, shown: &Path) -> Result<Value, Diagnostic> 
     match v {
         Value::Object(_) => Ok(v),
         Value::Null => Ok(Value::Object(Map::new())),
-        _ => Err(Diagnostic::new(
-            shown,
-            Some(&text),
-            Some(Pos { line: 1, column: 1 }),
-            "a values file must be a mapping at the top level",
-        )
-        .hint("write `key: value` pairs, e.g. `replicas: 2`")),
+        _ => Err(Box::new(
+            Diagnostic::new(
+                shown,
+                Some(&text),
+                Some(Pos { line: 1, column: 1 }),
+                "a values file must be a mapping at the top level",
+            )
+            .hint("write `key: value` pairs, e.g. `replicas: 2`"),
+        )),
     }
 }
 
@@ -51,7 +54,7 @@ fn layer(loaded: &Loaded, entries: &[Spanned<Value>], into: &mut Value, diags: &
         match &entry.value {
             Value::String(file) => match read_values_file(&loaded.resolve(file), &loaded.dir.join(file)) {
                 Ok(v) => merge(into, v),
-                Err(d) => diags.push(d),
+                Err(d) => diags.push(*d),
             },
             Value::Object(_) => merge(into, entry.value.clone()),
             _ => {} // rejected by validation

@@ -44,11 +44,13 @@ fn platform(repo_url: &str, constraint: &str) -> tempfile::TempDir {
         &format!(
             "clusters:\n  dev: {{ provider: local }}\n\
          components:\n\
-         \x20 published:\n    chart: {{ repo: {repo_url}, name: hello, version: \"{constraint}\" }}\n    namespace: pub\n    values: [values/pub.yaml, {{ message: inline }}]\n\
+         \x20 published:\n    chart: {{ repo: {repo_url}, name: hello, version: \"{constraint}\" }}\n\
+         \x20   namespace: pub\n    values: [values/pub.yaml, {{ message: inline }}]\n\
          \x20 local:\n    chart: {{ path: {} }}\n    namespace: loc\n\
          \x20 plain:\n    manifests: ./plain\n    namespace: plain\n    needs: [published]\n\
          \x20 kust:\n    manifests: ./kust\n    needs: [plain]\n\
-         environments:\n  dev:\n    cluster: dev\n    components:\n      published: {{ values: [values/pub-dev.yaml] }}\n    values: {{ published.replicas: 5 }}\n",
+         environments:\n  dev:\n    cluster: dev\n    components:\n\
+         \x20     published: {{ values: [values/pub-dev.yaml] }}\n    values: {{ published.replicas: 5 }}\n",
             hello_chart().display()
         ),
     );
@@ -57,7 +59,11 @@ fn platform(repo_url: &str, constraint: &str) -> tempfile::TempDir {
     write(
         d,
         "plain/a.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain-a\ndata:\n  mode: 0755\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: plain-b\nstringData:\n  password: hunter2\n",
+        concat!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain-a\ndata:\n  mode: 0755\n",
+            "---\n",
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: plain-b\nstringData:\n  password: hunter2\n",
+        ),
     );
     write(
         d,

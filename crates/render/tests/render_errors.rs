@@ -14,8 +14,16 @@ struct Case {
     expect: (&'static str, u64, u64, &'static str),
 }
 
-const SPEC_PLAIN: &str = "clusters: {dev: {provider: local}}\ncomponents:\n  app:\n    manifests: ./m\n    namespace: app\nenvironments: {dev: {cluster: dev}}\n";
-const SPEC_CHART: &str = "clusters: {dev: {provider: local}}\ncomponents:\n  web:\n    chart: {path: ./chart}\n    namespace: web\n    values: [values.yaml]\nenvironments: {dev: {cluster: dev}}\n";
+const SPEC_PLAIN: &str = concat!(
+    "clusters: {dev: {provider: local}}\n",
+    "components:\n  app:\n    manifests: ./m\n    namespace: app\n",
+    "environments: {dev: {cluster: dev}}\n",
+);
+const SPEC_CHART: &str = concat!(
+    "clusters: {dev: {provider: local}}\n",
+    "components:\n  web:\n    chart: {path: ./chart}\n    namespace: web\n    values: [values.yaml]\n",
+    "environments: {dev: {cluster: dev}}\n",
+);
 const CHART_YAML: &str = "apiVersion: v2\nname: chart\nversion: 0.1.0\n";
 
 const CASES: &[Case] = &[
@@ -43,7 +51,11 @@ const CASES: &[Case] = &[
             ("rekube.yaml", SPEC_PLAIN),
             (
                 "m/a.yaml",
-                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b\ndata: {}\n",
+                concat!(
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+                    "---\n",
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b\ndata: {}\n",
+                ),
             ),
         ],
         expect: ("m/a.yaml", 8, 5, "did not find expected ',' or '}'"),
@@ -79,7 +91,11 @@ const CASES: &[Case] = &[
         files: &[
             (
                 "rekube.yaml",
-                "clusters: {dev: {provider: local}}\ncomponents:\n  app: {manifests: ./m}\nenvironments: {dev: {cluster: dev}}\n",
+                concat!(
+                    "clusters: {dev: {provider: local}}\n",
+                    "components:\n  app: {manifests: ./m}\n",
+                    "environments: {dev: {cluster: dev}}\n",
+                ),
             ),
             ("m/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"),
         ],
@@ -95,7 +111,11 @@ const CASES: &[Case] = &[
         files: &[
             (
                 "rekube.yaml",
-                "clusters: {dev: {provider: local}}\ncomponents:\n  a: {manifests: ./a, namespace: shared}\n  b: {manifests: ./b, namespace: shared}\nenvironments: {dev: {cluster: dev}}\n",
+                concat!(
+                    "clusters: {dev: {provider: local}}\n",
+                    "components:\n  a: {manifests: ./a, namespace: shared}\n  b: {manifests: ./b, namespace: shared}\n",
+                    "environments: {dev: {cluster: dev}}\n",
+                ),
             ),
             ("a/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n"),
             ("b/cm.yaml", "# same object\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n"),

@@ -5,18 +5,24 @@
 //!    `kube-controller-manager`;
 //! 2. `KUBEBUILDER_ASSETS`: the same, in controller-runtime's envtest layout,
 //!    so a user can test against a newer Kubernetes;
-//! 3. the cache that `scripts/testbed-setup.sh` fills, one directory per
-//!    build: `$REKUBE_CACHE/k8s/v1.20.2-r2`, `$REKUBE_CACHE/k8s/v1.34.12-r1`
-//!    (default `~/.cache/rekube`). A cluster's `kubernetes: "1.34"` picks
-//!    the newest build of that minor version; without it, the newest build.
+//! 3. rekube's cache, one directory per build: `$REKUBE_CACHE/k8s/v1.20.2-r2`,
+//!    `$REKUBE_CACHE/k8s/v1.34.12-r1` (default `~/.cache/rekube`). A
+//!    cluster's `kubernetes: "1.34"` picks the newest build of that minor
+//!    version; without it, the newest build.
+//!
+//! docs/providers.md says how to build or get the binaries; an installed
+//! rekube has no repository scripts, so no message names one.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::LocalError;
 
-/// The command a user runs to fill the cache; every "binaries missing" error names it.
-pub const SETUP_COMMAND: &str = "scripts/testbed-setup.sh";
+/// What to do about [`LocalError::BinariesMissing`]: the places rekube looks,
+/// in order, and the page that says how to build or get the binaries.
+pub const BINARIES_HINT: &str = "point REKUBE_K8S_ASSETS (or KUBEBUILDER_ASSETS) at a directory holding etcd, \
+    kube-apiserver and kube-controller-manager, or put them in rekube's cache as `k8s/v<version>/` \
+    (e.g. `~/.cache/rekube/k8s/v1.34.12/`); docs/providers.md says how to build or get them";
 
 /// Paths of the three binaries a local control plane needs.
 #[derive(Debug, Clone)]
@@ -147,6 +153,11 @@ pub fn builds(root: &Path) -> Vec<(String, PathBuf)> {
     out.into_iter().map(|(_, v, p)| (v, p)).collect()
 }
 
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,9 +171,4 @@ mod tests {
         assert_eq!(minor_of("v1.20.2"), Some(20));
         assert_eq!(minor_of("1.34"), Some(34));
     }
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }

@@ -8,8 +8,9 @@
 //! - binds pending Pods (DaemonSet Pods to the node their affinity names);
 //! - reports bound Pods Running and Ready with container statuses, or
 //!   Succeeded when they run to completion (`restartPolicy` Never/OnFailure);
-//! - fails Pods that carry the failure label, with the label's value as the
-//!   reason (`CrashLoopBackOff` when empty), so failure reports can be tested;
+//! - fails Pods that carry [`FAIL_LABEL`], with the label's value as the
+//!   reason (`CrashLoopBackOff` when empty), so a user can rehearse a failure
+//!   (health gates, `status`, failure output) without a broken image;
 //! - finishes graceful deletions, as a kubelet does once containers stop.
 
 use std::collections::BTreeMap;
@@ -29,8 +30,10 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-/// The label that makes the fake kubelet fail a Pod; its value is the reason.
-pub const FAIL_LABEL: &str = "testbed.rekube.dev/fail";
+/// The label that makes the local provider's kubelet fail a Pod; its value is
+/// the reason (`ImagePull...` reasons keep the Pod Pending). Documented for
+/// users in docs/providers.md.
+pub const FAIL_LABEL: &str = "local.rekube.dev/fail";
 
 const MANAGER: &str = "rekube-fake-kubelet";
 const LEASE_NS: &str = "kube-node-lease";
@@ -345,7 +348,10 @@ fn desired_status(pod: &Pod, next_ip: &AtomicU32) -> Value {
             "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}}})
         })
         .collect();
-    let cond = |type_: &str, ok: bool| json!({"type": type_, "status": if ok { "True" } else { "False" }, "lastTransitionTime": now});
+    let cond = |type_: &str, ok: bool| {
+        let status = if ok { "True" } else { "False" };
+        json!({"type": type_, "status": status, "lastTransitionTime": now})
+    };
     json!({
         "phase": phase,
         "hostIP": "127.0.0.1",

@@ -24,7 +24,7 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
 use serde::{Deserialize, Serialize};
 
-pub use binaries::{Binaries, SETUP_COMMAND, builds, cache_dir, minor_of, version_matches};
+pub use binaries::{BINARIES_HINT, Binaries, builds, cache_dir, minor_of, version_matches};
 pub use kubelet::{FAIL_LABEL, FakeKubelet};
 pub use managed::{LocalCluster, LocalStatus, UpOutcome};
 use process::Proc;
@@ -46,8 +46,9 @@ pub enum LocalError {
         /// Where they were found.
         found_in: String,
     },
-    /// The control-plane binaries are not where rekube looks for them.
-    #[error("control-plane binaries not found ({}); looked in: {}\n  hint: run `{SETUP_COMMAND}` to build and cache them, or point KUBEBUILDER_ASSETS at a directory holding etcd, kube-apiserver and kube-controller-manager", missing.join(", "), searched.join(", "))]
+    /// The control-plane binaries are not where rekube looks for them;
+    /// [`BINARIES_HINT`] says what to do.
+    #[error("control-plane binaries not found ({}); looked in, in order: {}", missing.join(", "), searched.join(", "))]
     BinariesMissing {
         /// Where rekube looked.
         searched: Vec<String>,
@@ -229,9 +230,9 @@ impl ControlPlane {
         )?;
         let endpoint = format!("https://127.0.0.1:{api_port}");
         let kubeconfig = dir.join("kubeconfig");
-        pki::write_file(&kubeconfig, &kubeconfig_yaml(&opts.name, &endpoint, &pki.ca_pem, &admin_token))?;
+        write_kubeconfig(&kubeconfig, &opts.name, &endpoint, &pki.ca_pem, &admin_token)?;
         let cm_kubeconfig = dir.join("controller-manager.kubeconfig");
-        pki::write_file(&cm_kubeconfig, &kubeconfig_yaml("controller-manager", &endpoint, &pki.ca_pem, &cm_token))?;
+        write_kubeconfig(&cm_kubeconfig, "controller-manager", &endpoint, &pki.ca_pem, &cm_token)?;
 
         let p = |path: &Path| path.display().to_string();
         let etcd_url = format!("http://127.0.0.1:{etcd_client}");
@@ -499,15 +500,39 @@ pub async fn client_for(kubeconfig: &Path) -> Result<kube::Client, LocalError> {
     kube::Client::try_from(config).map_err(|e| err(Box::new(e)))
 }
 
-fn kubeconfig_yaml(name: &str, endpoint: &str, ca_pem: &str, token: &str) -> String {
+/// Writes a kubeconfig whose cluster, user and context are all called `name`
+/// and that authenticates with a bearer `token`, trusting the cluster's CA.
+fn write_kubeconfig(path: &Path, name: &str, endpoint: &str, ca_pem: &str, token: &str) -> Result<(), LocalError> {
     use base64::Engine;
-    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: {endpoint}\n    certificate-authority-data: {ca}\n\
-         users:\n- name: {name}\n  user:\n    token: {token}\n\
-         contexts:\n- name: {name}\n  context:\n    cluster: {name}\n    user: {name}\n\
-         current-context: {name}\n"
-    )
+    use kube::config::{AuthInfo, Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext};
+    let config = Kubeconfig {
+        api_version: Some("v1".into()),
+        kind: Some("Config".into()),
+        clusters: vec![NamedCluster {
+            name: name.into(),
+            cluster: Some(Cluster {
+                server: Some(endpoint.into()),
+                certificate_authority_data: Some(base64::engine::general_purpose::STANDARD.encode(ca_pem)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        auth_infos: vec![NamedAuthInfo {
+            name: name.into(),
+            auth_info: Some(AuthInfo { token: Some(token.into()), ..Default::default() }),
+            ..Default::default()
+        }],
+        contexts: vec![NamedContext {
+            name: name.into(),
+            context: Some(Context { cluster: name.into(), user: Some(name.into()), ..Default::default() }),
+            ..Default::default()
+        }],
+        current_context: Some(name.into()),
+        ..Default::default()
+    };
+    let yaml = serde_saphyr::to_string(&config)
+        .map_err(|e| LocalError::Io { path: path.to_path_buf(), source: std::io::Error::other(e) })?;
+    pki::write_file(path, &yaml)
 }
 
 fn free_ports<const N: usize>() -> std::io::Result<[u16; N]> {
@@ -531,4 +556,50 @@ fn make_temp_dir(name: &str) -> Result<PathBuf, LocalError> {
         }
     }
     Err(LocalError::Io { path: base, source: std::io::Error::other("no free temporary directory name") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubeconfig_reads_back_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubeconfig");
+        let ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        write_kubeconfig(&path, "dev", "https://127.0.0.1:6443", ca, "0123abcd").unwrap();
+
+        let kc = kube::config::Kubeconfig::read_from(&path).unwrap();
+        assert_eq!(kc.api_version.as_deref(), Some("v1"));
+        assert_eq!(kc.kind.as_deref(), Some("Config"));
+        assert_eq!(kc.current_context.as_deref(), Some("dev"));
+        let cluster = kc.clusters[0].cluster.as_ref().unwrap();
+        assert_eq!((kc.clusters.len(), kc.clusters[0].name.as_str()), (1, "dev"));
+        assert_eq!(cluster.server.as_deref(), Some("https://127.0.0.1:6443"));
+        use base64::Engine;
+        let ca_data = cluster.certificate_authority_data.as_deref().unwrap();
+        assert_eq!(base64::engine::general_purpose::STANDARD.decode(ca_data).unwrap(), ca.as_bytes());
+        // The token is a SecretString; its serialized form shows it.
+        assert_eq!(
+            serde_json::to_value(&kc.auth_infos).unwrap(),
+            serde_json::json!([{"name": "dev", "user": {"token": "0123abcd"}}])
+        );
+        let context = kc.contexts[0].context.as_ref().unwrap();
+        assert_eq!((kc.contexts.len(), kc.contexts[0].name.as_str()), (1, "dev"));
+        assert_eq!((context.cluster.as_str(), context.user.as_deref()), ("dev", Some("dev")));
+
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn hex_tokens_that_look_like_numbers_stay_strings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubeconfig");
+        for token in ["012345", "123456", "123e45", "1e10"] {
+            write_kubeconfig(&path, "dev", "https://127.0.0.1:6443", "ca", token).unwrap();
+            let kc = kube::config::Kubeconfig::read_from(&path).unwrap();
+            assert_eq!(serde_json::to_value(&kc.auth_infos).unwrap()[0]["user"]["token"], token);
+        }
+    }
 }

@@ -123,5 +123,5 @@ pub fn random_token() -> Result<String, LocalError> {
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut buf))
         .map_err(|source| LocalError::Io { path: path.to_path_buf(), source })?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(buf))
 }

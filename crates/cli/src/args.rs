@@ -311,6 +311,13 @@ impl Default for RenderFlags {
     }
 }
 
+impl RenderFlags {
+    /// As the engine takes them.
+    pub fn engine(&self) -> rekube_engine::workspace::RenderFlags {
+        rekube_engine::workspace::RenderFlags { no_cache: self.no_cache, concurrency: self.render_concurrency }
+    }
+}
+
 /// Hidden subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Internal {

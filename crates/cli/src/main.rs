@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod printer;
+mod table;
 
 use std::process::ExitCode;
 
@@ -20,9 +21,38 @@ pub enum Failure {
     Error(anyhow::Error, Option<String>),
 }
 
-impl<E: Into<anyhow::Error>> From<E> for Failure {
-    fn from(e: E) -> Self {
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Error(e, None)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
         Failure::Error(e.into(), None)
+    }
+}
+
+impl From<rekube_engine::lease::LeaseError> for Failure {
+    fn from(e: rekube_engine::lease::LeaseError) -> Self {
+        rekube_engine::EngineError::from(e).into()
+    }
+}
+
+/// An engine error carries its own hint; invalid input is printed as the
+/// diagnostics it is.
+impl From<rekube_engine::EngineError> for Failure {
+    fn from(e: rekube_engine::EngineError) -> Self {
+        match e {
+            rekube_engine::EngineError::Invalid(text) => {
+                printer::diagnostics(text);
+                Failure::Reported
+            }
+            e => {
+                let hint = e.hint();
+                Failure::Error(e.into(), hint)
+            }
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Journals and locks for `up`, `down` and `rebuild-check`, under
+//! Journals and locks for every lifecycle operation, under
 //! `.rekube/journal/`.
 //!
 //! A journal records each finished step as it finishes (written to a
@@ -17,6 +17,7 @@
 
 use std::path::{Path, PathBuf};
 
+use rekube_cluster::files::write_private;
 use serde::{Deserialize, Serialize};
 
 /// Journal and lock failures.
@@ -53,23 +54,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + use<> {
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// Opens `path` for writing, created 0600 (owner only) from the start.
-pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)
-}
-
-/// Writes `data` to `path` through a 0600 temporary file and a rename, so a
-/// kill -9 never leaves half a file and nobody else can read it.
-pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
-    let mut f = create_private(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 fn write_atomic(path: &Path, data: &[u8]) -> Result<(), JournalError> {

@@ -21,7 +21,37 @@ use kube::{Api, Client};
 use rekube_plan::applyset::PARENT_NAMESPACE;
 use serde_json::{Value, json};
 
-use crate::KubeError;
+use rekube_kube::{KubeError, describe};
+
+/// Why the lease could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// Another rekube command holds the environment's lease.
+    #[error("environment `{environment}` is busy: {holder} holds Lease {lease}")]
+    Busy {
+        /// The environment.
+        environment: String,
+        /// `rekube-system/rekube.<project>.<env>`.
+        lease: String,
+        /// Who holds it.
+        holder: Box<Holder>,
+    },
+    /// A request about the lease failed.
+    #[error("{what}: {}", describe(error))]
+    Api {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        error: kube::Error,
+    },
+    /// `rekube-system` could not be made.
+    #[error(transparent)]
+    Kube(#[from] KubeError),
+}
+
+fn api_error(what: String) -> impl FnOnce(kube::Error) -> LeaseError {
+    move |error| LeaseError::Api { what, error }
+}
 
 /// How long a lease lives without renewal.
 pub const LEASE_SECONDS: i64 = 30;
@@ -144,7 +174,7 @@ pub async fn acquire(
     environment: &str,
     command: &str,
     break_lock: bool,
-) -> Result<(LeaseGuard, Option<Holder>), KubeError> {
+) -> Result<(LeaseGuard, Option<Holder>), LeaseError> {
     let name = lease_name(project, environment);
     let key = format!("{}|{name}", client.default_namespace());
     {
@@ -154,12 +184,11 @@ pub async fn acquire(
             return Ok((LeaseGuard { client: client.clone(), name, key, released: false }, None));
         }
     }
-    crate::apply::ensure_parent_namespace(client, false).await?;
+    rekube_kube::request::ensure_parent_namespace(client, false).await?;
     let api = lease_api(client);
     let mut broken = None;
     for _ in 0..5 {
-        let current =
-            api.get_opt(&name).await.map_err(KubeError::api(format!("read Lease {PARENT_NAMESPACE}/{name}")))?;
+        let current = api.get_opt(&name).await.map_err(api_error(format!("read Lease {PARENT_NAMESPACE}/{name}")))?;
         let result = match current {
             None => {
                 let o: DynamicObject = serde_json::from_value(body(&name, command, None)).expect("a valid Lease");
@@ -188,7 +217,7 @@ pub async fn acquire(
                 }
             }
             Some(o) => {
-                return Err(KubeError::Leased {
+                return Err(LeaseError::Busy {
                     environment: environment.to_string(),
                     lease: format!("{PARENT_NAMESPACE}/{name}"),
                     holder: Box::new(holder_of(&o)),
@@ -203,10 +232,10 @@ pub async fn acquire(
             }
             // Someone else created or renewed it between our read and write: look again.
             Err(kube::Error::Api(s)) if s.code == 409 => continue,
-            Err(e) => return Err(KubeError::Api { what: format!("take Lease {PARENT_NAMESPACE}/{name}"), error: e }),
+            Err(e) => return Err(LeaseError::Api { what: format!("take Lease {PARENT_NAMESPACE}/{name}"), error: e }),
         }
     }
-    Err(KubeError::Api {
+    Err(LeaseError::Api {
         what: format!("take Lease {PARENT_NAMESPACE}/{name}"),
         error: kube::Error::Service("the lease kept changing hands".into()),
     })

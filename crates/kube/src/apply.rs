@@ -11,8 +11,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
-use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{DynamicObject, Patch};
+use kube::runtime::wait::{await_condition, conditions::is_crd_established};
 use rekube_plan::applyset::{
     self, COMPONENT_LABEL, CONTAINS_ANNOTATION, ENVIRONMENT_LABEL, FIELD_MANAGER, ID_LABEL, Identity,
     NAMESPACES_ANNOTATION, PARENT_NAMESPACE, PROJECT_LABEL, SOURCE_ANNOTATION, TOOLING_ANNOTATION,
@@ -21,9 +23,11 @@ use rekube_plan::{Action, ComponentPlan, Op, Plan};
 use rekube_render::Rendered;
 use serde_json::{Value, json};
 
-use crate::health::{Health, check, has_rule};
-use crate::planner::{api_for, configmap_resource};
-use crate::{KubeError, Resolver};
+use crate::KubeError;
+use crate::delete::{delete_object, delete_parent, emptied_namespaces, wait_gone};
+use crate::live::{Health, Resolver, check, has_rule};
+use crate::report::{ApplyReport, ComponentOutcome, Event};
+use crate::request::{api_for, apply_params, ensure_parent_namespace, parents_api, retry};
 
 /// How to apply.
 #[derive(Debug, Clone)]
@@ -58,102 +62,6 @@ impl Default for ApplyOptions {
     }
 }
 
-/// Progress, reported as it happens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// Waiting for the components it needs.
-    Waiting {
-        /// The component.
-        component: String,
-    },
-    /// Writing objects.
-    Applying {
-        /// The component.
-        component: String,
-        /// Objects written so far.
-        done: usize,
-        /// Objects to write.
-        total: usize,
-    },
-    /// Waiting for health.
-    WaitingHealth {
-        /// The component.
-        component: String,
-        /// What it waits for.
-        pending: String,
-    },
-    /// A Namespace that was to be deleted is kept: it holds what is not ours.
-    Kept {
-        /// The component.
-        component: String,
-        /// `Namespace x: holds ConfigMap x/y (by kubectl-create)`.
-        what: String,
-    },
-    /// Finished.
-    Done {
-        /// The component.
-        component: String,
-        /// What happened.
-        outcome: ComponentOutcome,
-    },
-}
-
-/// How one component ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ComponentOutcome {
-    /// Converged and healthy.
-    Done {
-        /// Objects created or updated.
-        written: usize,
-        /// Objects deleted.
-        deleted: usize,
-        /// Objects left alone.
-        unchanged: usize,
-    },
-    /// Failed; why.
-    Failed(String),
-    /// Not started because something it needs failed.
-    Skipped,
-}
-
-/// The result of an apply.
-#[derive(Debug, Clone, Default)]
-pub struct ApplyReport {
-    /// Outcome per component, in plan order.
-    pub components: Vec<(String, ComponentOutcome)>,
-}
-
-impl ApplyReport {
-    /// Whether any component failed or was skipped.
-    pub fn failed(&self) -> bool {
-        self.components.iter().any(|(_, o)| !matches!(o, ComponentOutcome::Done { .. }))
-    }
-
-    /// Total objects written.
-    pub fn written(&self) -> usize {
-        self.components
-            .iter()
-            .map(|(_, o)| if let ComponentOutcome::Done { written, .. } = o { *written } else { 0 })
-            .sum()
-    }
-}
-
-fn pp(dry_run: bool) -> PatchParams {
-    let p = PatchParams::apply(FIELD_MANAGER).force();
-    if dry_run { p.dry_run() } else { p }
-}
-
-/// Creates `rekube-system`, where parents and leases live (idempotent).
-pub(crate) async fn ensure_parent_namespace(client: &kube::Client, dry_run: bool) -> Result<(), KubeError> {
-    let api: Api<DynamicObject> =
-        Api::all_with(client.clone(), &kube::core::ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()));
-    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PARENT_NAMESPACE}});
-    api.patch(PARENT_NAMESPACE, &pp(dry_run), &Patch::Apply(&ns))
-        .await
-        .map_err(KubeError::api("create namespace rekube-system"))?;
-    Ok(())
-}
-
 /// Writes an ApplySet parent listing `group_kinds` and `namespaces`,
 /// labelled with its identity.
 async fn write_parent(
@@ -163,7 +71,7 @@ async fn write_parent(
     namespaces: &[String],
     opts: &ApplyOptions,
 ) -> Result<(), KubeError> {
-    let api: Api<DynamicObject> = Api::namespaced_with(res.client().clone(), PARENT_NAMESPACE, &configmap_resource());
+    let api = parents_api(res.client());
     let name = identity.parent_name();
     let mut labels =
         json!({ID_LABEL: identity.id(), PROJECT_LABEL: identity.project, ENVIRONMENT_LABEL: identity.environment});
@@ -183,15 +91,15 @@ async fn write_parent(
             },
         },
     });
-    api.patch(&name, &pp(opts.dry_run), &Patch::Apply(&body))
+    let (params, patch) = (apply_params(opts.dry_run), Patch::Apply(&body));
+    retry(|| api.patch(&name, &params, &patch))
         .await
         .map_err(KubeError::api(format!("write ApplySet parent {name}")))?;
     Ok(())
 }
 
 async fn existing_kinds(res: &Resolver, parent: &str) -> Vec<String> {
-    let api: Api<DynamicObject> = Api::namespaced_with(res.client().clone(), PARENT_NAMESPACE, &configmap_resource());
-    match api.get_opt(parent).await {
+    match parents_api(res.client()).get_opt(parent).await {
         Ok(Some(p)) => p
             .metadata
             .annotations
@@ -199,36 +107,6 @@ async fn existing_kinds(res: &Resolver, parent: &str) -> Vec<String> {
             .map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect())
             .unwrap_or_default(),
         _ => Vec::new(),
-    }
-}
-
-/// Whether an error is worth another try: transport errors, throttling,
-/// server errors, and the 404 a just-established CRD's resource answers for
-/// a moment.
-fn transient(e: &kube::Error) -> bool {
-    match e {
-        kube::Error::Api(s) => {
-            matches!(s.code, 429 | 500 | 502 | 503 | 504)
-                || (s.code == 404 && s.message.contains("could not find the requested resource"))
-        }
-        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
-        _ => false,
-    }
-}
-
-/// Runs `f` up to 6 times while it fails transiently (backing off 0.2 s, 0.4 s, ...).
-pub(crate) async fn retry<T, F, Fut>(mut f: F) -> Result<T, kube::Error>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, kube::Error>>,
-{
-    let mut attempt = 0u64;
-    loop {
-        attempt += 1;
-        match f().await {
-            Err(e) if attempt < 6 && transient(&e) => tokio::time::sleep(Duration::from_millis(200 * attempt)).await,
-            other => return other,
-        }
     }
 }
 
@@ -257,7 +135,7 @@ async fn write_object(res: &Resolver, a: &Action, dry_run: bool) -> Result<(), K
             Err(e) => Err(KubeError::Api { what: format!("create {}", a.display_name()), error: e }),
         };
     }
-    let (params, patch) = (pp(dry_run), Patch::Apply(obj));
+    let (params, patch) = (apply_params(dry_run), Patch::Apply(obj));
     match retry(|| api.patch(&a.name, &params, &patch)).await {
         Ok(_) => Ok(()),
         // A server dry-run cannot place objects in a namespace this same
@@ -271,58 +149,49 @@ async fn write_object(res: &Resolver, a: &Action, dry_run: bool) -> Result<(), K
     }
 }
 
-pub(crate) async fn delete_object(res: &Resolver, a: &Action, dry_run: bool) -> Result<(), KubeError> {
-    let Some(r) =
-        res.resolve(&a.api_version, &a.kind).await.map_err(KubeError::api(format!("discover {}", a.api_version)))?
-    else {
-        return Ok(());
-    };
-    let api = api_for(res.client(), &r, a.namespace.as_deref());
-    let mut dp = DeleteParams::background();
-    if dry_run {
-        dp = dp.dry_run();
-    }
-    match retry(|| api.delete(&a.name, &dp)).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(KubeError::Api { what: format!("delete {}", a.display_name()), error: e }),
-    }
+/// One object a health gate waits for.
+struct HealthTarget<'a> {
+    api_version: &'a str,
+    group: &'a str,
+    kind: &'a str,
+    namespace: Option<&'a str>,
+    name: &'a str,
 }
 
 /// Polls health of `objects` until all are ready, one fails, or time runs out.
 async fn wait_healthy(
     res: &Resolver,
     component: &str,
-    objects: &[(String, String, String, Option<String>, String)],
+    objects: &[HealthTarget<'_>],
     timeout: Duration,
     on: &(dyn Fn(Event) + Sync),
-) -> Result<(), String> {
+) -> Result<(), KubeError> {
     let began = Instant::now();
     let mut last = String::new();
     loop {
         let mut pending = None;
-        for (api_version, group, kind, ns, name) in objects {
-            let Ok(Some(r)) = res.resolve(api_version, kind).await else { continue };
-            let live = match api_for(res.client(), &r, ns.as_deref()).get_opt(name).await {
-                Ok(Some(o)) => serde_json::to_value(&o).expect("serialises"),
+        for o in objects {
+            let Ok(Some(r)) = res.resolve(o.api_version, o.kind).await else { continue };
+            let live = match api_for(res.client(), &r, o.namespace).get_opt(o.name).await {
+                Ok(Some(live)) => serde_json::to_value(&live).expect("serialises"),
                 Ok(None) => {
-                    pending = Some(format!("{kind} {name}: not found"));
+                    pending = Some(format!("{} {}: not found", o.kind, o.name));
                     break;
                 }
-                Err(e) => return Err(format!("{kind} {name}: {}", crate::describe(&e))),
+                Err(error) => return Err(KubeError::Api { what: format!("{} {}", o.kind, o.name), error }),
             };
-            match check(res.client(), group, kind, &live).await {
+            match check(res.client(), o.group, o.kind, &live).await {
                 Health::Ready => {}
                 Health::Pending(p) => {
                     pending = Some(p);
                     break;
                 }
-                Health::Failed(f) => return Err(f),
+                Health::Failed(reason) => return Err(KubeError::Unhealthy { reason }),
             }
         }
         let Some(p) = pending else { return Ok(()) };
         if began.elapsed() > timeout {
-            return Err(format!("not healthy after {}s: {p}", timeout.as_secs()));
+            return Err(KubeError::NotHealthy { seconds: timeout.as_secs(), pending: p });
         }
         if p != last {
             on(Event::WaitingHealth { component: component.to_string(), pending: p.clone() });
@@ -330,6 +199,43 @@ async fn wait_healthy(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Waits until each CRD of `crds` is Established, with kube-runtime's
+/// condition on a watch (no polling).
+async fn wait_established(res: &Resolver, crds: &[&Action], timeout: Duration) -> Result<(), KubeError> {
+    let api: Api<CustomResourceDefinition> = Api::all(res.client().clone());
+    let began = Instant::now();
+    for a in crds {
+        let left = timeout.saturating_sub(began.elapsed());
+        let not_yet = |what: &str| KubeError::NotHealthy {
+            seconds: timeout.as_secs(),
+            pending: format!("{}: {what}", a.display_name()),
+        };
+        match tokio::time::timeout(left, await_condition(api.clone(), &a.name, is_crd_established())).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => return Err(KubeError::Watch { what: a.display_name(), error }),
+            Err(_) => return Err(not_yet("not Established")),
+        }
+        // Established comes a moment before discovery serves the new kind.
+        let spec = a.object.as_ref().map(|o| &o["spec"]);
+        let group = spec.and_then(|s| s["group"].as_str()).unwrap_or_default();
+        let kind = spec.and_then(|s| s["names"]["kind"].as_str()).unwrap_or_default();
+        let versions = spec.and_then(|s| s["versions"].as_array());
+        let Some(version) = versions.and_then(|v| v.iter().find(|v| v["served"] == true)) else { continue };
+        let api_version = format!("{group}/{}", version["name"].as_str().unwrap_or_default());
+        loop {
+            res.forget_group(group);
+            if let Ok(Some(_)) = res.resolve(&api_version, kind).await {
+                break;
+            }
+            if began.elapsed() > timeout {
+                return Err(not_yet("Established, but not yet served"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
 }
 
 async fn apply_component(
@@ -342,7 +248,7 @@ async fn apply_component(
 ) -> ComponentOutcome {
     match apply_component_inner(res, c, rendered, ours, opts, on).await {
         Ok(o) => o,
-        Err(e) => ComponentOutcome::Failed(e),
+        Err(e) => ComponentOutcome::Failed(e.to_string()),
     }
 }
 
@@ -353,7 +259,7 @@ async fn apply_component_inner(
     ours: &BTreeSet<String>,
     opts: &ApplyOptions,
     on: &(dyn Fn(Event) + Sync),
-) -> Result<ComponentOutcome, String> {
+) -> Result<ComponentOutcome, KubeError> {
     let name = c.name.as_str();
     let writes: Vec<&Action> =
         c.actions.iter().filter(|a| matches!(a.op, Op::Create | Op::Update | Op::Adopt)).collect();
@@ -379,7 +285,7 @@ async fn apply_component_inner(
         superset.extend(kinds.iter().cloned());
         superset.sort();
         superset.dedup();
-        write_parent(res, &c.identity, &superset, &namespaces, opts).await.map_err(|e| e.to_string())?;
+        write_parent(res, &c.identity, &superset, &namespaces, opts).await?;
     }
 
     let (first, rest): (Vec<&Action>, Vec<&Action>) = writes.iter().partition(|a| a.is_namespace() || a.is_crd());
@@ -392,7 +298,7 @@ async fn apply_component_inner(
             .await;
         let mut crds = Vec::new();
         for r in results {
-            let a = r.map_err(|e| e.to_string())?;
+            let a = r?;
             done += 1;
             if a.is_crd() {
                 crds.push(a);
@@ -402,11 +308,7 @@ async fn apply_component_inner(
             on(Event::Applying { component: name.to_string(), done, total });
         }
         if !crds.is_empty() && !opts.dry_run {
-            let objs: Vec<_> = crds
-                .iter()
-                .map(|a| (a.api_version.clone(), a.group().to_string(), a.kind.clone(), None, a.name.clone()))
-                .collect();
-            wait_healthy(res, name, &objs, opts.timeout, on).await?;
+            wait_established(res, &crds, opts.timeout).await?;
             for a in &crds {
                 if let Some(group) = a.object.as_ref().and_then(|o| o.pointer("/spec/group")).and_then(Value::as_str) {
                     res.forget_group(group);
@@ -420,18 +322,15 @@ async fn apply_component_inner(
     let (ns_deletes, other_deletes): (Vec<&Action>, Vec<&Action>) = deletes.iter().partition(|a| a.is_namespace());
     let mut kept = Vec::new();
     for (i, batch) in [other_deletes, ns_deletes].into_iter().enumerate() {
-        let batch = if i == 1 && !opts.dry_run {
-            crate::destroy::emptied_namespaces(res, batch, ours, &mut kept).await.map_err(|e| e.to_string())?
-        } else {
-            batch
-        };
+        let batch =
+            if i == 1 && !opts.dry_run { emptied_namespaces(res, batch, ours, &mut kept).await? } else { batch };
         let results = futures::stream::iter(batch)
             .map(|a| delete_object(res, a, opts.dry_run))
             .buffer_unordered(opts.object_concurrency.max(1))
             .collect::<Vec<_>>()
             .await;
         for r in results {
-            r.map_err(|e| e.to_string())?;
+            r?;
         }
     }
     for k in &kept {
@@ -439,14 +338,14 @@ async fn apply_component_inner(
     }
     if c.removed {
         if !opts.dry_run {
-            crate::destroy::wait_gone(res, &deletes, opts.timeout).await?;
-            crate::destroy::delete_parent(res, &c.identity.parent_name()).await.map_err(|e| e.to_string())?;
+            wait_gone(res, &deletes, opts.timeout).await?;
+            delete_parent(res, &c.identity.parent_name()).await?;
         }
     } else if !opts.dry_run && changes {
-        write_parent(res, &c.identity, &kinds, &namespaces, opts).await.map_err(|e| e.to_string())?;
+        write_parent(res, &c.identity, &kinds, &namespaces, opts).await?;
         if let Some(legacy) = &c.legacy_parent {
             // Migrated: every member now carries the new id.
-            crate::destroy::delete_parent(res, legacy).await.map_err(|e| e.to_string())?;
+            delete_parent(res, legacy).await?;
         }
     }
 
@@ -457,14 +356,12 @@ async fn apply_component_inner(
             .filter(|rc| rc.name == name)
             .flat_map(|rc| rc.objects.iter())
             .filter(|o| has_rule(o.group(), o.kind()))
-            .map(|o| {
-                (
-                    o.api_version().to_string(),
-                    o.group().to_string(),
-                    o.kind().to_string(),
-                    o.namespace().map(str::to_string),
-                    o.name().to_string(),
-                )
+            .map(|o| HealthTarget {
+                api_version: o.api_version(),
+                group: o.group(),
+                kind: o.kind(),
+                namespace: o.namespace(),
+                name: o.name(),
             })
             .collect();
         wait_healthy(res, name, &objs, opts.timeout, on).await?;
@@ -569,8 +466,7 @@ async fn prune_namespaces(
     on: &(dyn Fn(Event) + Sync),
 ) -> Result<usize, KubeError> {
     let mut kept = Vec::new();
-    let go =
-        if opts.dry_run { deletes } else { crate::destroy::emptied_namespaces(res, deletes, ours, &mut kept).await? };
+    let go = if opts.dry_run { deletes } else { emptied_namespaces(res, deletes, ours, &mut kept).await? };
     for k in kept {
         on(Event::Kept { component: rekube_render::NAMESPACES.to_string(), what: k });
     }
@@ -582,7 +478,7 @@ async fn prune_namespaces(
             component: rekube_render::NAMESPACES.to_string(),
             pending: format!("{} namespace(s) to disappear", go.len()),
         });
-        crate::destroy::wait_gone(res, &go, opts.timeout).await.map_err(KubeError::Stuck)?;
+        wait_gone(res, &go, opts.timeout).await?;
     }
     Ok(go.len())
 }

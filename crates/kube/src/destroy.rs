@@ -6,140 +6,16 @@
 //! that is not rekube's.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
-use kube::Api;
-use kube::api::{DeleteParams, DynamicObject, ListParams};
-use rekube_plan::applyset::{self, Identity, PARENT_NAMESPACE, PART_OF_LABEL};
+use rekube_plan::applyset::{self, Identity, PART_OF_LABEL};
 use rekube_plan::{Action, Op};
-use serde_json::Value;
 
-use crate::apply::{ComponentOutcome, Event, delete_object};
-use crate::planner::{Parent, action, api_for, configmap_resource, list_type, parents};
-use crate::{ApplyReport, KubeError, Resolver};
-
-pub(crate) async fn delete_parent(res: &Resolver, name: &str) -> Result<(), KubeError> {
-    let api: Api<DynamicObject> = Api::namespaced_with(res.client().clone(), PARENT_NAMESPACE, &configmap_resource());
-    match api.delete(name, &DeleteParams::default()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(KubeError::Api { what: format!("delete ApplySet parent {name}"), error: e }),
-    }
-}
-
-pub(crate) async fn wait_gone(res: &Resolver, objects: &[&Action], timeout: Duration) -> Result<(), String> {
-    let began = Instant::now();
-    for a in objects {
-        let Ok(Some(r)) = res.resolve(&a.api_version, &a.kind).await else { continue };
-        let api = api_for(res.client(), &r, a.namespace.as_deref());
-        loop {
-            match api.get_opt(&a.name).await {
-                Ok(None) => break,
-                Ok(Some(_)) if began.elapsed() > timeout => {
-                    return Err(format!("{} still exists after {}s (finalizers?)", a.display_name(), timeout.as_secs()));
-                }
-                Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(200)).await,
-                Err(e) => return Err(format!("{}: {}", a.display_name(), crate::describe(&e))),
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Objects a controller or the API server makes in every namespace, or
-/// that belong to an object (ownerReferences): they go with the namespace.
-pub(crate) fn made_by_the_system(v: &Value) -> bool {
-    let name = v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-    let kind = v["kind"].as_str().unwrap_or_default();
-    v.pointer("/metadata/ownerReferences").and_then(Value::as_array).is_some_and(|a| !a.is_empty())
-        || (kind == "ConfigMap" && name == "kube-root-ca.crt")
-        || (kind == "ServiceAccount" && name == "default")
-        || (kind == "Secret" && v["type"] == "kubernetes.io/service-account-token")
-        || kind == "Endpoints"
-        || kind == "EndpointSlice"
-        || kind == "Event"
-}
-
-/// Why a live object in a namespace rekube would delete is not rekube's to
-/// delete: a member of an ApplySet not in `ours`, or made by a person or
-/// another tool (its first manager is kubectl or helm, or it carries
-/// Helm's, Argo CD's or Flux's marks). Objects already being deleted and
-/// objects the system makes go with the namespace.
-fn foreign(v: &Value, ours: &BTreeSet<String>) -> Option<String> {
-    if v.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null()) || made_by_the_system(v) {
-        return None;
-    }
-    if let Some(p) = applyset::part_of(v) {
-        return (!ours.contains(p)).then(|| format!("a member of another ApplySet ({p})"));
-    }
-    let creator = v.pointer("/metadata/managedFields/0/manager").and_then(Value::as_str).unwrap_or_default();
-    if creator.starts_with("kubectl") || creator == "helm" {
-        return Some(format!("made by {creator}"));
-    }
-    applyset::foreign_owner(v).map(|o| format!("managed by {o}"))
-}
-
-/// Of the Namespaces to delete, those that hold nothing foreign (see
-/// [`foreign`]); each other one is named in `kept` with what it holds.
-/// Deleting a namespace deletes everything in it, and rekube deletes only
-/// what it created.
-pub(crate) async fn emptied_namespaces<'a>(
-    res: &Resolver,
-    namespaces: Vec<&'a Action>,
-    ours: &BTreeSet<String>,
-    kept: &mut Vec<String>,
-) -> Result<Vec<&'a Action>, KubeError> {
-    if namespaces.is_empty() {
-        return Ok(namespaces);
-    }
-    let mut kinds = Vec::new();
-    for s in crate::served(res.client(), true).await.map_err(KubeError::api("discover resources"))? {
-        let gv = s.group_version();
-        for r in s.resources.into_iter().flat_map(|l| l.resources) {
-            if r.namespaced && !r.name.contains('/') && r.verbs.iter().any(|v| v == "list") && r.kind != "Event" {
-                let (group, version) = gv.split_once('/').unwrap_or(("", gv.as_str()));
-                kinds.push(kube::core::ApiResource {
-                    group: group.into(),
-                    version: version.into(),
-                    api_version: gv.clone(),
-                    kind: r.kind.clone(),
-                    plural: r.name.clone(),
-                });
-            }
-        }
-    }
-    let mut out = Vec::new();
-    for a in namespaces {
-        let ns = a.name.clone();
-        let found = futures::stream::iter(kinds.iter().cloned())
-            .map(|ar| {
-                let ns = ns.clone();
-                async move {
-                    let api: Api<DynamicObject> = Api::namespaced_with(res.client().clone(), &ns, &ar);
-                    let items = api.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
-                    items.into_iter().find_map(|mut o| {
-                        o.types =
-                            Some(kube::core::TypeMeta { api_version: ar.api_version.clone(), kind: ar.kind.clone() });
-                        let v = serde_json::to_value(&o).ok()?;
-                        foreign(&v, ours)
-                            .map(|why| format!("{} {ns}/{} ({why})", ar.kind, o.metadata.name.unwrap_or_default()))
-                    })
-                }
-            })
-            .buffer_unordered(16)
-            .filter_map(|x| async move { x })
-            .collect::<Vec<_>>()
-            .await;
-        match found.into_iter().min() {
-            Some(what) => {
-                kept.push(format!("Namespace {ns} kept: it holds {what}; delete that by hand, then run this again"))
-            }
-            None => out.push(a),
-        }
-    }
-    Ok(out)
-}
+use crate::KubeError;
+use crate::delete::{delete_object, delete_parent, emptied_namespaces, wait_gone};
+use crate::live::{Parent, Resolver, action, check_project_source, list_type, parents};
+use crate::report::{ApplyReport, ComponentOutcome, Event};
 
 /// Destroys `project`'s `environment`: components wave by wave in the order
 /// given (reverse dependency order), the components of a wave in parallel,
@@ -156,7 +32,7 @@ pub async fn destroy(
     on: &(dyn Fn(Event) + Sync),
 ) -> Result<ApplyReport, KubeError> {
     let all = parents(res.client()).await?;
-    crate::planner::check_project_source(project, environment, source, &all)?;
+    check_project_source(project, environment, source, &all)?;
     let live: Vec<&Parent> =
         all.iter().filter(|p| p.identity.as_ref().is_some_and(|i| i.is_in(project, environment))).collect();
     let known: Vec<&String> = waves.iter().flatten().collect();
@@ -260,7 +136,7 @@ async fn destroy_component(
             pending: format!("{} object(s) to disappear", batch.len()),
         });
         if let Err(e) = wait_gone(res, &batch, timeout).await {
-            return Ok(ComponentOutcome::Failed(e));
+            return Ok(ComponentOutcome::Failed(e.to_string()));
         }
     }
     // A kept namespace stays in the inventory, so the next destroy tries again.

@@ -16,8 +16,30 @@ use rekube_plan::drift::{FieldDrift, object_drift};
 use rekube_plan::normalize::{fold_string_data, is_namespace, live_hash, prepare_for};
 use serde::Serialize;
 
-use crate::planner::{Desired, key_of, load_live};
-use crate::{KubeError, Resolver};
+use crate::KubeError;
+use crate::desired::Desired;
+use crate::live::{ObjectKey, Resolver, load_live, made_by_the_system};
+
+/// What happened to a managed object since rekube applied it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DriftState {
+    /// Fields changed by hand.
+    Changed,
+    /// Deleted by hand (or new in the spec since the last apply).
+    Deleted,
+    /// Added by hand to a namespace rekube created; never pruned.
+    Added,
+    /// The spec changed since the last apply: not drift, a pending change.
+    PendingApply,
+}
+
+impl DriftState {
+    /// Whether someone other than rekube made it so (everything but a pending apply).
+    pub fn is_drift(self) -> bool {
+        self != Self::PendingApply
+    }
+}
 
 /// Drift of one managed object.
 #[derive(Debug, Clone, Serialize)]
@@ -31,8 +53,8 @@ pub struct ObjectDrift {
     pub namespace: Option<String>,
     /// Name.
     pub name: String,
-    /// `changed`, `deleted`, or `pending-apply` (the spec changed since the last apply).
-    pub state: &'static str,
+    /// What happened to it.
+    pub state: DriftState,
     /// Fields changed by hand.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldDrift>,
@@ -79,9 +101,9 @@ pub async fn drift(res: &Resolver, want: &Desired<'_>) -> Result<Vec<ObjectDrift
         }; // never applied
         for o in &comp.objects {
             let applied = prepare_for(&o.value, &identity);
-            let key = key_of(&applied);
+            let key = ObjectKey::of(&applied);
             let gk = applyset::group_kind(o.group(), o.kind());
-            let base = |state: &'static str, fields: Vec<FieldDrift>| ObjectDrift {
+            let base = |state: DriftState, fields: Vec<FieldDrift>| ObjectDrift {
                 component: comp.name.clone(),
                 kind: o.kind().to_string(),
                 namespace: o.namespace().map(str::to_string),
@@ -98,19 +120,22 @@ pub async fn drift(res: &Resolver, want: &Desired<'_>) -> Result<Vec<ObjectDrift
                         .live
                         .get(&key)
                         .is_some_and(|l| applyset::created_by(l) != Some(identity.scope().as_str())) => {}
-                None if parent.group_kinds.contains(&gk) => out.push(base("deleted", Vec::new())),
-                None => out.push(base("pending-apply", Vec::new())),
-                Some(live) if live_hash(live) != live_hash(&applied) => out.push(base("pending-apply", Vec::new())),
+                None if parent.group_kinds.contains(&gk) => out.push(base(DriftState::Deleted, Vec::new())),
+                None => out.push(base(DriftState::PendingApply, Vec::new())),
+                Some(live) if live_hash(live) != live_hash(&applied) => {
+                    out.push(base(DriftState::PendingApply, Vec::new()))
+                }
                 Some(live) => {
                     let mut ignore: Vec<String> = want
                         .ignore
                         .get(&comp.name)
                         .into_iter()
                         .flatten()
-                        .filter(|(k, n, _)| {
-                            k.as_deref().is_none_or(|k| k == o.kind()) && n.as_deref().is_none_or(|n| n == o.name())
+                        .filter(|r| {
+                            r.kind.as_deref().is_none_or(|k| k == o.kind())
+                                && r.name.as_deref().is_none_or(|n| n == o.name())
                         })
-                        .flat_map(|(_, _, paths)| paths.iter().cloned())
+                        .flat_map(|r| r.paths.iter().cloned())
                         .collect();
                     if scaled.contains(&(
                         o.namespace().unwrap_or_default().to_string(),
@@ -121,7 +146,7 @@ pub async fn drift(res: &Resolver, want: &Desired<'_>) -> Result<Vec<ObjectDrift
                     }
                     let fields = object_drift(o.kind(), &fold_string_data(&applied), live, FIELD_MANAGER, &ignore);
                     if !fields.is_empty() {
-                        out.push(base("changed", fields));
+                        out.push(base(DriftState::Changed, fields));
                     }
                 }
             }
@@ -150,12 +175,12 @@ pub async fn drift(res: &Resolver, want: &Desired<'_>) -> Result<Vec<ObjectDrift
     let mut added: Vec<ObjectDrift> = state
         .live
         .iter()
-        .filter(|((_, _, ns, _), v)| {
-            ns.as_ref().is_some_and(|ns| owned_ns.contains_key(ns))
+        .filter(|(k, v)| {
+            k.namespace.as_ref().is_some_and(|ns| owned_ns.contains_key(ns))
                 && applyset::part_of(v).is_none()
-                && !crate::destroy::made_by_the_system(v)
+                && !made_by_the_system(v)
         })
-        .map(|((_, kind, ns, name), v)| {
+        .map(|(ObjectKey { kind, namespace: ns, name, .. }, v)| {
             let creator =
                 v.pointer("/metadata/managedFields").and_then(serde_json::Value::as_array).and_then(|m| m.first());
             ObjectDrift {
@@ -163,7 +188,7 @@ pub async fn drift(res: &Resolver, want: &Desired<'_>) -> Result<Vec<ObjectDrift
                 kind: kind.clone(),
                 namespace: ns.clone(),
                 name: name.clone(),
-                state: "added",
+                state: DriftState::Added,
                 fields: Vec::new(),
                 manager: creator.and_then(|c| c["manager"].as_str()).map(str::to_string),
                 time: v.pointer("/metadata/creationTimestamp").and_then(serde_json::Value::as_str).map(str::to_string),

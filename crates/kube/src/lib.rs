@@ -1,140 +1,40 @@
-//! rekube's side of the Kubernetes API: which resources the cluster serves,
-//! what is live, server-side apply in dependency waves with health gates,
-//! ApplySet pruning, and destroy. Everything is `DynamicObject`: typed
-//! structs lack v1.20's beta groups and drop unknown fields.
+//! rekube's side of the Kubernetes API, in three layers; each module uses
+//! only the layers below it (a test in crates/engine checks this):
+//!
+//! 1. [`request`]: the typed handle for a resource, and the retry policy.
+//! 2. [`live`]: reads of live state: discovery, objects, ApplySet parents,
+//!    health.
+//! 3. The operations: [`planner`] (plan), [`apply`], [`delete`] (shared by
+//!    prune and destroy), [`destroy`], [`drift`], [`release`] (load
+//!    balancers before a cluster goes).
+//!
+//! Leaves every layer may use: [`error`], [`desired`] (what the caller
+//! wants) and [`report`] (progress and outcomes).
+//!
+//! Everything is `DynamicObject`: typed structs lack v1.20's beta groups
+//! and drop unknown fields.
 
-mod apply;
-mod destroy;
-mod discovery;
-mod drift;
-mod health;
-pub mod lease;
-mod planner;
-mod release;
+pub mod desired;
+pub mod error;
+pub mod report;
 
-pub use apply::{ApplyOptions, ApplyReport, ComponentOutcome, Event, apply, check_ownership};
+pub mod request;
+
+pub mod live;
+
+pub mod apply;
+pub mod delete;
+pub mod destroy;
+pub mod drift;
+pub mod planner;
+pub mod release;
+
+pub use apply::{ApplyOptions, apply, check_ownership};
+pub use desired::{Desired, IgnoreRule};
 pub use destroy::destroy;
-pub use discovery::{Resolved, Resolver, Served, api_versions, served};
-pub use drift::{ObjectDrift, drift};
-pub use health::{Health, check as check_health};
-pub use planner::{Desired, build_plan, environment_applysets, health_of, managed_objects};
+pub use drift::{DriftState, ObjectDrift, drift};
+pub use error::{Clash, KubeError, describe};
+pub use live::{Health, Resolved, Resolver, Served, api_versions, served};
+pub use planner::{ObjectHealth, build_plan, environment_applysets, health_of, managed_objects};
 pub use release::release_load_balancers;
-
-/// Errors talking to the cluster.
-#[derive(Debug, thiserror::Error)]
-pub enum KubeError {
-    /// An API call failed. Printed as one line: what was being done, the
-    /// server's message, reason and code (kube's own `Display` appends a
-    /// `Debug` dump of the whole Status).
-    #[error("{what}: {}", describe(error))]
-    Api {
-        /// What was being done.
-        what: String,
-        /// The cause.
-        error: kube::Error,
-    },
-    /// The project's name comes from its directory, and this environment's
-    /// ApplySets were applied from another spec file: two unrelated specs
-    /// would share them.
-    #[error("project `{}`, environment `{}` on this cluster belongs to the spec at {} (ApplySet parent rekube-system/{}), not to this one ({}); nothing was written", .0.project, .0.environment, .0.theirs, .0.parent, .0.ours)]
-    ProjectClash(Box<Clash>),
-    /// Apply refused before writing anything: objects owned by someone
-    /// else, or existing objects that may not be adopted.
-    #[error("{}", refused_text(conflicts, adoptions))]
-    Refused {
-        /// `Kind ns/name: owner` of each object that belongs to someone else.
-        conflicts: Vec<String>,
-        /// `Kind ns/name (component c)` of each existing object not adopted.
-        adoptions: Vec<String>,
-    },
-    /// Another rekube command holds the environment's lease.
-    #[error("environment `{environment}` is busy: {holder} holds Lease {lease}")]
-    Leased {
-        /// The environment.
-        environment: String,
-        /// `rekube-system/rekube.<project>.<env>`.
-        lease: String,
-        /// Who holds it.
-        holder: Box<lease::Holder>,
-    },
-    /// Objects that were deleted are still there after the timeout.
-    #[error("{0}")]
-    Stuck(String),
-    /// A Namespace the plan would create exists now: someone else made it.
-    #[error(
-        "{object} was created by someone else since the plan; it is not rekube's, so it was left alone (run the command again to plan with it)"
-    )]
-    AppearedSincePlan {
-        /// `Namespace x`.
-        object: String,
-    },
-    /// The cluster does not serve a kind the platform uses.
-    #[error("{file}:{line}: the cluster does not serve {kind} ({api_version})")]
-    UnknownKind {
-        /// `apiVersion`.
-        api_version: String,
-        /// Kind.
-        kind: String,
-        /// The manifest that uses it.
-        file: String,
-        /// Its line.
-        line: u64,
-    },
-}
-
-/// Two specs that share a project name taken from their directories.
-#[derive(Debug)]
-pub struct Clash {
-    /// The project name (from the directory).
-    pub project: String,
-    /// The environment.
-    pub environment: String,
-    /// A parent that names the other spec.
-    pub parent: String,
-    /// Where the other spec is.
-    pub theirs: String,
-    /// Where this spec is.
-    pub ours: String,
-}
-
-/// One readable line for a kube error: `message (Reason, HTTP code)` for
-/// the server's answers, the transport's own words otherwise.
-pub fn describe(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => {
-            let reason = if s.reason.is_empty() { String::new() } else { format!("{}, ", s.reason) };
-            format!("{} ({reason}HTTP {})", s.message.trim_end_matches('.'), s.code)
-        }
-        kube::Error::HyperError(h) => format!("the connection failed: {h}"),
-        kube::Error::Service(s) => format!("the request failed: {s}"),
-        other => other.to_string(),
-    }
-}
-
-fn refused_text(conflicts: &[String], adoptions: &[String]) -> String {
-    let mut out = String::from("nothing was written");
-    if !conflicts.is_empty() {
-        out.push_str(&format!(": {} object(s) belong to someone else:", conflicts.len()));
-        for c in conflicts {
-            out.push_str(&format!("\n  {c}"));
-        }
-    }
-    if !adoptions.is_empty() {
-        out.push_str(&format!(
-            "{}{} object(s) already exist and are not rekube's:",
-            if conflicts.is_empty() { ": " } else { "\nand " },
-            adoptions.len()
-        ));
-        for a in adoptions {
-            out.push_str(&format!("\n  {a}"));
-        }
-    }
-    out
-}
-
-impl KubeError {
-    pub(crate) fn api(what: impl Into<String>) -> impl FnOnce(kube::Error) -> KubeError {
-        let what = what.into();
-        move |error| KubeError::Api { what, error }
-    }
-}
+pub use report::{ApplyReport, ComponentOutcome, Event};

@@ -13,147 +13,21 @@
 //! and removed components come only from this project and environment's own
 //! ApplySets, so an object rekube did not label as ours is never deleted.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use futures::StreamExt;
-use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
-use kube::{Api, Client};
-use rekube_plan::applyset::{
-    self, COMPONENT_LABEL, CONTAINS_ANNOTATION, ENVIRONMENT_LABEL, FIELD_MANAGER, ID_LABEL, Identity, PARENT_NAMESPACE,
-    PROJECT_LABEL, SOURCE_ANNOTATION,
-};
+use kube::Client;
+use kube::api::{ListParams, Patch};
+use rekube_plan::applyset::{self, FIELD_MANAGER, ID_LABEL, Identity};
 use rekube_plan::diff::{field_diff, subset_matches};
 use rekube_plan::normalize::{is_namespace, live_hash, prepare_for};
 use rekube_plan::{Action, ComponentPlan, Op, Plan};
-use rekube_render::Rendered;
 use serde_json::Value;
 
-use crate::{KubeError, Resolved, Resolver};
-
-/// An `ignore-differences` rule: kind, name (both optional) and field paths.
-pub type IgnoreRule = (Option<String>, Option<String>, Vec<String>);
-
-/// What the environment wants.
-#[derive(Debug, Clone)]
-pub struct Desired<'a> {
-    /// The project.
-    pub project: &'a str,
-    /// Whether the spec names its project (`project:`); an implicit name
-    /// (the directory's) is pinned to the spec file it was first applied from.
-    pub explicit_project: bool,
-    /// Where the spec is: `host:/path/rekube.yaml`, recorded on every parent.
-    pub source: &'a str,
-    /// The environment.
-    pub environment: &'a str,
-    /// Its cluster.
-    pub cluster: &'a str,
-    /// Rendered components (in dependency order).
-    pub rendered: &'a Rendered,
-    /// Waves of component names.
-    pub waves: Vec<Vec<String>>,
-    /// Every component in the spec (a parent for anything else is a removed component).
-    pub spec_components: BTreeSet<String>,
-    /// Whether only some components are planned (then nothing is removed).
-    pub partial: bool,
-    /// Per component: (kind, name, paths) whose changes are not drift.
-    pub ignore: BTreeMap<String, Vec<IgnoreRule>>,
-    /// Components that may adopt existing objects.
-    pub adopt: BTreeSet<String>,
-}
-
-impl Desired<'_> {
-    /// The ApplySet of a rendered component (or of the namespace set).
-    pub fn identity(&self, component: &str) -> Identity {
-        if component == rekube_render::NAMESPACES {
-            Identity::namespaces(self.project, self.environment)
-        } else {
-            Identity::component(self.project, self.environment, component)
-        }
-    }
-}
-
-pub(crate) type Key = (String, String, Option<String>, String); // group, kind, namespace, name
-
-pub(crate) fn key_of(v: &Value) -> Key {
-    let api = v["apiVersion"].as_str().unwrap_or_default();
-    let group = api.rsplit_once('/').map_or("", |(g, _)| g).to_string();
-    (
-        group,
-        v["kind"].as_str().unwrap_or_default().to_string(),
-        v.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string),
-        v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string(),
-    )
-}
-
-/// A live ApplySet parent in `rekube-system`.
-#[derive(Debug, Clone)]
-pub(crate) struct Parent {
-    /// The ConfigMap's name.
-    pub name: String,
-    /// Whose it is; `None` for a parent of a release before 0.2 (or not rekube's).
-    pub identity: Option<Identity>,
-    /// A pre-0.2 parent's component (`rekube.<component>`).
-    pub legacy_component: Option<String>,
-    pub id: String,
-    pub group_kinds: Vec<String>,
-    /// Where it was last applied from.
-    pub source: Option<String>,
-}
-
-impl Parent {
-    /// Who owns its members, for messages.
-    pub fn owner(&self) -> String {
-        let from = self.source.as_deref().map(|s| format!(" (applied from {s})")).unwrap_or_default();
-        match (&self.identity, &self.legacy_component) {
-            (Some(i), _) => format!("{i}{from}"),
-            (None, Some(c)) => format!("component `{c}` of a rekube release before 0.2"),
-            (None, None) => format!("the ApplySet of rekube-system/{}", self.name),
-        }
-    }
-
-    /// Its component, for ApplySets of `project`'s `environment`.
-    pub fn component_in(&self, project: &str, environment: &str) -> Option<&str> {
-        self.identity.as_ref().filter(|i| i.is_in(project, environment)).and_then(|i| i.component.as_deref())
-    }
-}
-
-/// rekube's ApplySet parents on the cluster, of every project and environment.
-pub(crate) async fn parents(client: &Client) -> Result<Vec<Parent>, KubeError> {
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), PARENT_NAMESPACE, &configmap_resource());
-    let list =
-        api.list(&ListParams::default().labels(ID_LABEL)).await.map_err(KubeError::api("list ApplySet parents"))?;
-    Ok(list
-        .items
-        .into_iter()
-        .filter_map(|o| {
-            let name = o.metadata.name.clone()?;
-            let labels = o.metadata.labels.clone().unwrap_or_default();
-            let annotations = o.metadata.annotations.clone().unwrap_or_default();
-            let id = labels.get(ID_LABEL)?.clone();
-            let identity = match (labels.get(PROJECT_LABEL), labels.get(ENVIRONMENT_LABEL)) {
-                (Some(p), Some(e)) => Some(Identity {
-                    project: p.clone(),
-                    environment: e.clone(),
-                    component: labels.get(COMPONENT_LABEL).cloned(),
-                }),
-                _ => None,
-            };
-            let legacy_component = match &identity {
-                None => name
-                    .strip_prefix("rekube.")
-                    .filter(|c| !c.contains('.') && id == applyset::legacy_id(c))
-                    .map(str::to_string),
-                Some(_) => None,
-            };
-            let group_kinds = annotations
-                .get(CONTAINS_ANNOTATION)
-                .map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect())
-                .unwrap_or_default();
-            let source = annotations.get(SOURCE_ANNOTATION).cloned();
-            Some(Parent { name, identity, legacy_component, id, group_kinds, source })
-        })
-        .collect())
-}
+use crate::KubeError;
+use crate::desired::Desired;
+use crate::live::{self, LiveState, ObjectKey, Parent, Resolver, action, check_project_source, load_live, parents};
+use crate::request::{api_for, apply_params, parents_api};
 
 /// The ids of every ApplySet of `project`'s `environment` on the cluster.
 /// `source`: where the spec is, when its project name is implicit (see
@@ -173,63 +47,6 @@ pub async fn environment_applysets(
         .collect())
 }
 
-pub(crate) fn configmap_resource() -> kube::core::ApiResource {
-    kube::core::ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&())
-}
-
-/// Every live object of one type (all namespaces), by key.
-pub(crate) async fn list_type(
-    client: &Client,
-    r: &Resolved,
-    selector: Option<&str>,
-) -> Result<Vec<DynamicObject>, KubeError> {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &r.resource);
-    let mut out = Vec::new();
-    let mut lp = ListParams::default().limit(500);
-    if let Some(s) = selector {
-        lp = lp.labels(s);
-    }
-    loop {
-        let page = api.list(&lp).await.map_err(KubeError::api(format!("list {}", r.resource.plural)))?;
-        // Items of a LIST carry no apiVersion/kind: stamp them, or every
-        // live object would look anonymous (and unmatched).
-        out.extend(page.items.into_iter().map(|mut o| {
-            o.types = Some(kube::core::TypeMeta {
-                api_version: r.resource.api_version.clone(),
-                kind: r.resource.kind.clone(),
-            });
-            o
-        }));
-        match page.metadata.continue_ {
-            Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
-            _ => break,
-        }
-    }
-    Ok(out)
-}
-
-pub(crate) fn api_for(client: &Client, r: &Resolved, ns: Option<&str>) -> Api<DynamicObject> {
-    match (r.namespaced, ns) {
-        (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, &r.resource),
-        _ => Api::all_with(client.clone(), &r.resource),
-    }
-}
-
-pub(crate) fn action(op: Op, v: &Value, object: Option<Value>) -> Action {
-    let (_, kind, namespace, name) = key_of(v);
-    Action {
-        op,
-        api_version: v["apiVersion"].as_str().unwrap_or_default().to_string(),
-        kind,
-        namespace,
-        name,
-        changes: Vec::new(),
-        object,
-        reverts: Vec::new(),
-        owner: None,
-    }
-}
-
 fn with_owner(mut a: Action, owner: String) -> Action {
     a.owner = Some(owner);
     a
@@ -245,129 +62,6 @@ fn apply_rank(a: &Action) -> u8 {
     }
 }
 
-/// Live state for a plan: resolved types, live objects by key, ApplySet parents.
-pub(crate) struct LiveState {
-    pub types: BTreeMap<String, Resolved>,
-    pub live: HashMap<Key, Value>,
-    pub parents: Vec<Parent>,
-}
-
-impl Parent {
-    /// Whether it is one of `want`'s: of its project and environment, or the
-    /// pre-0.2 parent of one of its components (which it migrates).
-    fn is_own(&self, want: &Desired<'_>) -> bool {
-        self.identity.as_ref().is_some_and(|i| i.is_in(want.project, want.environment))
-            || self.legacy_component.as_ref().is_some_and(|c| want.spec_components.contains(c))
-    }
-}
-
-impl LiveState {
-    /// This project and environment's parents (see [`Parent::is_own`]).
-    pub fn own_parents<'a>(&'a self, want: &'a Desired<'_>) -> impl Iterator<Item = &'a Parent> + 'a {
-        self.parents.iter().filter(move |p| p.is_own(want))
-    }
-}
-
-/// Refuses when this project's name is taken from its directory and the
-/// environment's ApplySets were applied from another spec file: two
-/// unrelated specs in directories of the same name must not share them.
-pub(crate) fn check_project_source(
-    project: &str,
-    environment: &str,
-    source: Option<&str>,
-    parents: &[Parent],
-) -> Result<(), KubeError> {
-    let Some(source) = source else { return Ok(()) };
-    let foreign = parents
-        .iter()
-        .filter(|p| p.identity.as_ref().is_some_and(|i| i.is_in(project, environment)))
-        .find(|p| p.source.as_deref().is_some_and(|s| s != source));
-    match foreign {
-        None => Ok(()),
-        Some(p) => Err(KubeError::ProjectClash(Box::new(crate::Clash {
-            project: project.to_string(),
-            environment: environment.to_string(),
-            parent: p.name.clone(),
-            theirs: p.source.clone().unwrap_or_default(),
-            ours: source.to_string(),
-        }))),
-    }
-}
-
-pub(crate) async fn load_live(res: &Resolver, want: &Desired<'_>) -> Result<LiveState, KubeError> {
-    let client = res.client();
-    let live_parents = parents(client).await?;
-    check_project_source(
-        want.project,
-        want.environment,
-        (!want.explicit_project).then_some(want.source),
-        &live_parents,
-    )?;
-    let platform_crds: BTreeSet<(String, String)> = want
-        .rendered
-        .objects()
-        .filter(|(_, o)| rekube_render::is_crd(o))
-        .map(|(_, o)| {
-            (
-                o.value["spec"]["group"].as_str().unwrap_or_default().to_string(),
-                o.value["spec"]["names"]["kind"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-
-    // Resolve every type in use: desired kinds, and kinds the inventories hold.
-    let mut types: BTreeMap<String, Resolved> = BTreeMap::new(); // "Kind.group" -> resolved
-    for (_, o) in want.rendered.objects() {
-        let gk = applyset::group_kind(o.group(), o.kind());
-        if types.contains_key(&gk) {
-            continue;
-        }
-        match res
-            .resolve(o.api_version(), o.kind())
-            .await
-            .map_err(KubeError::api(format!("discover {}", o.api_version())))?
-        {
-            Some(r) => {
-                types.insert(gk, r);
-            }
-            None if platform_crds.contains(&(o.group().to_string(), o.kind().to_string())) => {}
-            None => {
-                return Err(KubeError::UnknownKind {
-                    api_version: o.api_version().to_string(),
-                    kind: o.kind().to_string(),
-                    file: o.origin.file.display().to_string(),
-                    line: o.origin.line,
-                });
-            }
-        }
-    }
-    for p in live_parents.iter().filter(|p| p.is_own(want)) {
-        for gk in &p.group_kinds {
-            if !types.contains_key(gk)
-                && let Some(r) = res.resolve_group_kind(gk).await.map_err(KubeError::api(format!("discover {gk}")))?
-            {
-                types.insert(gk.clone(), r);
-            }
-        }
-    }
-
-    // Live state: one LIST per type, in parallel.
-    let lists = futures::stream::iter(types.values().cloned())
-        .map(|r| async move { list_type(client, &r, None).await })
-        .buffer_unordered(8)
-        .collect::<Vec<_>>()
-        .await;
-    let mut live: HashMap<Key, Value> = HashMap::new();
-    for list in lists {
-        for o in list? {
-            let v = serde_json::to_value(&o).expect("objects serialise");
-            live.insert(key_of(&v), v);
-        }
-    }
-
-    Ok(LiveState { types, live, parents: live_parents })
-}
-
 /// Every object rekube manages on the cluster (members of its ApplySets,
 /// among the kinds the platform uses and its inventories name) and the
 /// ApplySet parents themselves, as the server has them.
@@ -377,9 +71,11 @@ pub async fn managed_objects(res: &Resolver, want: &Desired<'_>) -> Result<Vec<V
     let names: BTreeSet<String> = state.own_parents(want).map(|p| p.name.clone()).collect();
     let mut out: Vec<Value> =
         state.live.into_values().filter(|v| applyset::part_of(v).is_some_and(|id| ids.contains(id))).collect();
-    let api: Api<DynamicObject> = Api::namespaced_with(res.client().clone(), PARENT_NAMESPACE, &configmap_resource());
-    for mut p in
-        api.list(&ListParams::default().labels(ID_LABEL)).await.map_err(KubeError::api("list ApplySet parents"))?.items
+    for mut p in parents_api(res.client())
+        .list(&ListParams::default().labels(ID_LABEL))
+        .await
+        .map_err(KubeError::api("list ApplySet parents"))?
+        .items
     {
         if !p.metadata.name.as_ref().is_some_and(|n| names.contains(n)) {
             continue;
@@ -390,19 +86,34 @@ pub async fn managed_objects(res: &Resolver, want: &Desired<'_>) -> Result<Vec<V
     Ok(out)
 }
 
+/// One object's health, as `status` shows it.
+#[derive(Debug, Clone)]
+pub struct ObjectHealth {
+    /// Its component.
+    pub component: String,
+    /// `Kind name`.
+    pub object: String,
+    /// Its health.
+    pub health: live::Health,
+}
+
 /// The health of every object of every component, from one LIST per type
 /// (Pods are read only for workloads that are not ready). Objects not on the
 /// cluster are left out; `(component, object, health)` in render order.
-pub async fn health_of(res: &Resolver, want: &Desired<'_>) -> Result<Vec<(String, String, crate::Health)>, KubeError> {
+pub async fn health_of(res: &Resolver, want: &Desired<'_>) -> Result<Vec<ObjectHealth>, KubeError> {
     let state = load_live(res, want).await?;
     let mut out = Vec::new();
     for comp in &want.rendered.components {
         let id = want.identity(&comp.name);
         for o in &comp.objects {
             let prepared = prepare_for(&o.value, &id);
-            let Some(live) = state.live.get(&key_of(&prepared)) else { continue };
-            let h = crate::check_health(res.client(), o.group(), o.kind(), live).await;
-            out.push((comp.name.clone(), format!("{} {}", o.kind(), o.name()), h));
+            let Some(live) = state.live.get(&ObjectKey::of(&prepared)) else { continue };
+            let health = live::check(res.client(), o.group(), o.kind(), live).await;
+            out.push(ObjectHealth {
+                component: comp.name.clone(),
+                object: format!("{} {}", o.kind(), o.name()),
+                health,
+            });
         }
     }
     Ok(out)
@@ -510,7 +221,8 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
         })
         .collect();
     // Every key some component wants: never pruned, whichever ApplySet holds it now.
-    let desired_all: BTreeSet<Key> = prepared.iter().flat_map(|(_, objects)| objects.iter().map(key_of)).collect();
+    let desired_all: BTreeSet<ObjectKey> =
+        prepared.iter().flat_map(|(_, objects)| objects.iter().map(ObjectKey::of)).collect();
     // Only what rekube created goes: a Namespace without its created-by mark is kept.
     let deletable = |v: &Value| !is_namespace(v) || applyset::created_by(v) == Some(scope.as_str());
 
@@ -519,7 +231,7 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
         let id = identity.id();
         let mut actions = Vec::new();
         for prepared in objects {
-            let key = key_of(&prepared);
+            let key = ObjectKey::of(&prepared);
             let a = match live.get(&key) {
                 None => action(Op::Create, &prepared, Some(prepared.clone())),
                 Some(l) => match owners.of(l, &id, &prepared) {
@@ -541,8 +253,8 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
             .iter()
             .filter(|(k, v)| {
                 !partial_set
-                    && !k.1.is_empty()
-                    && !k.3.is_empty()
+                    && !k.kind.is_empty()
+                    && !k.name.is_empty()
                     && !desired_all.contains(*k)
                     && applyset::part_of(v) == Some(id.as_str())
                     && deletable(v)
@@ -612,17 +324,16 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
         .map(|(ci, ai)| {
             let a = &components[ci].actions[ai];
             let obj = a.object.clone().expect("updates carry their object");
-            let key = key_of(&obj);
-            let gk = applyset::group_kind(&key.0, &key.1);
+            let key = ObjectKey::of(&obj);
+            let gk = applyset::group_kind(&key.group, &key.kind);
             let r = types.get(&gk).cloned();
             async move {
                 let Some(r) = r else { return Ok((ci, ai, None)) };
-                let api = api_for(client, &r, key.2.as_deref());
-                let pp = PatchParams::apply(FIELD_MANAGER).force().dry_run();
+                let api = api_for(client, &r, key.namespace.as_deref());
                 let after = api
-                    .patch(&key.3, &pp, &Patch::Apply(&obj))
+                    .patch(&key.name, &apply_params(true), &Patch::Apply(&obj))
                     .await
-                    .map_err(KubeError::api(format!("dry-run apply of {} {}", key.1, key.3)))?;
+                    .map_err(KubeError::api(format!("dry-run apply of {} {}", key.kind, key.name)))?;
                 Ok::<_, KubeError>((ci, ai, Some(serde_json::to_value(&after).expect("serialises"))))
             }
         })
@@ -633,7 +344,7 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
         let (ci, ai, after) = r?;
         let a = &components[ci].actions[ai];
         let Some(after) = after else { continue };
-        let before = &live[&key_of(a.object.as_ref().expect("object"))];
+        let before = &live[&ObjectKey::of(a.object.as_ref().expect("object"))];
         let changes = field_diff(&a.kind, before, &after);
         let a = &mut components[ci].actions[ai];
         // Same hash: the spec is what rekube last applied.

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 
-use crate::{KubeError, Resolver};
+use crate::KubeError;
+use crate::live::Resolver;
 
 /// Deletes the LoadBalancer Services and Ingresses that are members of one
 /// of `ids` (the ApplySets of the environment going down) and waits until
@@ -59,10 +60,8 @@ pub async fn release_load_balancers(
         let api: Api<DynamicObject> = Api::namespaced_with(resolver.client().clone(), ns, ar);
         while api.get_opt(name).await.map_err(KubeError::api(format!("cannot read {kind} {name}")))?.is_some() {
             if began.elapsed() > timeout {
-                return Err(KubeError::Stuck(format!(
-                    "{kind} {ns}/{name} is still there after {}s (a cloud load balancer that will not go?)",
-                    timeout.as_secs()
-                )));
+                let object = format!("{kind} {ns}/{name}");
+                return Err(KubeError::LoadBalancerStuck { object, seconds: timeout.as_secs() });
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }

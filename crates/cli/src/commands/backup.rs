@@ -3,39 +3,18 @@
 
 use std::time::Instant;
 
-use rekube_backup::archive::Filter;
 use rekube_backup::crypt::Identities;
-use rekube_backup::{BackupError, Existing, Manifest, RestoreOptions, RestoreReport, Store, StoreOptions};
-use rekube_spec::Loaded;
+use rekube_backup::{BackupError, Existing, Manifest, RestoreOptions, RestoreReport};
 use serde_json::json;
 
 use crate::Failure;
 use crate::args::{Backup, ExistingMode, Global, Identity, Output};
-use crate::commands::converge::cluster_client;
-use crate::commands::{environment, load_valid};
+use crate::commands::load_valid;
 use crate::printer;
+use rekube_engine::ops::backup::{self as ops, open_store};
 
 fn failure(e: BackupError) -> Failure {
-    let hint = e.hint();
-    Failure::Error(e.into(), hint)
-}
-
-fn open_store(loaded: &Loaded) -> Result<(Store, &rekube_spec::Backup), Failure> {
-    let Some(b) = &loaded.spec.backup else {
-        return Err(Failure::Error(
-            anyhow::anyhow!("{} has no `backup:` section", loaded.path.display()),
-            Some(
-                "add `backup: { store: ./backups, encrypt-secrets: [age1...] }` (or `store: s3://bucket/prefix`)"
-                    .into(),
-            ),
-        ));
-    };
-    let b = &b.value;
-    let opts = StoreOptions {
-        endpoint: b.endpoint.as_ref().map(|e| e.value.clone()),
-        region: b.region.as_ref().map(|r| r.value.clone()),
-    };
-    Ok((Store::open(&b.store.value, &loaded.dir, &opts).map_err(failure)?, b))
+    rekube_engine::EngineError::from(e).into()
 }
 
 fn identities(i: &Identity) -> Result<Option<Identities>, Failure> {
@@ -61,71 +40,33 @@ pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
         return Ok(0);
     }
     let loaded = load_valid(g)?;
-    let (store, spec) = open_store(&loaded)?;
+    let (store, _) = open_store(&loaded)?;
+    let note = |e| {
+        if let rekube_engine::steps::Event::Line(l) = e {
+            printer::message(l);
+        }
+    };
     match cmd {
         Backup::Create { env, namespaces, selector, include_cluster_resources, own, name, allow_plaintext_secrets } => {
-            environment(&loaded, env)?;
-            if let Some(n) = name.as_deref().filter(|n| {
-                n.is_empty()
-                    || n.len() > 128
-                    || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-                    || n.starts_with('.')
-            }) {
-                return Err(Failure::Error(
-                    anyhow::anyhow!("--name `{n}` is not a backup name"),
-                    Some("use letters, digits, '.', '_' and '-' (it becomes a directory in the store)".into()),
-                ));
-            }
-            let (client, cluster) = cluster_client(&loaded, env).await?;
-            let mut filter = Filter {
+            let req = ops::CreateRequest {
+                env: env.clone(),
                 namespaces: namespaces.clone(),
                 selector: selector.clone(),
-                cluster_resources: *include_cluster_resources || (namespaces.is_empty() && selector.is_none()),
-            };
-            if *own {
-                let (project, source) = crate::commands::project_scope(&loaded);
-                let ids = rekube_kube::environment_applysets(&client, &project, env, source.as_deref())
-                    .await
-                    .map_err(crate::commands::converge::kube_failure)?;
-                if ids.is_empty() {
-                    return Err(Failure::Error(
-                        anyhow::anyhow!(
-                            "project `{project}` has nothing of environment `{env}` on cluster `{cluster}`"
-                        ),
-                        Some(format!("apply it first (`rekube apply {env}`), or back up without --own")),
-                    ));
-                }
-                let own_selector = format!("{} in ({})", rekube_plan::applyset::PART_OF_LABEL, ids.join(","));
-                filter.selector = Some(match &filter.selector {
-                    Some(s) => format!("{s},{own_selector}"),
-                    None => own_selector,
-                });
-                filter.cluster_resources = true;
-            }
-            let opts = rekube_backup::CreateOptions {
-                name: name.clone().unwrap_or_else(|| rekube_backup::default_name(env)),
-                environment: env.clone(),
-                cluster,
-                filter,
-                recipients: spec.encrypt_secrets.iter().map(|r| r.value.clone()).collect(),
+                include_cluster_resources: *include_cluster_resources,
+                own: *own,
+                name: name.clone(),
                 allow_plaintext_secrets: *allow_plaintext_secrets,
             };
-            let began = Instant::now();
-            printer::message(format!("backing up `{env}` (cluster `{}`) into {}...", opts.cluster, store.display()));
-            let (manifest, warnings) = rekube_backup::create(&client, &store, &opts).await.map_err(failure)?;
+            let ops::Created { manifest, warnings, pruned, seconds } = ops::create(&loaded, &req, &note).await?;
             for w in warnings {
                 printer::message(format!("warning: {w}"));
             }
-            let pruned = match &spec.keep {
-                Some(k) => rekube_backup::retain(&store, env, k.value as usize).await.map_err(failure)?,
-                None => Vec::new(),
-            };
             if g.output == Output::Json {
                 printer::json(
                     &json!({"name": manifest.name, "store": store.display(), "objects": manifest.objects.len(), "secrets": manifest.secrets.count, "size": manifest.archive.size, "sha256": manifest.archive.sha256, "deleted_by_retention": pruned}),
                 );
             } else {
-                printer::data(created_text(&manifest, store.display(), began.elapsed().as_secs_f64(), &pruned));
+                printer::data(created_text(&manifest, store.display(), seconds, &pruned));
             }
             Ok(0)
         }
@@ -175,33 +116,19 @@ pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
             Ok(0)
         }
         Backup::Restore { name, to, namespace_map, existing, dry_run, restore_status, identity } => {
-            environment(&loaded, to)?;
-            let map = parse_map(namespace_map)?;
-            let ids = identities(identity)?;
-            let m = rekube_backup::load_manifest(&store, name).await.map_err(failure)?;
-            let (client, cluster) = cluster_client(&loaded, to).await?;
             let opts = RestoreOptions {
-                namespace_map: map,
+                namespace_map: parse_map(namespace_map)?,
                 existing: Some(match existing {
                     ExistingMode::Skip => Existing::Skip,
                     ExistingMode::Update => Existing::Update,
                 }),
                 dry_run: *dry_run,
                 restore_status: *restore_status,
-                identities: ids,
-                progress: Some(throttled_progress(format!("restoring {}", m.name))),
+                identities: identities(identity)?,
+                progress: Some(throttled_progress(format!("restoring {name}"))),
             };
-            printer::message(format!(
-                "verifying backup {} ({} objects), then restoring into `{to}`...",
-                m.name,
-                m.objects.len()
-            ));
-            let restore = async { rekube_backup::restore(&client, &store, &m, &opts).await.map_err(failure) };
-            let report = if *dry_run {
-                restore.await?
-            } else {
-                crate::commands::converge::leased(g, &client, &loaded, to, "backup restore", restore).await?
-            };
+            let ops::Restored { manifest: m, cluster, report } =
+                ops::restore(&loaded, name, to, &opts, g.break_lock, &note).await?;
             if g.output == Output::Json {
                 printer::json(&serde_json::to_value(&report).unwrap_or_default());
             } else {
@@ -286,25 +213,30 @@ fn list_text(all: &[rekube_backup::Listed], store: &str) -> String {
     if all.is_empty() {
         return format!("No backups in {store}.");
     }
-    let mut out = format!(
-        "{:<36} {:<12} {:<21} {:>8} {:>10}  {}\n",
-        "NAME", "ENVIRONMENT", "CREATED", "OBJECTS", "SIZE", "KUBERNETES"
-    );
+    use crate::table::{Table, left, right};
+    let mut table = Table::new([
+        left("NAME", 36),
+        left("ENVIRONMENT", 12),
+        left("CREATED", 21),
+        right("OBJECTS", 8),
+        right("SIZE", 10).gap(2),
+        left("KUBERNETES", 0),
+    ]);
     for l in all {
-        match &l.manifest {
-            Ok(m) => out.push_str(&format!(
-                "{:<36} {:<12} {:<21} {:>8} {:>10}  {}\n",
-                l.name,
-                m.environment,
-                m.created,
-                m.objects.len(),
+        let cells = match &l.manifest {
+            Ok(m) => vec![
+                l.name.clone(),
+                m.environment.clone(),
+                m.created.clone(),
+                m.objects.len().to_string(),
                 size(m.archive.size),
-                m.cluster.version
-            )),
-            Err(e) => out.push_str(&format!("{:<36} {e}\n", l.name)),
-        }
+                m.cluster.version.clone(),
+            ],
+            Err(e) => vec![l.name.clone(), e.to_string()],
+        };
+        table.row(cells, Vec::new());
     }
-    out.trim_end().to_string()
+    table.render()
 }
 
 fn describe_text(m: &Manifest) -> String {

@@ -9,9 +9,7 @@ mod progress;
 mod render;
 mod validate;
 
-use std::path::PathBuf;
-
-use rekube_spec::{Diagnostic, Loaded};
+use rekube_spec::Loaded;
 
 use crate::Failure;
 use crate::args::{Cli, Command, Global};
@@ -60,7 +58,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Backup(cmd) => backup::run(g, cmd).await,
         Command::Schema => {
-            printer::data(rekube_spec::SCHEMA.trim_end());
+            printer::data(rekube_spec::schema());
             Ok(0)
         }
         Command::Internal(cmd) => internal::run(cmd).await,
@@ -87,97 +85,10 @@ pub fn load_valid(g: &Global) -> Result<Loaded, Failure> {
     }
 }
 
-/// The environment's cluster as its provider sees it, and its prerequisites.
-pub fn provider_cluster(
-    loaded: &Loaded,
-    env: &str,
-) -> Result<(rekube_cluster::provider::Cluster, Vec<rekube_cluster::prereq::Prerequisite>), Failure> {
-    use rekube_cluster::provider::{Cluster, Kind};
-    use rekube_spec::Provider;
-    let e = environment(loaded, env)?;
-    let name = e.cluster.value.clone();
-    let c = &loaded.spec.clusters[&name];
-    let kind = match c.provider.value {
-        Provider::Local => Kind::Local { nodes: c.nodes.as_ref().map_or(1, |n| n.value) },
-        Provider::Existing => Kind::Existing {
-            kubeconfig: c.kubeconfig.as_ref().map(|k| loaded.resolve(&k.value)),
-            context: c.context.as_ref().map(|x| x.value.clone()),
-        },
-        Provider::Kind => Kind::Kind,
-        Provider::K3d => Kind::K3d,
-        Provider::Exec => Kind::Exec {
-            program: c
-                .exec
-                .as_ref()
-                .map(|x| loaded.resolve(&x.value))
-                .map(|p| std::path::absolute(&p).unwrap_or(p))
-                .unwrap_or_default(),
-        },
-    };
-    let state_dir = state_root(loaded).join("clusters").join(&name);
-    let cluster = Cluster {
-        name,
-        kind,
-        kubernetes: c.kubernetes.as_ref().map(|k| k.value.clone()),
-        spec_dir: loaded.dir.clone(),
-        state_dir: std::path::absolute(&state_dir).unwrap_or(state_dir),
-    };
-    let prereqs = c
-        .prerequisites
-        .iter()
-        .map(|p| rekube_cluster::prereq::Prerequisite {
-            name: p.value.name.clone(),
-            check: p.value.check.clone(),
-            create: p.value.create.clone(),
-            delete: p.value.delete.clone(),
-        })
-        .collect();
-    Ok((cluster, prereqs))
-}
-
-/// Where the spec is, as parents record it: `host:/absolute/path/rekube.yaml`.
-pub fn spec_source(loaded: &Loaded) -> String {
-    let path = std::fs::canonicalize(&loaded.path).unwrap_or_else(|_| loaded.path.clone());
-    format!("{}:{}", rekube_kube::lease::hostname(), path.display())
-}
-
-/// The project's name, and where the spec is when that name is implicit
-/// (the directory's): the kube crate refuses another spec's ApplySets then.
-pub fn project_scope(loaded: &Loaded) -> (String, Option<String>) {
-    let (name, explicit) = loaded.project();
-    (name, (!explicit).then(|| spec_source(loaded)))
-}
-
-/// Where rekube keeps local state for this spec: `<spec dir>/.rekube`.
-pub fn state_root(loaded: &Loaded) -> PathBuf {
-    loaded.dir.join(".rekube")
-}
-
-/// Fails unless every name in `names` is a declared component.
-pub fn check_components(loaded: &Loaded, names: &[String]) -> Result<(), Failure> {
-    match names.iter().find(|c| !loaded.spec.components.contains_key(*c)) {
-        None => Ok(()),
-        Some(c) => {
-            let declared: Vec<&str> = loaded.spec.components.keys().map(String::as_str).collect();
-            Err(Failure::Error(
-                anyhow::anyhow!("no component `{c}`"),
-                Some(format!("declared components: {}", declared.join(", "))),
-            ))
-        }
+/// A JSON value as a diff shows it; `(none)` when absent.
+pub fn show(v: &Option<serde_json::Value>) -> String {
+    match v {
+        None => "(none)".to_string(),
+        Some(v) => v.to_string(),
     }
-}
-
-/// The environment named `env`, or a diagnostic naming the declared ones.
-pub fn environment<'a>(loaded: &'a Loaded, env: &str) -> Result<&'a rekube_spec::Environment, Failure> {
-    loaded.spec.environments.get(env).ok_or_else(|| {
-        let names: Vec<&str> = loaded.spec.environments.keys().map(String::as_str).collect();
-        let hint = match rekube_spec::diag::did_you_mean(env, names.iter().copied()) {
-            Some(best) => format!("did you mean `{best}`?"),
-            None if names.is_empty() => "declare it under `environments:`".to_string(),
-            None => format!("declared environments: {}", names.join(", ")),
-        };
-        let d = Diagnostic::new(&loaded.path, None, None, format!("no environment `{env}`")).hint(hint);
-        printer::diagnostics(&d);
-        Failure::Reported
-    })
 }

@@ -1,73 +1,23 @@
 //! `rekube render` and `rekube lock`, and the rendering shared with
 //! `validate` (and later `plan`/`apply`).
 
-use std::collections::BTreeSet;
-
-use rekube_render::{ChartCache, Helm, RenderError, RenderOptions, Rendered};
-use rekube_spec::{Loaded, Provider};
+use rekube_engine::workspace::{self, check_components, environment, read_lock, render_options};
+use rekube_render::{ChartCache, Helm, RenderOptions, Rendered};
+use rekube_spec::Loaded;
 use serde_json::json;
 
 use crate::Failure;
 use crate::args::{Global, Output, RenderFlags};
-use crate::commands::{check_components, environment, load_valid};
+use crate::commands::load_valid;
 use crate::printer;
 
-/// Render options for environment `env`: the cluster's Kubernetes version
-/// for helm's `--kube-version`, when it is known offline.
-pub fn options(loaded: &Loaded, env: &str, flags: &RenderFlags, only: Option<BTreeSet<String>>) -> RenderOptions {
-    let cluster = loaded.spec.environments.get(env).and_then(|e| loaded.spec.clusters.get(&e.cluster.value));
-    let kube_version = cluster.and_then(|c| match (c.provider.value, &c.kubernetes) {
-        (_, Some(v)) => Some(v.value.clone()),
-        // A local cluster without a version runs the newest build.
-        (Provider::Local, None) => {
-            rekube_cluster::local::builds(&rekube_cluster::local::cache_dir().join("k8s")).pop().map(|(v, _)| v)
-        }
-        _ => None,
-    });
-    RenderOptions {
-        cache_dir: rekube_cluster::local::cache_dir(),
-        kube_version,
-        api_versions: Vec::new(),
-        concurrency: flags.render_concurrency,
-        use_cache: !flags.no_cache,
-        only,
-        helm: None,
-        kubectl: None,
-    }
-}
-
-fn read_lock(loaded: &Loaded) -> Result<Option<rekube_spec::LockFile>, Failure> {
-    rekube_spec::lock::read_lock(&rekube_spec::lock::lock_path(loaded)).map_err(|d| {
-        printer::diagnostics(&d);
-        Failure::Reported
-    })
-}
-
-/// Renders `env`, printing diagnostics (and warnings) itself.
+/// Renders `env`, printing its warnings.
 pub async fn render_env(loaded: &Loaded, env: &str, opts: &RenderOptions) -> Result<Rendered, Failure> {
-    let lock = read_lock(loaded)?;
-    match rekube_render::render(loaded, env, lock.as_ref(), opts).await {
-        Ok(r) => {
-            for w in &r.warnings {
-                printer::diagnostics(w);
-            }
-            Ok(r)
-        }
-        Err(RenderError::Invalid(d)) => {
-            printer::diagnostics(&d);
-            Err(Failure::Reported)
-        }
-        Err(e) => {
-            let hint = match &e {
-                RenderError::ToolMissing { .. } => Some("scripts/testbed-setup.sh installs helm and kubectl into rekube's cache".to_string()),
-                RenderError::Component { source, .. } if matches!(**source, RenderError::DigestMismatch { .. }) => {
-                    Some("do not apply it: check with the chart's publisher; if the change is expected, run `rekube lock --update`".to_string())
-                }
-                _ => None,
-            };
-            Err(Failure::Error(e.into(), hint))
-        }
+    let rendered = workspace::render(loaded, env, opts).await?;
+    for w in &rendered.warnings {
+        printer::diagnostics(w);
     }
+    Ok(rendered)
 }
 
 pub async fn render(g: &Global, env: &str, components: &[String], flags: &RenderFlags) -> Result<u8, Failure> {
@@ -75,7 +25,7 @@ pub async fn render(g: &Global, env: &str, components: &[String], flags: &Render
     environment(&loaded, env)?;
     check_components(&loaded, components)?;
     let only = (!components.is_empty()).then(|| components.iter().cloned().collect());
-    let rendered = render_env(&loaded, env, &options(&loaded, env, flags, only)).await?;
+    let rendered = render_env(&loaded, env, &render_options(&loaded, env, &flags.engine(), only)).await?;
     match g.output {
         Output::Json => {
             let items: Vec<_> = rendered.objects().map(|(_, o)| o.value.clone()).collect();
@@ -135,8 +85,10 @@ pub async fn lock(g: &Global, check: bool, update: bool) -> Result<u8, Failure> 
         return Err(Failure::Reported);
     }
     let cache_dir = rekube_cluster::local::cache_dir();
-    let helm = Helm::discover(&cache_dir, None).await?;
-    let lock = rekube_render::lock::resolve(&loaded, old.as_ref(), &helm, &ChartCache::new(&cache_dir), update).await?;
+    let helm = Helm::discover(&cache_dir, None).await.map_err(rekube_engine::EngineError::from)?;
+    let lock = rekube_render::lock::resolve(&loaded, old.as_ref(), &helm, &ChartCache::new(&cache_dir), update)
+        .await
+        .map_err(rekube_engine::EngineError::from)?;
     rekube_spec::lock::write_lock(&path, &lock).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     match g.output {
         Output::Json => printer::json(&json!({"lock": path, "charts": lock.charts})),

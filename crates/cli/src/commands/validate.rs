@@ -5,9 +5,10 @@ use serde_json::json;
 
 use crate::Failure;
 use crate::args::{Global, Output, RenderFlags};
-use crate::commands::render::{options, render_env};
-use crate::commands::{environment, load_valid};
+use crate::commands::load_valid;
+use crate::commands::render::render_env;
 use crate::printer;
+use rekube_engine::workspace::{environment, render_options};
 
 pub async fn run(g: &Global, env: Option<&str>, flags: &RenderFlags) -> Result<u8, Failure> {
     let loaded = load_valid(g)?;
@@ -21,7 +22,7 @@ pub async fn run(g: &Global, env: Option<&str>, flags: &RenderFlags) -> Result<u
     let mut objects = 0;
     let mut failed = false;
     for e in &envs {
-        match render_env(&loaded, e, &options(&loaded, e, flags, None)).await {
+        match render_env(&loaded, e, &render_options(&loaded, e, &flags.engine(), None)).await {
             Ok(r) => objects += r.objects().count(),
             Err(Failure::Reported) => failed = true,
             Err(other) => return Err(other),

@@ -7,17 +7,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use kube::Client;
-use kube::core::{ApiResource, GroupVersion};
+use kube::core::GroupVersion;
 use kube::discovery::{Scope, pinned_group};
 
-/// A served kind.
-#[derive(Debug, Clone)]
-pub struct Resolved {
-    /// How to reach it.
-    pub resource: ApiResource,
-    /// Whether it lives in namespaces.
-    pub namespaced: bool,
-}
+use crate::request::Resolved;
 
 /// Resolves `apiVersion` + `kind` against the cluster, with a cache.
 pub struct Resolver {

@@ -1,0 +1,373 @@
+//! `up`, `down` and `rebuild-check`: the environment's cluster through its
+//! provider, its prerequisites, and the components on it, as journaled
+//! steps under the environment's lock.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rekube_cluster::prereq::{self, Outcome};
+use rekube_cluster::provider::{Created, Kind, State};
+use rekube_kube::{ApplyOptions, Resolver};
+use rekube_plan::fingerprint::{Difference, Fingerprint};
+use rekube_spec::{Loaded, Provider};
+use serde::Serialize;
+
+use crate::EngineError;
+use crate::context::{Context, Select, connect};
+use crate::error::io;
+use crate::ops::converge;
+use crate::steps::{Observer, Run, Step, StepRecord};
+use crate::workspace::{RenderFlags, environment, project_scope, provider_cluster, state_root};
+
+/// How `up` ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpReport {
+    /// The environment.
+    pub environment: String,
+    /// Its cluster.
+    pub cluster: String,
+    /// The provider.
+    pub provider: &'static str,
+    /// Whether the cluster was created by this run.
+    pub created: bool,
+    /// Its Kubernetes version.
+    pub version: String,
+    /// Its API endpoint.
+    pub endpoint: Option<String>,
+    /// Where its kubeconfig is.
+    pub kubeconfig: Option<PathBuf>,
+    /// How long it took.
+    pub seconds: f64,
+    /// The steps, in order.
+    pub steps: Vec<StepRecord>,
+}
+
+/// How `down` ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct DownReport {
+    /// The environment.
+    pub environment: String,
+    /// Its cluster.
+    pub cluster: String,
+    /// How long it took.
+    pub seconds: f64,
+    /// The steps, in order.
+    pub steps: Vec<StepRecord>,
+}
+
+/// How an operation ended: done, or stopped with the exit code of a
+/// component failure already reported.
+#[derive(Debug)]
+pub enum Ended<T> {
+    /// Done.
+    Done(T),
+    /// Stopped; the code to exit with.
+    Stopped(u8),
+}
+
+/// `rekube up ENV`.
+pub async fn up(loaded: &Loaded, env: &str, on: Observer<'_>) -> Result<Ended<UpReport>, EngineError> {
+    environment(loaded, env)?;
+    let mut run = Run::begin(loaded, env, "up", on)?;
+    let report = up_steps(loaded, env, &mut run, &RenderFlags::default()).await?;
+    if let Ended::Done(mut r) = report {
+        r.steps = run.finish()?;
+        return Ok(Ended::Done(r));
+    }
+    Ok(report)
+}
+
+/// Prerequisites, the cluster, the components: each idempotent, each journaled.
+async fn up_steps(
+    loaded: &Loaded,
+    env: &str,
+    run: &mut Run<'_>,
+    flags: &RenderFlags,
+) -> Result<Ended<UpReport>, EngineError> {
+    let began = Instant::now();
+    let (cluster, prereqs) = provider_cluster(loaded, env)?;
+    run.say(format!(
+        "rekube up `{env}`: {} prerequisite(s), cluster `{}` ({}), {} component(s)",
+        prereqs.len(),
+        cluster.name,
+        cluster.kind.name(),
+        loaded.spec.components.len()
+    ));
+    for p in &prereqs {
+        let step = Step::Prerequisite(p.name.clone());
+        if run.resumed(&step)? {
+            continue;
+        }
+        let t = Instant::now();
+        let note = match prereq::ensure(p, &loaded.dir).await? {
+            Outcome::Present => "present",
+            _ => "created",
+        };
+        run.say(format!("  {step}: {note} ({:.1}s)", t.elapsed().as_secs_f64()));
+        run.done(&step, note, t)?;
+    }
+
+    let t = Instant::now();
+    let exe = std::env::current_exe().map_err(io("find the rekube executable", "/proc/self/exe"))?;
+    let args = ["internal".to_string(), "fake-kubelet".to_string()];
+    let created = cluster.create((&exe, &args)).await?;
+    let (version, endpoint) = match cluster.state().await? {
+        State::Present { version, endpoint, .. } => (version, endpoint),
+        State::Absent => (None, None),
+    };
+    let client = connect(&cluster).await?;
+    let version = match version {
+        Some(v) => v,
+        None => client.apiserver_version().await.map(|v| v.git_version).unwrap_or_else(|_| "unknown".into()),
+    };
+    let how = match created {
+        Created::Created => format!("ready in {:.1}s", t.elapsed().as_secs_f64()),
+        Created::Existed => "already there".to_string(),
+    };
+    let (kubeconfig, _) = cluster.kubeconfig().await?;
+    run.say(format!(
+        "  cluster `{}` {how}: {} (Kubernetes {version})",
+        cluster.name,
+        endpoint.as_deref().unwrap_or("(endpoint from the kubeconfig)")
+    ));
+    if let Some(k) = &kubeconfig {
+        run.say(format!("    kubeconfig: {}", k.display()));
+        run.say(format!("    try:        kubectl --kubeconfig {} get nodes", k.display()));
+    }
+    run.done(&Step::Cluster, how, t)?;
+
+    // The components, health-gated; apply reports its own progress.
+    let t = Instant::now();
+    let ctx = Context::new(loaded.clone(), env, &Select::default(), flags).await?;
+    let applied = converge::apply(&ctx, ApplyOptions::default(), false, run.observer()).await?;
+    if applied.report.failed() {
+        return Ok(Ended::Stopped(1));
+    }
+    run.done(&Step::Components, "applied", t)?;
+    Ok(Ended::Done(UpReport {
+        environment: env.to_string(),
+        cluster: cluster.name.clone(),
+        provider: cluster.kind.name(),
+        created: created == Created::Created,
+        version,
+        endpoint,
+        kubeconfig,
+        seconds: began.elapsed().as_secs_f64(),
+        steps: run.records().to_vec(),
+    }))
+}
+
+/// `rekube down ENV`: `force` deletes the cluster even when components
+/// could not be destroyed; `timeout` bounds each wait.
+pub async fn down(
+    loaded: &Loaded,
+    env: &str,
+    force: bool,
+    timeout: Duration,
+    on: Observer<'_>,
+) -> Result<Ended<DownReport>, EngineError> {
+    environment(loaded, env)?;
+    let mut run = Run::begin(loaded, env, "down", on)?;
+    let report = down_steps(loaded, env, &mut run, force, timeout).await?;
+    if let Ended::Done(mut r) = report {
+        r.steps = run.finish()?;
+        return Ok(Ended::Done(r));
+    }
+    Ok(report)
+}
+
+/// Load balancers, components, the cluster, the prerequisites (reversed).
+/// A `local` cluster holds nothing outside its processes: it is deleted
+/// at once, its components with it.
+async fn down_steps(
+    loaded: &Loaded,
+    env: &str,
+    run: &mut Run<'_>,
+    force: bool,
+    timeout: Duration,
+) -> Result<Ended<DownReport>, EngineError> {
+    let began = Instant::now();
+    let (cluster, prereqs) = provider_cluster(loaded, env)?;
+    run.say(format!(
+        "rekube down `{env}`: load balancers, {} component(s), cluster `{}` ({}), {} prerequisite(s)",
+        loaded.spec.components.len(),
+        cluster.name,
+        cluster.kind.name(),
+        prereqs.len()
+    ));
+    let local = matches!(cluster.kind, Kind::Local { .. });
+    let existing = matches!(cluster.kind, Kind::Existing { .. });
+    let reachable = !local && matches!(cluster.state().await?, State::Present { problem: None, .. });
+    if local {
+        run.say(format!(
+            "  cluster `{}` is local: its components and load balancers go with its processes",
+            cluster.name
+        ));
+    } else if reachable {
+        let t = Instant::now();
+        let client = connect(&cluster).await?;
+        let (project, source) = project_scope(loaded);
+        let ids = rekube_kube::environment_applysets(&client, &project, env, source.as_deref()).await?;
+        let resolver = Resolver::new(client);
+        let released = rekube_kube::release_load_balancers(&resolver, &ids, Duration::from_secs(600)).await?;
+        let note = if released.is_empty() { "none".to_string() } else { format!("released {}", released.join(", ")) };
+        run.say(format!("  load balancers: {note}"));
+        run.done(&Step::ReleaseLoadBalancers, note, t)?;
+        let t = Instant::now();
+        let failed = match converge::destroy(loaded, env, timeout, false, run.observer()).await {
+            Ok(d) => d.report.failed(),
+            Err(e) if force => {
+                run.say(format!("  components: {e}"));
+                true
+            }
+            Err(e) => return Err(e),
+        };
+        match failed {
+            false => run.done(&Step::DestroyComponents, "destroyed", t)?,
+            true if force && !existing => {
+                run.say("  components: some could not be destroyed (above); --force: the cluster is deleted anyway");
+            }
+            true => {
+                let hint = if existing { "" } else { "; `rekube down --force` deletes the cluster anyway" };
+                run.say(format!("  components: some could not be destroyed (above){hint}"));
+                return Ok(Ended::Stopped(1));
+            }
+        }
+    } else {
+        run.say(format!("  cluster `{}` is not running: its components go with it", cluster.name));
+    }
+    let t = Instant::now();
+    let note = match &cluster.kind {
+        Kind::Existing { .. } => "kept (provider `existing` never deletes its cluster)",
+        _ if cluster.delete().await? => "deleted",
+        _ => "did not exist",
+    };
+    run.say(format!("  cluster `{}`: {note}", cluster.name));
+    run.done(&Step::DeleteCluster, note, t)?;
+    for p in prereqs.iter().rev() {
+        let t = Instant::now();
+        let note = match prereq::remove(p, &loaded.dir).await? {
+            Outcome::Changed => "deleted",
+            _ if p.delete.is_empty() => "kept (no `delete`)",
+            _ => "absent",
+        };
+        run.say(format!("  prerequisite {}: {note}", p.name));
+        run.done(&Step::RemovePrerequisite(p.name.clone()), note, t)?;
+    }
+    Ok(Ended::Done(DownReport {
+        environment: env.to_string(),
+        cluster: cluster.name,
+        seconds: began.elapsed().as_secs_f64(),
+        steps: run.records().to_vec(),
+    }))
+}
+
+/// How `rebuild-check` ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct RebuildReport {
+    /// The environment.
+    pub environment: String,
+    /// Whether the rebuilt environment is identical.
+    pub identical: bool,
+    /// Objects compared.
+    pub objects: usize,
+    /// Before.
+    pub fingerprint_before: String,
+    /// After.
+    pub fingerprint_after: String,
+    /// What differs.
+    pub differences: Vec<Difference>,
+    /// How long `down` took.
+    pub down_seconds: f64,
+    /// How long `up` took.
+    pub up_seconds: f64,
+    /// The whole run.
+    pub seconds: f64,
+    /// The steps, in order.
+    pub steps: Vec<StepRecord>,
+}
+
+/// The fingerprint of everything rekube manages in `env`, rendered afresh.
+async fn fingerprint(loaded: &Loaded, env: &str) -> Result<Fingerprint, EngineError> {
+    let flags = RenderFlags { no_cache: true, ..Default::default() };
+    let ctx = Context::new(loaded.clone(), env, &Select::default(), &flags).await?;
+    let objects = rekube_kube::managed_objects(&ctx.resolver, &ctx.desired()).await?;
+    Ok(Fingerprint::of(&objects))
+}
+
+/// `rekube rebuild-check ENV`: fingerprint, down, up, fingerprint, compare.
+pub async fn rebuild_check(loaded: &Loaded, env: &str, on: Observer<'_>) -> Result<Ended<RebuildReport>, EngineError> {
+    let e = environment(loaded, env)?;
+    let spec_cluster = &loaded.spec.clusters[&e.cluster.value];
+    if spec_cluster.provider.value != Provider::Local && !spec_cluster.disposable {
+        return Err(EngineError::NotDisposable { cluster: e.cluster.value.clone() });
+    }
+    let mut run = Run::begin(loaded, env, "rebuild-check", on)?;
+    let dir = state_root(loaded).join("rebuild");
+    std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+    let before_path = dir.join(format!("{env}.before.json"));
+    let began = Instant::now();
+
+    let t = Instant::now();
+    let resumed = std::fs::read(&before_path)
+        .ok()
+        .filter(|_| run.done_before(&Step::Fingerprint))
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let before: Fingerprint = match resumed {
+        Some(fp) => fp,
+        None => {
+            let fp = fingerprint(loaded, env).await?;
+            if fp.objects.is_empty() {
+                return Err(EngineError::NothingToCompare { environment: env.to_string() });
+            }
+            let text = serde_json::to_vec_pretty(&fp).unwrap_or_default();
+            rekube_cluster::files::write_private(&before_path, &text).map_err(io("write", &before_path))?;
+            fp
+        }
+    };
+    run.say(format!(
+        "rebuild-check `{env}`: recorded {} objects (fingerprint {})",
+        before.objects.len(),
+        before.digest()
+    ));
+    run.done(&Step::Fingerprint, before.digest(), t)?;
+
+    let t = Instant::now();
+    // Resumed after the teardown: do not tear down the half-built cluster again.
+    if !run.done_before(&Step::Down) && !run.done_before(&Step::Up) {
+        if let Ended::Stopped(code) = down_steps(loaded, env, &mut run, false, Duration::from_secs(300)).await? {
+            return Ok(Ended::Stopped(code));
+        }
+        run.done(&Step::Down, "", t)?;
+    }
+    let down_seconds = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let flags = RenderFlags { no_cache: true, ..Default::default() };
+    if let Ended::Stopped(code) = up_steps(loaded, env, &mut run, &flags).await? {
+        return Ok(Ended::Stopped(code));
+    }
+    run.done(&Step::Up, "", t)?;
+    let up_seconds = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let after = fingerprint(loaded, env).await?;
+    let _ = rekube_cluster::files::write_private(
+        &dir.join(format!("{env}.after.json")),
+        &serde_json::to_vec_pretty(&after).unwrap_or_default(),
+    );
+    let differences = rekube_plan::fingerprint::compare(&before, &after);
+    run.done(&Step::Compare, format!("{} difference(s)", differences.len()), t)?;
+    let steps = run.finish()?;
+    Ok(Ended::Done(RebuildReport {
+        environment: env.to_string(),
+        identical: differences.is_empty(),
+        objects: before.objects.len(),
+        fingerprint_before: before.digest(),
+        fingerprint_after: after.digest(),
+        differences,
+        down_seconds,
+        up_seconds,
+        seconds: began.elapsed().as_secs_f64(),
+        steps,
+    }))
+}

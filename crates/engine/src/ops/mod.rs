@@ -1,0 +1,6 @@
+//! The operations, one module each; the CLI calls these and prints.
+
+pub mod backup;
+pub mod cluster;
+pub mod converge;
+pub mod status;

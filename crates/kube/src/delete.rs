@@ -1,0 +1,146 @@
+//! Deleting what rekube owns, and waiting until it is gone: the steps that
+//! apply's prune and destroy share. A Namespace is deleted only when it
+//! holds nothing that is not rekube's (deleting it would delete that too).
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::Api;
+use kube::api::{DeleteParams, DynamicObject, ListParams};
+use kube::runtime::wait::{await_condition, conditions::is_deleted};
+use rekube_plan::Action;
+use rekube_plan::applyset;
+use serde_json::Value;
+
+use crate::KubeError;
+use crate::live::{Resolver, made_by_the_system, served};
+use crate::request::{api_for, parents_api, retry};
+
+/// Deletes one object (background propagation); gone already is fine.
+pub(crate) async fn delete_object(res: &Resolver, a: &Action, dry_run: bool) -> Result<(), KubeError> {
+    let Some(r) =
+        res.resolve(&a.api_version, &a.kind).await.map_err(KubeError::api(format!("discover {}", a.api_version)))?
+    else {
+        return Ok(());
+    };
+    let api = api_for(res.client(), &r, a.namespace.as_deref());
+    let mut dp = DeleteParams::background();
+    if dry_run {
+        dp = dp.dry_run();
+    }
+    match retry(|| api.delete(&a.name, &dp)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(KubeError::Api { what: format!("delete {}", a.display_name()), error: e }),
+    }
+}
+
+/// Waits until every one of `objects` is gone (finalizers included), with
+/// kube-runtime's `is_deleted` condition on a watch of each.
+pub(crate) async fn wait_gone(res: &Resolver, objects: &[&Action], timeout: Duration) -> Result<(), KubeError> {
+    let began = Instant::now();
+    for a in objects {
+        let Ok(Some(r)) = res.resolve(&a.api_version, &a.kind).await else { continue };
+        let api = api_for(res.client(), &r, a.namespace.as_deref());
+        let live = retry(|| api.get_opt(&a.name)).await.map_err(KubeError::api(a.display_name()))?;
+        let Some(uid) = live.and_then(|o| o.metadata.uid) else { continue };
+        let left = timeout.saturating_sub(began.elapsed());
+        match tokio::time::timeout(left, await_condition(api, &a.name, is_deleted(&uid))).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => return Err(KubeError::Watch { what: a.display_name(), error }),
+            Err(_) => return Err(KubeError::NotDeleted { object: a.display_name(), seconds: timeout.as_secs() }),
+        }
+    }
+    Ok(())
+}
+
+/// Deletes an ApplySet parent; gone already is fine.
+pub(crate) async fn delete_parent(res: &Resolver, name: &str) -> Result<(), KubeError> {
+    let (api, dp) = (parents_api(res.client()), DeleteParams::default());
+    match retry(|| api.delete(name, &dp)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(KubeError::Api { what: format!("delete ApplySet parent {name}"), error: e }),
+    }
+}
+
+/// Why a live object in a namespace rekube would delete is not rekube's to
+/// delete: a member of an ApplySet not in `ours`, or made by a person or
+/// another tool (its first manager is kubectl or helm, or it carries
+/// Helm's, Argo CD's or Flux's marks). Objects already being deleted and
+/// objects the system makes go with the namespace.
+fn foreign(v: &Value, ours: &BTreeSet<String>) -> Option<String> {
+    if v.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null()) || made_by_the_system(v) {
+        return None;
+    }
+    if let Some(p) = applyset::part_of(v) {
+        return (!ours.contains(p)).then(|| format!("a member of another ApplySet ({p})"));
+    }
+    let creator = v.pointer("/metadata/managedFields/0/manager").and_then(Value::as_str).unwrap_or_default();
+    if creator.starts_with("kubectl") || creator == "helm" {
+        return Some(format!("made by {creator}"));
+    }
+    applyset::foreign_owner(v).map(|o| format!("managed by {o}"))
+}
+
+/// Of the Namespaces to delete, those that hold nothing foreign (see
+/// [`foreign`]); each other one is named in `kept` with what it holds.
+/// Deleting a namespace deletes everything in it, and rekube deletes only
+/// what it created.
+pub(crate) async fn emptied_namespaces<'a>(
+    res: &Resolver,
+    namespaces: Vec<&'a Action>,
+    ours: &BTreeSet<String>,
+    kept: &mut Vec<String>,
+) -> Result<Vec<&'a Action>, KubeError> {
+    if namespaces.is_empty() {
+        return Ok(namespaces);
+    }
+    let mut kinds = Vec::new();
+    for s in served(res.client(), true).await.map_err(KubeError::api("discover resources"))? {
+        let gv = s.group_version();
+        for r in s.resources.into_iter().flat_map(|l| l.resources) {
+            if r.namespaced && !r.name.contains('/') && r.verbs.iter().any(|v| v == "list") && r.kind != "Event" {
+                let (group, version) = gv.split_once('/').unwrap_or(("", gv.as_str()));
+                kinds.push(kube::core::ApiResource {
+                    group: group.into(),
+                    version: version.into(),
+                    api_version: gv.clone(),
+                    kind: r.kind.clone(),
+                    plural: r.name.clone(),
+                });
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for a in namespaces {
+        let ns = a.name.clone();
+        let found = futures::stream::iter(kinds.iter().cloned())
+            .map(|ar| {
+                let ns = ns.clone();
+                async move {
+                    let api: Api<DynamicObject> = Api::namespaced_with(res.client().clone(), &ns, &ar);
+                    let items = api.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+                    items.into_iter().find_map(|mut o| {
+                        o.types =
+                            Some(kube::core::TypeMeta { api_version: ar.api_version.clone(), kind: ar.kind.clone() });
+                        let v = serde_json::to_value(&o).ok()?;
+                        foreign(&v, ours)
+                            .map(|why| format!("{} {ns}/{} ({why})", ar.kind, o.metadata.name.unwrap_or_default()))
+                    })
+                }
+            })
+            .buffer_unordered(16)
+            .filter_map(|x| async move { x })
+            .collect::<Vec<_>>()
+            .await;
+        match found.into_iter().min() {
+            Some(what) => {
+                kept.push(format!("Namespace {ns} kept: it holds {what}; delete that by hand, then run this again"))
+            }
+            None => out.push(a),
+        }
+    }
+    Ok(out)
+}

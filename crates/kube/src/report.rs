@@ -1,0 +1,82 @@
+//! What apply and destroy report, as they go and at the end. A leaf: it
+//! imports nothing from the crate, so every operation can share it.
+
+/// Progress, reported as it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Waiting for the components it needs.
+    Waiting {
+        /// The component.
+        component: String,
+    },
+    /// Writing objects.
+    Applying {
+        /// The component.
+        component: String,
+        /// Objects written so far.
+        done: usize,
+        /// Objects to write.
+        total: usize,
+    },
+    /// Waiting for health.
+    WaitingHealth {
+        /// The component.
+        component: String,
+        /// What it waits for.
+        pending: String,
+    },
+    /// A Namespace that was to be deleted is kept: it holds what is not ours.
+    Kept {
+        /// The component.
+        component: String,
+        /// `Namespace x: holds ConfigMap x/y (by kubectl-create)`.
+        what: String,
+    },
+    /// Finished.
+    Done {
+        /// The component.
+        component: String,
+        /// What happened.
+        outcome: ComponentOutcome,
+    },
+}
+
+/// How one component ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComponentOutcome {
+    /// Converged and healthy.
+    Done {
+        /// Objects created or updated.
+        written: usize,
+        /// Objects deleted.
+        deleted: usize,
+        /// Objects left alone.
+        unchanged: usize,
+    },
+    /// Failed; why.
+    Failed(String),
+    /// Not started because something it needs failed.
+    Skipped,
+}
+
+/// The result of an apply.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyReport {
+    /// Outcome per component, in plan order.
+    pub components: Vec<(String, ComponentOutcome)>,
+}
+
+impl ApplyReport {
+    /// Whether any component failed or was skipped.
+    pub fn failed(&self) -> bool {
+        self.components.iter().any(|(_, o)| !matches!(o, ComponentOutcome::Done { .. }))
+    }
+
+    /// Total objects written.
+    pub fn written(&self) -> usize {
+        self.components
+            .iter()
+            .map(|(_, o)| if let ComponentOutcome::Done { written, .. } = o { *written } else { 0 })
+            .sum()
+    }
+}

@@ -33,6 +33,15 @@ trap 'rm -f "$log"' EXIT
 # (rekube_testbed::k8s_version reads REKUBE_TEST_K8S).
 status=0
 cargo build --workspace --tests --locked
+# Style gates: one format, no clippy warnings, no line over 120 columns.
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
+long="$(find crates -name '*.rs' -print0 | xargs -0 awk 'length > 120 { print FILENAME ":" FNR }')"
+if [ -n "$long" ]; then
+  echo "[test] lines over 120 columns:" >&2
+  echo "$long" >&2
+  exit 1
+fi
 for version in ${REKUBE_TEST_VERSIONS:-1.20 1.34}; do
   tv=$(secs)
   set +e

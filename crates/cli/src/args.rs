@@ -15,7 +15,13 @@ pub struct Cli {
 }
 
 /// Exit codes, printed under `--help`.
-pub const EXIT_CODES: &str = "Exit codes:\n  0  success\n  1  invalid input, or the operation failed\n  2  changes or drift present (with --detailed-exitcode)\n  3  internal error (a bug: please report it)";
+pub const EXIT_CODES: &str = concat!(
+    "Exit codes:\n",
+    "  0  success\n",
+    "  1  invalid input, or the operation failed\n",
+    "  2  changes or drift present (with --detailed-exitcode)\n",
+    "  3  internal error (a bug: please report it)",
+);
 
 /// Flags every command takes.
 #[derive(Debug, Clone, Args)]

@@ -68,7 +68,17 @@ fn age_key(w: &Workdir, file: &str) -> String {
 fn spec(w: &Workdir, clusters: &str, backup: &str) {
     w.write(
         "rekube.yaml",
-        &format!("clusters:\n{clusters}components:\n  shop:\n    manifests: ./shop\nenvironments:\n  a: {{ cluster: a }}\n  b: {{ cluster: b }}\nbackup:\n{backup}"),
+        &format!(
+            "clusters:\
+             \n{clusters}components:\
+             \n  shop:\
+             \n    manifests: ./shop\
+             \nenvironments:\
+             \n  a: {{ cluster: a }}\
+             \n  b: {{ cluster: b }}\
+             \nbackup:\
+             \n{backup}"
+        ),
     );
 }
 
@@ -110,7 +120,22 @@ fn fill_at_runtime(a: &TestCluster, w: &Workdir) {
     let widget_uid =
         kubectl_json(a, &["-n", "shop", "get", "widget", "gear"])["metadata"]["uid"].as_str().unwrap().to_string();
     let owned = format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: owned\n  namespace: shop\n  ownerReferences: [{{ apiVersion: v1, kind: ConfigMap, name: owner, uid: {owner_uid} }}]\ndata: {{ role: owned }}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: gear-token\n  namespace: shop\n  ownerReferences: [{{ apiVersion: example.com/v1, kind: Widget, name: gear, uid: {widget_uid}, controller: true }}]\nstringData: {{ token: gear-s3cr3t }}\n"
+        "apiVersion: v1\
+         \nkind: ConfigMap\
+         \nmetadata:\
+         \n  name: owned\
+         \n  namespace: shop\
+         \n  ownerReferences: [{{ apiVersion: v1, kind: ConfigMap, name: owner, uid: {owner_uid} }}]\
+         \ndata: {{ role: owned }}\
+         \n---\
+         \napiVersion: v1\
+         \nkind: Secret\
+         \nmetadata:\
+         \n  name: gear-token\
+         \n  namespace: shop\
+         \n  ownerReferences: [{{ apiVersion: example.com/v1, kind: Widget, name: gear, \
+         uid: {widget_uid}, controller: true }}]\
+         \nstringData: {{ token: gear-s3cr3t }}\n"
     );
     w.write("runtime/owned.yaml", &owned);
     get(a, &["apply", "-f", w.path("runtime/owned.yaml").to_str().unwrap()]);
@@ -266,7 +291,8 @@ async fn round_trip_into_a_fresh_cluster_from_a_directory_and_from_s3() {
 
     // To S3 (moto), restored under another namespace name.
     let py = format!(
-        "import boto3; boto3.client('s3', endpoint_url='{}', aws_access_key_id='k', aws_secret_access_key='s', region_name='us-east-1').create_bucket(Bucket='backups')",
+        "import boto3; boto3.client('s3', endpoint_url='{}', aws_access_key_id='k', aws_secret_access_key='s', \
+         region_name='us-east-1').create_bucket(Bucket='backups')",
         moto.endpoint()
     );
     let made = std::process::Command::new(moto.python()).args(["-c", &py]).output().unwrap();

@@ -58,10 +58,41 @@ fn web_files(p: &Platform, message: &str) {
     );
     p.write("web/extra.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-extra\ndata:\n  a: b\n");
     // No `protocol`: v1.20 refuses this in server-side apply unless defaulted.
-    p.write("web/service.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports:\n    - port: 80\n      targetPort: 8080\n");
+    p.write(
+        "web/service.yaml",
+        concat!(
+            "apiVersion: v1\n",
+            "kind: Service\n",
+            "metadata:\n",
+            "  name: web\n",
+            "spec:\n",
+            "  selector: {app: web}\n",
+            "  ports:\n",
+            "    - port: 80\n",
+            "      targetPort: 8080\n",
+        ),
+    );
     p.write(
         "web/deploy.yaml",
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n        - name: web\n          image: nginx:1.25\n          ports:\n            - containerPort: 8080\n",
+        concat!(
+            "apiVersion: apps/v1\n",
+            "kind: Deployment\n",
+            "metadata:\n",
+            "  name: web\n",
+            "spec:\n",
+            "  replicas: 2\n",
+            "  selector:\n",
+            "    matchLabels: {app: web}\n",
+            "  template:\n",
+            "    metadata:\n",
+            "      labels: {app: web}\n",
+            "    spec:\n",
+            "      containers:\n",
+            "        - name: web\n",
+            "          image: nginx:1.25\n",
+            "          ports:\n",
+            "            - containerPort: 8080\n",
+        ),
     );
 }
 
@@ -70,7 +101,26 @@ fn app_files(p: &Platform) {
         "app/secret.yaml",
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app-db\nstringData:\n  password: hunter2\n",
     );
-    p.write("app/deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: app}\n  template:\n    metadata:\n      labels: {app: app}\n    spec:\n      containers:\n        - name: app\n          image: busybox:1.36\n");
+    p.write(
+        "app/deploy.yaml",
+        concat!(
+            "apiVersion: apps/v1\n",
+            "kind: Deployment\n",
+            "metadata:\n",
+            "  name: app\n",
+            "spec:\n",
+            "  replicas: 1\n",
+            "  selector:\n",
+            "    matchLabels: {app: app}\n",
+            "  template:\n",
+            "    metadata:\n",
+            "      labels: {app: app}\n",
+            "    spec:\n",
+            "      containers:\n",
+            "        - name: app\n",
+            "          image: busybox:1.36\n",
+        ),
+    );
 }
 
 fn resource_versions(cluster: &TestCluster) -> String {
@@ -241,7 +291,23 @@ async fn failing_deployment_names_the_pod_reason_and_skips_dependents() {
     let p = Platform::new(&cluster, "failing");
     p.write(
         "web/deploy.yaml",
-        &format!("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web, {FAIL_LABEL}: CrashLoopBackOff}}\n    spec:\n      containers:\n        - name: web\n          image: nginx:1.25\n"),
+        &format!(
+            "apiVersion: apps/v1\
+             \nkind: Deployment\
+             \nmetadata:\
+             \n  name: web\
+             \nspec:\
+             \n  replicas: 2\
+             \n  selector:\
+             \n    matchLabels: {{app: web}}\
+             \n  template:\
+             \n    metadata:\
+             \n      labels: {{app: web, {FAIL_LABEL}: CrashLoopBackOff}}\
+             \n    spec:\
+             \n      containers:\
+             \n        - name: web\
+             \n          image: nginx:1.25\n"
+        ),
     );
     app_files(&p);
     p.spec(&format!("{WEB}{APP}"));
@@ -283,9 +349,28 @@ fn huge_crd(name: &str) -> String {
             )
         })
         .collect();
+    let kind = format!("{}{}", name[..1].to_uppercase(), &name[1..]);
     format!(
-        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {name}s.example.com\nspec:\n  group: example.com\n  names: {{kind: {kind}, plural: {name}s, singular: {name}}}\n  scope: Namespaced\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema:\n          type: object\n          properties:\n            spec:\n              type: object\n              properties:\n{props}",
-        kind = format!("{}{}", name[..1].to_uppercase(), &name[1..])
+        "apiVersion: apiextensions.k8s.io/v1\
+         \nkind: CustomResourceDefinition\
+         \nmetadata:\
+         \n  name: {name}s.example.com\
+         \nspec:\
+         \n  group: example.com\
+         \n  names: {{kind: {kind}, plural: {name}s, singular: {name}}}\
+         \n  scope: Namespaced\
+         \n  versions:\
+         \n    - name: v1\
+         \n      served: true\
+         \n      storage: true\
+         \n      schema:\
+         \n        openAPIV3Schema:\
+         \n          type: object\
+         \n          properties:\
+         \n            spec:\
+         \n              type: object\
+         \n              properties:\
+         \n{props}"
     )
 }
 
@@ -305,7 +390,15 @@ async fn custom_resources_wait_for_their_crd_even_a_huge_one() {
         "uses/widget.yaml",
         "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: app-widget\nspec:\n  f2: two\n",
     );
-    p.spec("  crds:\n    manifests: ./crds\n    namespace: widgets\n  uses:\n    manifests: ./uses\n    namespace: widgets\n    needs: [crds]\n");
+    p.spec(concat!(
+        "  crds:\n",
+        "    manifests: ./crds\n",
+        "    namespace: widgets\n",
+        "  uses:\n",
+        "    manifests: ./uses\n",
+        "    namespace: widgets\n",
+        "    needs: [crds]\n",
+    ));
     let plan = ok(&p.rekube(&["plan", "test"]));
     assert!(plan.contains("+ Widget widgets/default") && plan.contains("+ Widget widgets/app-widget"), "{plan}");
     ok(&p.rekube(&["apply", "test"]));
@@ -363,7 +456,24 @@ async fn drift_names_each_hand_change_with_its_manager_and_apply_reverts_it() {
     web_files(&p, "hello");
     app_files(&p);
     p.write("web/settings.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: \"1\"\n");
-    p.write("web/autoscaled.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: autoscaled\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: autoscaled}\n  template:\n    metadata:\n      labels: {app: autoscaled}\n    spec:\n      containers: [{name: a, image: \"nginx:1.25\"}]\n");
+    p.write(
+        "web/autoscaled.yaml",
+        concat!(
+            "apiVersion: apps/v1\n",
+            "kind: Deployment\n",
+            "metadata:\n",
+            "  name: autoscaled\n",
+            "spec:\n",
+            "  replicas: 1\n",
+            "  selector:\n",
+            "    matchLabels: {app: autoscaled}\n",
+            "  template:\n",
+            "    metadata:\n",
+            "      labels: {app: autoscaled}\n",
+            "    spec:\n",
+            "      containers: [{name: a, image: \"nginx:1.25\"}]\n",
+        ),
+    );
     p.write("web/tuned.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tuned\ndata:\n  level: \"1\"\n");
     p.spec(&format!("{WEB}    ignore-differences: [{{ kind: ConfigMap, name: tuned, paths: [data.level] }}]\n{APP}"));
     ok(&p.rekube(&["apply", "test"]));
@@ -465,11 +575,8 @@ async fn drift_names_each_hand_change_with_its_manager_and_apply_reverts_it() {
     assert!(plan.contains(r#"data.a: "edited" → "1"  (hand change by kubectl-edit: reverted)"#), "{plan}");
     let apply = p.rekube(&["apply", "test"]);
     ok(&apply);
-    assert!(
-        err(&apply).contains(r#"reverted ConfigMap web/settings data.a: "edited" → "1" (changed by kubectl-edit at "#),
-        "{}",
-        err(&apply)
-    );
+    let reverted = r#"reverted ConfigMap web/settings data.a: "edited" → "1" (changed by kubectl-edit at "#;
+    assert!(err(&apply).contains(reverted), "{}", err(&apply));
     assert!(
         err(&apply).contains("reverted Deployment app/app spec.template.spec.containers[0].image"),
         "{}",
@@ -531,7 +638,19 @@ async fn charts_render_for_what_the_cluster_serves() {
     p.write("chart/Chart.yaml", "apiVersion: v2\nname: mon\nversion: 0.1.0\n");
     p.write(
         "chart/templates/all.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: always\n{{- if .Capabilities.APIVersions.Has \"example.com/v1/Gadget\" }}\n---\napiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: only-with-crd\n{{- end }}\n",
+        concat!(
+            "apiVersion: v1\n",
+            "kind: ConfigMap\n",
+            "metadata:\n",
+            "  name: always\n",
+            "{{- if .Capabilities.APIVersions.Has \"example.com/v1/Gadget\" }}\n",
+            "---\n",
+            "apiVersion: example.com/v1\n",
+            "kind: Gadget\n",
+            "metadata:\n",
+            "  name: only-with-crd\n",
+            "{{- end }}\n",
+        ),
     );
     p.spec("  mon:\n    chart: { path: ./chart }\n    namespace: mon\n");
     let plan = ok(&p.rekube(&["plan", "test"]));
@@ -539,7 +658,20 @@ async fn charts_render_for_what_the_cluster_serves() {
     // Another team installs the CRD: the chart now renders its custom resource.
     p.write(
         "crd.yaml",
-        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: { name: gadgets.example.com }\nspec:\n  group: example.com\n  scope: Namespaced\n  names: { plural: gadgets, singular: gadget, kind: Gadget }\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema: { openAPIV3Schema: { type: object, x-kubernetes-preserve-unknown-fields: true } }\n",
+        concat!(
+            "apiVersion: apiextensions.k8s.io/v1\n",
+            "kind: CustomResourceDefinition\n",
+            "metadata: { name: gadgets.example.com }\n",
+            "spec:\n",
+            "  group: example.com\n",
+            "  scope: Namespaced\n",
+            "  names: { plural: gadgets, singular: gadget, kind: Gadget }\n",
+            "  versions:\n",
+            "    - name: v1\n",
+            "      served: true\n",
+            "      storage: true\n",
+            "      schema: { openAPIV3Schema: { type: object, x-kubernetes-preserve-unknown-fields: true } }\n",
+        ),
     );
     get(&cluster, &["apply", "-f", p.path("crd.yaml").to_str().unwrap()]);
     get(&cluster, &["wait", "--for=condition=Established", "crd/gadgets.example.com", "--timeout=60s"]);
@@ -562,7 +694,13 @@ async fn a_refused_write_is_one_readable_line_not_a_status_dump() {
     assert_eq!(apply.status.code(), Some(1));
     let e = err(&apply);
     let line = e.lines().find(|l| l.starts_with("m: FAILED:")).unwrap_or_else(|| panic!("{e}"));
-    assert!(line.contains("apply Service m/bad: Service \"bad\" is invalid: [spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535"), "{line}");
+    assert!(
+        line.contains(
+            "apply Service m/bad: Service \"bad\" is invalid: \
+             [spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535"
+        ),
+        "{line}"
+    );
     assert!(line.ends_with("(Invalid, HTTP 422)"), "the server's reason and code, once: {line}");
     assert!(!e.contains("Status {") && !e.contains("ErrorResponse") && !e.contains("ApiError"), "no Debug dump:\n{e}");
 }

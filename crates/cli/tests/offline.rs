@@ -27,16 +27,36 @@ fn spec_dir(spec: &str) -> tempfile::TempDir {
 
 #[test]
 fn validate_reports_every_error_with_position_and_exits_1() {
-    let dir = spec_dir(
-        "clusters:\n  dev: { provider: local }\ncomponents:\n  web:\n    manifests: ./web\n    need: [db]\nenvironments:\n  dev: { cluster: dve }\n",
-    );
+    let dir = spec_dir(concat!(
+        "clusters:\n",
+        "  dev: { provider: local }\n",
+        "components:\n",
+        "  web:\n",
+        "    manifests: ./web\n",
+        "    need: [db]\n",
+        "environments:\n",
+        "  dev: { cluster: dve }\n",
+    ));
     let out = rekube(dir.path(), &["validate"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stdout), "", "nothing on stdout");
     insta::assert_snapshot!(text(&out.stderr));
 
     // Once the key is fixed, the remaining problems are all listed at once.
-    std::fs::write(dir.path().join("rekube.yaml"), "clusters:\n  dev: { provider: local }\ncomponents:\n  web:\n    manifests: ./web\n    needs: [db]\nenvironments:\n  dev: { cluster: dve }\n").unwrap();
+    std::fs::write(
+        dir.path().join("rekube.yaml"),
+        concat!(
+            "clusters:\n",
+            "  dev: { provider: local }\n",
+            "components:\n",
+            "  web:\n",
+            "    manifests: ./web\n",
+            "    needs: [db]\n",
+            "environments:\n",
+            "  dev: { cluster: dve }\n",
+        ),
+    )
+    .unwrap();
     let out = rekube(dir.path(), &["validate"]);
     assert_eq!(out.status.code(), Some(1));
     insta::assert_snapshot!(text(&out.stderr));
@@ -57,7 +77,10 @@ fn validate_render_and_json_of_the_example_platform() {
     };
     let out = run(&["validate"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    insta::assert_snapshot!(text(&out.stderr), @"rekube.yaml: valid (2 clusters, 2 components, 2 environments rendered: 14 objects)");
+    insta::assert_snapshot!(
+        text(&out.stderr),
+        @"rekube.yaml: valid (2 clusters, 2 components, 2 environments rendered: 14 objects)"
+    );
 
     let out = run(&["validate", "dev", "-o", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -94,7 +117,12 @@ fn lock_check_fails_without_a_lock_and_passes_after_lock() {
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform/charts/hello")
     ]);
     let dir = spec_dir(&format!(
-        "clusters: {{ dev: {{ provider: local }} }}\ncomponents:\n  web:\n    chart: {{ repo: {}, name: hello, version: \"~0.1\" }}\n    namespace: web\nenvironments: {{ dev: {{ cluster: dev }} }}\n",
+        "clusters: {{ dev: {{ provider: local }} }}\
+         \ncomponents:\
+         \n  web:\
+         \n    chart: {{ repo: {}, name: hello, version: \"~0.1\" }}\
+         \n    namespace: web\
+         \nenvironments: {{ dev: {{ cluster: dev }} }}\n",
         repo.url()
     ));
     let out = rekube(dir.path(), &["lock", "--check"]);
@@ -138,7 +166,8 @@ fn backup_bad_input_is_refused_before_any_cluster_or_store_is_touched() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
-        "error: rekube.yaml has no `backup:` section\nhint: add `backup: { store: ./backups, encrypt-secrets: [age1...] }` (or `store: s3://bucket/prefix`)\n"
+        "error: rekube.yaml has no `backup:` section\
+         \nhint: add `backup: { store: ./backups, encrypt-secrets: [age1...] }` (or `store: s3://bucket/prefix`)\n"
     );
 
     std::fs::write(
@@ -152,7 +181,8 @@ fn backup_bad_input_is_refused_before_any_cluster_or_store_is_touched() {
     let out = rekube(dir.path(), &["backup", "restore", "x", "--to", "dev", "--namespace-map", "shop"]);
     assert_eq!(
         text(&out.stderr),
-        "error: --namespace-map `shop` is not OLD:NEW\nhint: write it like `--namespace-map shop:shop-restored`; both are namespace names\n"
+        "error: --namespace-map `shop` is not OLD:NEW\
+         \nhint: write it like `--namespace-map shop:shop-restored`; both are namespace names\n"
     );
     let out = rekube(dir.path(), &["backup", "describe", "nope"]);
     assert!(text(&out.stderr).starts_with("error: no backup `nope` in "), "{}", text(&out.stderr));

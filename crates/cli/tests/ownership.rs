@@ -295,7 +295,20 @@ fn per_env_chart(p: &Project) {
     p.write("chart/values.yaml", "ns: web\n");
     p.write(
         "chart/templates/all.yaml",
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {{ .Values.ns }}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\n  namespace: {{ .Values.ns }}\ndata:\n  env: {{ .Values.ns }}\n",
+        concat!(
+            "apiVersion: v1\n",
+            "kind: Namespace\n",
+            "metadata:\n",
+            "  name: {{ .Values.ns }}\n",
+            "---\n",
+            "apiVersion: v1\n",
+            "kind: ConfigMap\n",
+            "metadata:\n",
+            "  name: web-config\n",
+            "  namespace: {{ .Values.ns }}\n",
+            "data:\n",
+            "  env: {{ .Values.ns }}\n",
+        ),
     );
 }
 
@@ -345,7 +358,19 @@ async fn a_shared_namespace_has_one_owner_whatever_is_applied() {
     let p = Project::new(&cluster, "shared-ns", "sharing");
     p.write("web/cm.yaml", &configmap("web-config", "1"));
     p.write("app/cm.yaml", &configmap("app-config", "1"));
-    p.spec("", "  web:\n    manifests: ./web\n    namespace: shared\n  app:\n    manifests: ./app\n    namespace: shared\n    needs: [web]\n", PROD);
+    p.spec(
+        "",
+        concat!(
+            "  web:\n",
+            "    manifests: ./web\n",
+            "    namespace: shared\n",
+            "  app:\n",
+            "    manifests: ./app\n",
+            "    namespace: shared\n",
+            "    needs: [web]\n",
+        ),
+        PROD,
+    );
     let owner = || {
         get(&cluster, &["get", "ns", "shared", "-o", "jsonpath={.metadata.labels.applyset\\.kubernetes\\.io/part-of}"])
     };
@@ -394,7 +419,23 @@ async fn one_writer_at_a_time_and_a_killed_one_leaves_a_lease_that_expires() {
     let p = Project::new(&cluster, "lease", "leasing");
     p.write(
         "web/deploy.yaml",
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n        - name: web\n          image: nginx:1.25\n",
+        concat!(
+            "apiVersion: apps/v1\n",
+            "kind: Deployment\n",
+            "metadata:\n",
+            "  name: web\n",
+            "spec:\n",
+            "  replicas: 1\n",
+            "  selector:\n",
+            "    matchLabels: {app: web}\n",
+            "  template:\n",
+            "    metadata:\n",
+            "      labels: {app: web}\n",
+            "    spec:\n",
+            "      containers:\n",
+            "        - name: web\n",
+            "          image: nginx:1.25\n",
+        ),
     );
     p.spec("", "  web:\n    manifests: ./web\n    namespace: web\n", PROD);
     let mut first =
@@ -455,7 +496,16 @@ async fn one_writer_at_a_time_and_a_killed_one_leaves_a_lease_that_expires() {
 
     // Someone else's live lease: refused, then taken with --break-lock.
     let lease_yaml = format!(
-        "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: rekube.leasing.prod\n  namespace: rekube-system\n  annotations: {{rekube.dev/command: destroy prod, rekube.dev/started: x}}\nspec:\n  holderIdentity: ci-runner/4242\n  leaseDurationSeconds: 3600\n  renewTime: \"{}\"\n",
+        "apiVersion: coordination.k8s.io/v1\
+         \nkind: Lease\
+         \nmetadata:\
+         \n  name: rekube.leasing.prod\
+         \n  namespace: rekube-system\
+         \n  annotations: {{rekube.dev/command: destroy prod, rekube.dev/started: x}}\
+         \nspec:\
+         \n  holderIdentity: ci-runner/4242\
+         \n  leaseDurationSeconds: 3600\
+         \n  renewTime: \"{}\"\n",
         now_micro()
     );
     let yaml_path = p.w.path("lease.yaml");
@@ -490,7 +540,35 @@ async fn a_cluster_applied_before_0_2_migrates_in_place() {
     let legacy = rekube_plan::applyset::legacy_id("web");
     let p = Project::new(&cluster, "migrate", "migrating");
     let old = format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: old\n  labels: {{applyset.kubernetes.io/part-of: {legacy}}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\n  namespace: old\n  labels: {{applyset.kubernetes.io/part-of: {legacy}}}\ndata:\n  v: \"1\"\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: rekube-system\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: rekube.web\n  namespace: rekube-system\n  labels: {{applyset.kubernetes.io/id: {legacy}}}\n  annotations:\n    applyset.kubernetes.io/tooling: rekube/v0.1.0\n    applyset.kubernetes.io/contains-group-kinds: ConfigMap,Namespace\n"
+        "apiVersion: v1\
+         \nkind: Namespace\
+         \nmetadata:\
+         \n  name: old\
+         \n  labels: {{applyset.kubernetes.io/part-of: {legacy}}}\
+         \n---\
+         \napiVersion: v1\
+         \nkind: ConfigMap\
+         \nmetadata:\
+         \n  name: web-config\
+         \n  namespace: old\
+         \n  labels: {{applyset.kubernetes.io/part-of: {legacy}}}\
+         \ndata:\
+         \n  v: \"1\"\
+         \n---\
+         \napiVersion: v1\
+         \nkind: Namespace\
+         \nmetadata:\
+         \n  name: rekube-system\
+         \n---\
+         \napiVersion: v1\
+         \nkind: ConfigMap\
+         \nmetadata:\
+         \n  name: rekube.web\
+         \n  namespace: rekube-system\
+         \n  labels: {{applyset.kubernetes.io/id: {legacy}}}\
+         \n  annotations:\
+         \n    applyset.kubernetes.io/tooling: rekube/v0.1.0\
+         \n    applyset.kubernetes.io/contains-group-kinds: ConfigMap,Namespace\n"
     );
     let path = p.w.path("old.yaml");
     std::fs::write(&path, old).unwrap();

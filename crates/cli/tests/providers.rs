@@ -59,7 +59,14 @@ async fn exec_provider_runs_a_local_cluster_through_the_protocol() {
     w.write("app/settings.yaml", CONFIGMAP);
     w.write(
         "rekube.yaml",
-        "clusters:\n  lab: { provider: exec, exec: ./providers/rekube-local.sh }\ncomponents:\n  app: { manifests: ./app, namespace: app }\nenvironments:\n  lab: { cluster: lab }\n",
+        concat!(
+            "clusters:\n",
+            "  lab: { provider: exec, exec: ./providers/rekube-local.sh }\n",
+            "components:\n",
+            "  app: { manifests: ./app, namespace: app }\n",
+            "environments:\n",
+            "  lab: { cluster: lab }\n",
+        ),
     );
     let up = w.rekube(&["up", "lab"]);
     ok(&up);
@@ -116,12 +123,15 @@ esac"#,
     fake_tool(
         &w,
         "k3d",
-        r#"case "$1 $2" in
-  "cluster list") if [ -f "$FAKE_STATE" ]; then echo "[{\"name\":\"$(cat "$FAKE_STATE")\"}]"; else echo "[]"; fi; exit 0;;
+        concat!(
+            r#"case "$1 $2" in
+  "cluster list") if [ -f "$FAKE_STATE" ]; then echo "[{\"name\":\"$(cat "$FAKE_STATE")\"}]"; "#,
+            r#"else echo "[]"; fi; exit 0;;
   "cluster create") echo "$3" > "$FAKE_STATE"; exit 0;;
   "kubeconfig get") cat "$FAKE_KUBECONFIG"; exit 0;;
   "cluster delete") rm -f "$FAKE_STATE"; exit 0;;
-esac"#,
+esac"#
+        ),
     );
     w.env("PATH", &format!("{}:{}", w.path("bin").display(), std::env::var("PATH").unwrap()));
     w.env("FAKE_LOG", w.path("calls.log").to_str().unwrap());
@@ -135,13 +145,21 @@ esac"#,
         ),
         (
             "k3d",
-            "k3d cluster create dev --kubeconfig-update-default=false --kubeconfig-switch-context=false --wait --image rancher/k3s:v1.20.2-k3s1",
+            "k3d cluster create dev --kubeconfig-update-default=false --kubeconfig-switch-context=false \
+             --wait --image rancher/k3s:v1.20.2-k3s1",
         ),
     ] {
         let _ = std::fs::remove_file(w.path("calls.log"));
         w.write(
             "rekube.yaml",
-            &format!("clusters:\n  dev: {{ provider: {tool}, kubernetes: \"1.20.2\" }}\ncomponents:\n  app: {{ manifests: ./app, namespace: app }}\nenvironments:\n  dev: {{ cluster: dev }}\n"),
+            &format!(
+                "clusters:\
+                 \n  dev: {{ provider: {tool}, kubernetes: \"1.20.2\" }}\
+                 \ncomponents:\
+                 \n  app: {{ manifests: ./app, namespace: app }}\
+                 \nenvironments:\
+                 \n  dev: {{ cluster: dev }}\n"
+            ),
         );
         ok(&w.rekube(&["up", "dev"]));
         assert_eq!(
@@ -197,7 +215,20 @@ async fn prerequisites_lock_and_up_killed_at_three_steps_then_resumed() {
     // The bucket is a directory; making it takes a moment, so `up` can be caught in the middle.
     w.write(
         "rekube.yaml",
-        "clusters:\n  dev:\n    provider: local\n    prerequisites:\n      - name: bucket\n        check: [test, -d, bucket]\n        create: [sh, -c, 'echo made >> made.log; sleep 1; mkdir bucket']\n        delete: [rmdir, bucket]\ncomponents:\n  app: { manifests: ./app, namespace: app }\nenvironments:\n  dev: { cluster: dev }\n",
+        concat!(
+            "clusters:\n",
+            "  dev:\n",
+            "    provider: local\n",
+            "    prerequisites:\n",
+            "      - name: bucket\n",
+            "        check: [test, -d, bucket]\n",
+            "        create: [sh, -c, 'echo made >> made.log; sleep 1; mkdir bucket']\n",
+            "        delete: [rmdir, bucket]\n",
+            "components:\n",
+            "  app: { manifests: ./app, namespace: app }\n",
+            "environments:\n",
+            "  dev: { cluster: dev }\n",
+        ),
     );
 
     // 1. Killed while the prerequisite is being made; a second run meanwhile is refused by the lock.
@@ -274,7 +305,12 @@ async fn rebuild_check_proves_a_rebuild_and_catches_a_random_value() {
     w.write("charts/noisy/templates/cm.yaml", RANDOM_TEMPLATE);
     let spec = |extra: &str| {
         format!(
-            "clusters:\n  dev: {{ provider: local }}\ncomponents:\n  app: {{ manifests: ./app, namespace: app }}\n{extra}environments:\n  dev: {{ cluster: dev }}\n"
+            "clusters:\
+             \n  dev: {{ provider: local }}\
+             \ncomponents:\
+             \n  app: {{ manifests: ./app, namespace: app }}\
+             \n{extra}environments:\
+             \n  dev: {{ cluster: dev }}\n"
         )
     };
     w.write("rekube.yaml", &spec(""));
@@ -338,7 +374,14 @@ async fn down_releases_load_balancers_before_anything_else_and_keeps_an_existing
     w.write("edge/objects.yaml", LOAD_BALANCED);
     w.write(
         "rekube.yaml",
-        &format!("clusters:\n{}components:\n  edge: {{ manifests: ./edge, namespace: edge }}\nenvironments:\n  prod: {{ cluster: prod }}\n", common::existing("prod", &cluster, "release")),
+        &format!(
+            "clusters:\
+             \n{}components:\
+             \n  edge: {{ manifests: ./edge, namespace: edge }}\
+             \nenvironments:\
+             \n  prod: {{ cluster: prod }}\n",
+            common::existing("prod", &cluster, "release")
+        ),
     );
     // No cloud here gives the LoadBalancer an address, so do not wait for health.
     ok(&w.rekube(&["apply", "prod", "--no-wait"]));
@@ -361,7 +404,17 @@ async fn rebuild_check_killed_while_rebuilding_resumes_without_tearing_down_agai
     w.write("app/settings.yaml", CONFIGMAP);
     w.write(
         "rekube.yaml",
-        "clusters:\n  dev:\n    provider: local\n    prerequisites:\n      - { name: bucket, check: [test, -d, bucket], create: [mkdir, bucket], delete: [rmdir, bucket] }\ncomponents:\n  app: { manifests: ./app, namespace: app }\nenvironments:\n  dev: { cluster: dev }\n",
+        concat!(
+            "clusters:\n",
+            "  dev:\n",
+            "    provider: local\n",
+            "    prerequisites:\n",
+            "      - { name: bucket, check: [test, -d, bucket], create: [mkdir, bucket], delete: [rmdir, bucket] }\n",
+            "components:\n",
+            "  app: { manifests: ./app, namespace: app }\n",
+            "environments:\n",
+            "  dev: { cluster: dev }\n",
+        ),
     );
     ok(&w.rekube(&["up", "dev"]));
     let run = w.command(&["rebuild-check", "dev"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
@@ -401,7 +454,14 @@ async fn down_reports_a_component_it_cannot_destroy_and_force_deletes_the_cluste
     );
     w.write(
         "rekube.yaml",
-        "clusters:\n  lab: { provider: exec, exec: ./providers/rekube-local.sh }\ncomponents:\n  app: { manifests: ./app, namespace: app }\nenvironments:\n  lab: { cluster: lab }\n",
+        concat!(
+            "clusters:\n",
+            "  lab: { provider: exec, exec: ./providers/rekube-local.sh }\n",
+            "components:\n",
+            "  app: { manifests: ./app, namespace: app }\n",
+            "environments:\n",
+            "  lab: { cluster: lab }\n",
+        ),
     );
     ok(&w.rekube(&["up", "lab"]));
 

@@ -156,8 +156,17 @@ fn body(name: &str, command: &str, resource_version: Option<&str>) -> Value {
     let now = micro(Utc::now());
     let mut v = json!({
         "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-        "metadata": {"name": name, "namespace": PARENT_NAMESPACE, "annotations": {COMMAND_ANNOTATION: command, STARTED_ANNOTATION: now}},
-        "spec": {"holderIdentity": this_holder(), "leaseDurationSeconds": LEASE_SECONDS, "acquireTime": now, "renewTime": now},
+        "metadata": {
+            "name": name,
+            "namespace": PARENT_NAMESPACE,
+            "annotations": {COMMAND_ANNOTATION: command, STARTED_ANNOTATION: now}
+        },
+        "spec": {
+            "holderIdentity": this_holder(),
+            "leaseDurationSeconds": LEASE_SECONDS,
+            "acquireTime": now,
+            "renewTime": now
+        },
     });
     if let Some(rv) = resource_version {
         v["metadata"]["resourceVersion"] = json!(rv);

@@ -18,7 +18,11 @@ pub enum KubeError {
     /// The project's name comes from its directory, and this environment's
     /// ApplySets were applied from another spec file: two unrelated specs
     /// would share them.
-    #[error("project `{}`, environment `{}` on this cluster belongs to the spec at {} (ApplySet parent rekube-system/{}), not to this one ({}); nothing was written", .0.project, .0.environment, .0.theirs, .0.parent, .0.ours)]
+    #[error(
+        "project `{}`, environment `{}` on this cluster belongs to the spec at {} \
+         (ApplySet parent rekube-system/{}), not to this one ({}); nothing was written",
+        .0.project, .0.environment, .0.theirs, .0.parent, .0.ours
+    )]
     ProjectClash(Box<Clash>),
     /// Apply refused before writing anything: objects owned by someone
     /// else, or existing objects that may not be adopted.
@@ -70,7 +74,8 @@ pub enum KubeError {
     },
     /// A Namespace the plan would create exists now: someone else made it.
     #[error(
-        "{object} was created by someone else since the plan; it is not rekube's, so it was left alone (run the command again to plan with it)"
+        "{object} was created by someone else since the plan; it is not rekube's, so it was left alone \
+         (run the command again to plan with it)"
     )]
     AppearedSincePlan {
         /// `Namespace x`.

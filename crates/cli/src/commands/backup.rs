@@ -62,9 +62,15 @@ pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
                 printer::message(format!("warning: {w}"));
             }
             if g.output == Output::Json {
-                printer::json(
-                    &json!({"name": manifest.name, "store": store.display(), "objects": manifest.objects.len(), "secrets": manifest.secrets.count, "size": manifest.archive.size, "sha256": manifest.archive.sha256, "deleted_by_retention": pruned}),
-                );
+                printer::json(&json!({
+                    "name": manifest.name,
+                    "store": store.display(),
+                    "objects": manifest.objects.len(),
+                    "secrets": manifest.secrets.count,
+                    "size": manifest.archive.size,
+                    "sha256": manifest.archive.sha256,
+                    "deleted_by_retention": pruned
+                }));
             } else {
                 printer::data(created_text(&manifest, store.display(), seconds, &pruned));
             }
@@ -76,7 +82,14 @@ pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
                 let rows: Vec<_> = all
                     .iter()
                     .map(|l| match &l.manifest {
-                        Ok(m) => json!({"name": l.name, "environment": m.environment, "created": m.created, "objects": m.objects.len(), "size": m.archive.size, "cluster_version": m.cluster.version}),
+                        Ok(m) => json!({
+                            "name": l.name,
+                            "environment": m.environment,
+                            "created": m.created,
+                            "objects": m.objects.len(),
+                            "size": m.archive.size,
+                            "cluster_version": m.cluster.version
+                        }),
                         Err(e) => json!({"name": l.name, "error": e}),
                     })
                     .collect();
@@ -100,9 +113,14 @@ pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
             let m = rekube_backup::load_manifest(&store, name).await.map_err(failure)?;
             let v = rekube_backup::verify(&store, &m, ids.as_ref()).await.map_err(failure)?;
             if g.output == Output::Json {
-                printer::json(
-                    &json!({"name": m.name, "intact": true, "entries": v.entries, "bytes": v.bytes, "decrypted": v.decrypted, "sha256": m.archive.sha256}),
-                );
+                printer::json(&json!({
+                    "name": m.name,
+                    "intact": true,
+                    "entries": v.entries,
+                    "bytes": v.bytes,
+                    "decrypted": v.decrypted,
+                    "sha256": m.archive.sha256
+                }));
             } else {
                 printer::data(format!(
                     "Backup {} is intact: {} entries, {} read, {} Secret(s) decrypted, sha256 {}.",
@@ -196,7 +214,10 @@ fn created_text(m: &Manifest, store: &str, secs: f64, pruned: &[String]) -> Stri
     };
     let excluded: usize = m.excluded.values().sum();
     let mut out = format!(
-        "Backup {} written to {store} in {secs:.1}s:\n  {} objects, {secrets}\n  {excluded} left out on purpose (the cluster recreates them; see `rekube backup describe {}`)\n  {}, sha256 {}",
+        "Backup {} written to {store} in {secs:.1}s:\
+         \n  {} objects, {secrets}\
+         \n  {excluded} left out on purpose (the cluster recreates them; see `rekube backup describe {}`)\
+         \n  {}, sha256 {}",
         m.name,
         m.objects.len(),
         m.name,

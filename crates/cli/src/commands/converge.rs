@@ -43,7 +43,10 @@ pub fn plan_text(plan: &Plan) -> String {
             out.push_str("  inventory: the ApplySet parent is missing; apply writes it again\n");
         }
         if let Some(legacy) = &c.legacy_parent {
-            out.push_str(&format!("  migrate: members move from ApplySet rekube-system/{legacy} (rekube before 0.2) to this environment's own\n"));
+            out.push_str(&format!(
+                "  migrate: members move from ApplySet rekube-system/{legacy} (rekube before 0.2) \
+                 to this environment's own\n"
+            ));
         }
         let mut unchanged = 0;
         for a in &c.actions {
@@ -170,7 +173,8 @@ pub async fn drift(g: &Global, env: &str, flags: &RenderFlags) -> Result<u8, Fai
                         d.component
                     )),
                     DriftState::Added => printer::data(format!(
-                        "{}: {name}: added by hand to a namespace rekube owns (by {} at {}; not in the spec, never pruned)",
+                        "{}: {name}: added by hand to a namespace rekube owns \
+                         (by {} at {}; not in the spec, never pruned)",
                         d.component,
                         d.manager.as_deref().unwrap_or("an unknown manager"),
                         d.time.as_deref().unwrap_or("?")
@@ -180,11 +184,14 @@ pub async fn drift(g: &Global, env: &str, flags: &RenderFlags) -> Result<u8, Fai
                         for f in &d.fields {
                             let who = match (&f.manager, &f.operation) {
                                 (Some(m), Some(op)) => {
-                                    let through = f.subresource.as_deref().map_or(String::new(), |s| format!(" through /{s}"));
+                                    let through =
+                                        f.subresource.as_deref().map_or(String::new(), |s| format!(" through /{s}"));
                                     let at = f.time.as_deref().map_or(String::new(), |t| format!(" at {t}"));
                                     format!("by {m} ({op}{through}){at}")
                                 }
-                                _ if f.path == "spec.replicas" => "by a /scale write (kubectl scale or an autoscaler: Kubernetes before 1.22 records no manager for it)".to_string(),
+                                _ if f.path == "spec.replicas" => "by a /scale write (kubectl scale or an autoscaler: \
+                                     Kubernetes before 1.22 records no manager for it)"
+                                    .to_string(),
                                 _ => "with no field-manager record".to_string(),
                             };
                             printer::data(format!(
@@ -209,7 +216,8 @@ pub async fn drift(g: &Global, env: &str, flags: &RenderFlags) -> Result<u8, Fai
             }
             if added > 0 {
                 printer::message(format!(
-                    "drift: {added} object(s) added by hand; apply never deletes what it did not create: delete them, or add them to the spec"
+                    "drift: {added} object(s) added by hand; apply never deletes what it did not create: \
+                     delete them, or add them to the spec"
                 ));
             }
         }
@@ -233,7 +241,13 @@ pub async fn watch_drift(g: &Global, env: &str, interval: u64, flags: &RenderFla
             let lines: Vec<(String, Value)> = if d.fields.is_empty() {
                 vec![(
                     format!("{}: {name}: missing", d.component),
-                    json!({"component": d.component, "kind": d.kind, "namespace": d.namespace, "name": d.name, "state": d.state}),
+                    json!({
+                        "component": d.component,
+                        "kind": d.kind,
+                        "namespace": d.namespace,
+                        "name": d.name,
+                        "state": d.state
+                    }),
                 )]
             } else {
                 d.fields
@@ -241,8 +255,21 @@ pub async fn watch_drift(g: &Global, env: &str, interval: u64, flags: &RenderFla
                     .map(|f| {
                         let who = f.manager.as_deref().unwrap_or("an unrecorded manager");
                         (
-                            format!("{}: {name} {}: {} → {} by {who}", d.component, f.path, show(&f.applied), show(&f.live)),
-                            json!({"component": d.component, "kind": d.kind, "namespace": d.namespace, "name": d.name, "state": d.state, "field": f}),
+                            format!(
+                                "{}: {name} {}: {} → {} by {who}",
+                                d.component,
+                                f.path,
+                                show(&f.applied),
+                                show(&f.live)
+                            ),
+                            json!({
+                                "component": d.component,
+                                "kind": d.kind,
+                                "namespace": d.namespace,
+                                "name": d.name,
+                                "state": d.state,
+                                "field": f
+                            }),
                         )
                     })
                     .collect()

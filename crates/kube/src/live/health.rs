@@ -217,7 +217,13 @@ mod tests {
     fn deployment_rules() {
         let d = |generation: i64, obs: i64, avail: i64| {
             json!({"metadata": {"name": "web", "generation": generation}, "spec": {"replicas": 2},
-            "status": {"observedGeneration": obs, "replicas": 2, "updatedReplicas": 2, "readyReplicas": avail, "availableReplicas": avail}})
+            "status": {
+                "observedGeneration": obs,
+                "replicas": 2,
+                "updatedReplicas": 2,
+                "readyReplicas": avail,
+                "availableReplicas": avail
+            }})
         };
         assert_eq!(evaluate("apps", "Deployment", &d(2, 2, 2)), Health::Ready);
         assert_eq!(
@@ -244,7 +250,9 @@ mod tests {
             evaluate(
                 "batch",
                 "Job",
-                &json!({"metadata": {"name": "j"}, "status": {"conditions": [{"type": "Failed", "status": "True", "message": "BackoffLimitExceeded"}]}})
+                &json!({"metadata": {"name": "j"}, "status": {"conditions": [
+                    {"type": "Failed", "status": "True", "message": "BackoffLimitExceeded"}
+                ]}})
             ),
             Health::Failed(_)
         ));

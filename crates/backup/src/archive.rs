@@ -201,12 +201,12 @@ impl<W: Write> ArchiveWriter<W> {
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
     /// It could not be read or decompressed (truncated or corrupted).
-    #[error("the archive cannot be read after entry {entries}: {source} (truncated or corrupted)")]
+    #[error("the archive cannot be read after entry {entries}: {cause} (truncated or corrupted)")]
     Read {
         /// Entries read before the failure.
         entries: usize,
         /// The cause.
-        source: io::Error,
+        cause: io::Error,
     },
     /// An entry differs from the manifest.
     #[error("entry {index} ({path}) {problem}")]
@@ -238,14 +238,17 @@ pub fn read<R: Read>(
     mut each: impl FnMut(usize, &EntryInfo, Vec<u8>) -> Result<(), String>,
 ) -> Result<(), ArchiveError> {
     let hashing = Hashing::new(input);
-    let decoder = zstd::Decoder::new(hashing).map_err(|source| ArchiveError::Read { entries: 0, source })?;
+    let decoder = zstd::Decoder::new(hashing).map_err(|source| ArchiveError::Read { entries: 0, cause: source })?;
     let mut archive = tar::Archive::new(decoder);
     let mut n = 0usize;
-    let entries = archive.entries().map_err(|source| ArchiveError::Read { entries: 0, source })?;
+    let entries = archive.entries().map_err(|source| ArchiveError::Read { entries: 0, cause: source })?;
     for entry in entries {
-        let mut entry = entry.map_err(|source| ArchiveError::Read { entries: n, source })?;
-        let path =
-            entry.path().map_err(|source| ArchiveError::Read { entries: n, source })?.to_string_lossy().into_owned();
+        let mut entry = entry.map_err(|source| ArchiveError::Read { entries: n, cause: source })?;
+        let path = entry
+            .path()
+            .map_err(|source| ArchiveError::Read { entries: n, cause: source })?
+            .to_string_lossy()
+            .into_owned();
         let Some(expected) = manifest.objects.get(n) else {
             return Err(ArchiveError::Entry {
                 index: n,
@@ -261,7 +264,7 @@ pub fn read<R: Read>(
             });
         }
         let mut data = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0).min(16 << 20));
-        entry.read_to_end(&mut data).map_err(|source| ArchiveError::Read { entries: n, source })?;
+        entry.read_to_end(&mut data).map_err(|source| ArchiveError::Read { entries: n, cause: source })?;
         let sum = hex::encode(Sha256::digest(&data));
         if sum != expected.sha256 {
             return Err(ArchiveError::Entry {
@@ -281,7 +284,7 @@ pub fn read<R: Read>(
     }
     // Hash what is left (tar padding, the zstd epilogue) so the whole file counts.
     let mut rest = archive.into_inner().finish();
-    io::copy(&mut rest, &mut io::sink()).map_err(|source| ArchiveError::Read { entries: n, source })?;
+    io::copy(&mut rest, &mut io::sink()).map_err(|source| ArchiveError::Read { entries: n, cause: source })?;
     let Hashing { hash, size, .. } = rest.into_inner();
     let sum = hex::encode(hash.finalize());
     if size != manifest.archive.size || sum != manifest.archive.sha256 {

@@ -114,11 +114,11 @@ pub async fn verify(
             v.entries += 1;
             Ok(())
         })
-        .map_err(|source| BackupError::Damaged { name, source })?;
+        .map_err(|source| BackupError::Damaged { name, cause: source })?;
         v.bytes = m.archive.size;
         Ok(v)
     });
-    work.await.map_err(|e| BackupError::Io { what: "verify stopped".into(), source: std::io::Error::other(e) })?
+    work.await.map_err(|e| BackupError::Io { what: "verify stopped".into(), cause: std::io::Error::other(e) })?
 }
 
 /// Deletes backup `name`; refuses names that are not in the store.

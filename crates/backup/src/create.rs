@@ -306,14 +306,11 @@ pub async fn create(
     let listed = listed.await;
     let written = writer
         .await
-        .map_err(|e| BackupError::Io { what: "the archive writer failed".into(), source: std::io::Error::other(e) })?;
+        .map_err(|e| BackupError::Io { what: "the archive writer failed".into(), cause: std::io::Error::other(e) })?;
     let (size, sha256, objects) = match (listed, written) {
         (Err(e), _) => return Err(e),
         (Ok(()), Err(e)) => {
-            return Err(BackupError::Io {
-                what: format!("cannot write the archive to {}", store.display()),
-                source: e,
-            });
+            return Err(BackupError::Io { what: format!("cannot write the archive to {}", store.display()), cause: e });
         }
         (Ok(()), Ok(w)) => w,
     };

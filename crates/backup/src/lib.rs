@@ -26,36 +26,36 @@ pub use store::{Store, StoreOptions};
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     /// The store refused or failed.
-    #[error("store {store}: {source}")]
+    #[error("store {store}: {cause}")]
     Store {
         /// The store.
         store: String,
         /// The cause.
-        source: object_store::Error,
+        cause: object_store::Error,
     },
     /// Local I/O failed.
-    #[error("{what}: {source}")]
+    #[error("{what}: {cause}")]
     Io {
         /// What was being done.
         what: String,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The cluster refused or failed.
-    #[error("{what}: {source}")]
+    #[error("{what}: {cause}")]
     Kube {
         /// What was being done.
         what: String,
         /// The cause.
-        source: kube::Error,
+        cause: kube::Error,
     },
     /// The archive is damaged; nothing was written anywhere.
-    #[error("backup {name} is damaged: {source}")]
+    #[error("backup {name} is damaged: {cause}")]
     Damaged {
         /// The backup.
         name: String,
         /// What is wrong.
-        source: ArchiveError,
+        cause: ArchiveError,
     },
     /// The operation was refused before it started; the hint says what to do.
     #[error("{message}")]
@@ -75,7 +75,7 @@ impl BackupError {
             Self::Damaged { .. } => {
                 Some("nothing was written; restore an older backup (`rekube backup list`) and check the store".into())
             }
-            Self::Store { source: object_store::Error::NotFound { .. }, .. } => {
+            Self::Store { cause: object_store::Error::NotFound { .. }, .. } => {
                 Some("check `backup.store` in the spec and the AWS_* credentials".into())
             }
             _ => None,
@@ -88,6 +88,6 @@ impl BackupError {
 
     pub(crate) fn kube(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Self {
         let what = what.into();
-        move |source| Self::Kube { what, source }
+        move |source| Self::Kube { what, cause: source }
     }
 }

@@ -169,8 +169,8 @@ pub async fn restore(
     }
     reader
         .await
-        .map_err(|e| BackupError::Io { what: "restore stopped".into(), source: std::io::Error::other(e) })?
-        .map_err(|source| BackupError::Damaged { name: manifest.name.clone(), source })?;
+        .map_err(|e| BackupError::Io { what: "restore stopped".into(), cause: std::io::Error::other(e) })?
+        .map_err(|source| BackupError::Damaged { name: manifest.name.clone(), cause: source })?;
     r.finish_deferred().await;
     let mut report = r.report.into_inner().expect("not poisoned");
     report.plan.sort_by(|a, b| a[2..].cmp(&b[2..]));

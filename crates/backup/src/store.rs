@@ -40,7 +40,7 @@ impl Store {
         // kube carries its own. Both are ring, so one choice serves all.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let url = url.trim();
-        let store_err = |e: object_store::Error| BackupError::Store { store: url.to_string(), source: e };
+        let store_err = |e: object_store::Error| BackupError::Store { store: url.to_string(), cause: e };
         if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
@@ -63,7 +63,7 @@ impl Store {
         };
         std::fs::create_dir_all(&dir).map_err(|e| BackupError::Io {
             what: format!("cannot create the backup directory {}", dir.display()),
-            source: e,
+            cause: e,
         })?;
         let fs = object_store::local::LocalFileSystem::new_with_prefix(&dir).map_err(store_err)?;
         Ok(Self { inner: Arc::new(fs), prefix: Vec::new(), display, local: Some(dir) })
@@ -80,7 +80,7 @@ impl Store {
     }
 
     fn err(&self) -> impl Fn(object_store::Error) -> BackupError + '_ {
-        |e| BackupError::Store { store: self.display.clone(), source: e }
+        |e| BackupError::Store { store: self.display.clone(), cause: e }
     }
 
     /// The names of the backups (complete or not) in the store.

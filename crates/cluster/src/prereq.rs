@@ -34,12 +34,12 @@ pub enum Outcome {
 #[derive(Debug, thiserror::Error)]
 pub enum PrereqError {
     /// A command failed.
-    #[error("prerequisite `{name}`: {source}")]
+    #[error("prerequisite `{name}`: {cause}")]
     Tool {
         /// The prerequisite.
         name: String,
         /// The cause.
-        source: ToolError,
+        cause: ToolError,
     },
     /// `create` succeeded but `check` still fails: not idempotent, or broken.
     #[error("prerequisite `{name}`: `create` succeeded but `check` still says it is missing")]
@@ -52,7 +52,7 @@ pub enum PrereqError {
 async fn present(p: &Prerequisite, dir: &Path) -> Result<bool, PrereqError> {
     let ran = tool::run(&p.check[0], &p.check[1..], dir, None)
         .await
-        .map_err(|source| PrereqError::Tool { name: p.name.clone(), source })?;
+        .map_err(|source| PrereqError::Tool { name: p.name.clone(), cause: source })?;
     Ok(ran.code == Some(0))
 }
 
@@ -60,7 +60,7 @@ async fn run(p: &Prerequisite, argv: &[String], dir: &Path) -> Result<(), Prereq
     tool::run_ok(&argv[0], &argv[1..], dir, None)
         .await
         .map(drop)
-        .map_err(|source| PrereqError::Tool { name: p.name.clone(), source })
+        .map_err(|source| PrereqError::Tool { name: p.name.clone(), cause: source })
 }
 
 /// Makes sure it exists: runs `create` only when `check` fails, then

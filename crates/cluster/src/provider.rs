@@ -105,12 +105,12 @@ pub enum ProviderError {
         problem: String,
     },
     /// Local I/O.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -155,7 +155,7 @@ impl Cluster {
 
     fn io(&self, path: &Path) -> impl FnOnce(std::io::Error) -> ProviderError + use<> {
         let path = path.to_path_buf();
-        move |source| ProviderError::Io { path, source }
+        move |source| ProviderError::Io { path, cause: source }
     }
 
     /// Calls an exec provider: `<program> <command>` with the request on stdin.

@@ -11,12 +11,12 @@ use tokio::io::AsyncWriteExt;
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
     /// It could not be started.
-    #[error("cannot run `{program}`: {source}")]
+    #[error("cannot run `{program}`: {cause}")]
     Spawn {
         /// The program.
         program: String,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// It ran and failed.
     #[error("`{command}` failed ({status}){detail}")]
@@ -47,13 +47,15 @@ pub async fn run(program: &str, args: &[String], dir: &Path, stdin: Option<&[u8]
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    let mut child = cmd.spawn().map_err(|source| ToolError::Spawn { program: program.to_string(), source })?;
+    let mut child = cmd.spawn().map_err(|source| ToolError::Spawn { program: program.to_string(), cause: source })?;
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         // A program that does not read its input is not an error.
         let _ = pipe.write_all(data).await;
     }
-    let out =
-        child.wait_with_output().await.map_err(|source| ToolError::Spawn { program: program.to_string(), source })?;
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|source| ToolError::Spawn { program: program.to_string(), cause: source })?;
     Ok(Ran { code: out.status.code(), stdout: String::from_utf8_lossy(&out.stdout).into_owned() })
 }
 

@@ -164,8 +164,8 @@ impl EngineError {
                  (docs/spec.md)"
                     .into(),
             ),
-            E::Render(RenderError::Component { source, .. })
-                if matches!(**source, RenderError::DigestMismatch { .. }) =>
+            E::Render(RenderError::Component { cause, .. })
+                if matches!(**cause, RenderError::DigestMismatch { .. }) =>
             {
                 Some(
                     "do not apply it: check with the chart's publisher; if the change is expected, run \

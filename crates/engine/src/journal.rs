@@ -38,18 +38,18 @@ pub enum JournalError {
         path: PathBuf,
     },
     /// Local I/O.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + use<> {
     let path = path.to_path_buf();
-    move |source| JournalError::Io { path, source }
+    move |cause| JournalError::Io { path, cause }
 }
 
 fn now() -> String {

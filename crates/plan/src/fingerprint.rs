@@ -75,13 +75,35 @@ impl Fingerprint {
     }
 }
 
+/// How an object differs between two builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DifferenceState {
+    /// Gone after the rebuild.
+    Missing,
+    /// Only after the rebuild.
+    New,
+    /// In both, with different fields.
+    Changed,
+}
+
+impl std::fmt::Display for DifferenceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Missing => "missing",
+            Self::New => "new",
+            Self::Changed => "changed",
+        })
+    }
+}
+
 /// One difference between two builds.
 #[derive(Debug, Clone, Serialize)]
 pub struct Difference {
     /// `Kind namespace/name`.
     pub object: String,
-    /// `missing` (gone after the rebuild), `new`, or `changed`.
-    pub state: &'static str,
+    /// Missing, new or changed.
+    pub state: DifferenceState,
     /// For `changed`: the fields (Secret values masked).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldChange>,
@@ -92,16 +114,20 @@ pub fn compare(before: &Fingerprint, after: &Fingerprint) -> Vec<Difference> {
     let mut out = Vec::new();
     for (k, b) in &before.objects {
         match after.objects.get(k) {
-            None => out.push(Difference { object: k.clone(), state: "missing", fields: vec![] }),
+            None => out.push(Difference { object: k.clone(), state: DifferenceState::Missing, fields: vec![] }),
             Some(a) if crate::normalize::digest(a) != crate::normalize::digest(b) => {
                 let kind = b["kind"].as_str().unwrap_or("");
-                out.push(Difference { object: k.clone(), state: "changed", fields: field_diff(kind, b, a) });
+                out.push(Difference {
+                    object: k.clone(),
+                    state: DifferenceState::Changed,
+                    fields: field_diff(kind, b, a),
+                });
             }
             Some(_) => {}
         }
     }
     for k in after.objects.keys().filter(|k| !before.objects.contains_key(*k)) {
-        out.push(Difference { object: k.clone(), state: "new", fields: vec![] });
+        out.push(Difference { object: k.clone(), state: DifferenceState::New, fields: vec![] });
     }
     out
 }
@@ -137,10 +163,10 @@ mod tests {
         let b = Fingerprint::of([&svc("u1", "10.0.0.1", "p0q9z")]);
         let d = compare(&a, &b);
         assert_eq!(d.len(), 1);
-        assert_eq!(d[0].state, "changed");
+        assert_eq!(d[0].state, DifferenceState::Changed);
         assert_eq!(d[0].fields[0].path, "metadata.labels.x");
         let c = Fingerprint::of([&json!({"kind": "ConfigMap", "metadata": {"name": "n", "namespace": "a"}})]);
-        let states: Vec<&str> = compare(&a, &c).iter().map(|d| d.state).collect();
-        assert_eq!(states, ["missing", "new"]);
+        let states: Vec<DifferenceState> = compare(&a, &c).iter().map(|d| d.state).collect();
+        assert_eq!(states, [DifferenceState::Missing, DifferenceState::New]);
     }
 }

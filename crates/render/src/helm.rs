@@ -144,7 +144,7 @@ impl Helm {
         cmd.args(["--version", version, "--destination"]).arg(dest);
         self.run(cmd, &format!("helm pull {name} {version} from {repo}")).await?;
         let mut found = std::fs::read_dir(dest)
-            .map_err(|e| RenderError::Io { path: dest.to_path_buf(), source: e })?
+            .map_err(|e| RenderError::Io { path: dest.to_path_buf(), cause: e })?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "tgz"));
         found.next().ok_or_else(|| RenderError::Helm {
@@ -222,7 +222,7 @@ impl ChartCache {
     ) -> Result<(PathBuf, String), RenderError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| RenderError::Io { path, source }
+            move |source| RenderError::Io { path, cause: source }
         };
         let key = ref_key(repo, name, version);
         let known = expected.map(str::to_string).or_else(|| self.refs().get(&key).cloned());

@@ -55,20 +55,20 @@ pub enum RenderError {
         got: String,
     },
     /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// An error while rendering one component.
-    #[error("component `{component}`: {source}")]
+    #[error("component `{component}`: {cause}")]
     Component {
         /// The component.
         component: String,
         /// What went wrong.
-        source: Box<RenderError>,
+        cause: Box<RenderError>,
     },
 }
 
@@ -171,7 +171,7 @@ pub async fn render(
                 raw.insert(name, out);
             }
             Err(RenderError::Invalid(d)) => diags.extend(d.0),
-            Err(e) => errors.push(RenderError::Component { component: name, source: Box::new(e) }),
+            Err(e) => errors.push(RenderError::Component { component: name, cause: Box::new(e) }),
         }
     }
     drop(stream);

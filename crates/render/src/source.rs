@@ -30,7 +30,7 @@ pub(crate) struct Raw {
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RenderError {
     let path = path.to_path_buf();
-    move |source| RenderError::Io { path, source }
+    move |source| RenderError::Io { path, cause: source }
 }
 
 pub(crate) async fn produce(ctx: &Ctx<'_>, name: &str) -> Result<Raw, RenderError> {

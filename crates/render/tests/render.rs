@@ -197,7 +197,7 @@ async fn a_chart_replaced_upstream_is_refused_and_a_changed_spec_makes_the_lock_
     repo.add(&hello_version(charts.path(), "0.1.0", "tampered"));
     let cache = tempfile::tempdir().unwrap();
     let err = rekube_render::render(&loaded, "dev", Some(&lock), &options(cache.path())).await.unwrap_err();
-    let RenderError::Component { component, source } = &err else { panic!("unexpected error: {err}") };
+    let RenderError::Component { component, cause: source } = &err else { panic!("unexpected error: {err}") };
     assert_eq!(component, "published");
     assert!(matches!(**source, RenderError::DigestMismatch { .. }), "{err}");
     assert!(err.to_string().contains(&lock.charts["published"].digest), "{err}");

@@ -88,7 +88,8 @@ impl LocalCluster {
         }
         // Half-alive (a crash, a kill -9): stop the rest, keep etcd's data.
         self.stop_processes();
-        std::fs::create_dir_all(&self.dir).map_err(|source| LocalError::Io { path: self.dir.clone(), source })?;
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|source| LocalError::Io { path: self.dir.clone(), cause: source })?;
         let mut opts = Options::ephemeral(&self.name);
         opts.dir = Some(self.dir.clone());
         opts.lifetime = Lifetime::Detached;
@@ -166,7 +167,8 @@ impl LocalCluster {
             return Ok(false);
         }
         self.stop_processes();
-        std::fs::remove_dir_all(&self.dir).map_err(|source| LocalError::Io { path: self.dir.clone(), source })?;
+        std::fs::remove_dir_all(&self.dir)
+            .map_err(|source| LocalError::Io { path: self.dir.clone(), cause: source })?;
         Ok(true)
     }
 

@@ -56,20 +56,20 @@ pub enum LocalError {
         missing: Vec<String>,
     },
     /// A file or directory could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A binary could not be started.
-    #[error("cannot start {}: {source}", bin.display())]
+    #[error("cannot start {}: {cause}", bin.display())]
     Spawn {
         /// The binary.
         bin: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A process exited while the control plane was starting.
     #[error("{name} exited during start-up ({status}); last lines of {}:\n{tail}", log.display())]
@@ -105,12 +105,12 @@ pub enum LocalError {
         reason: String,
     },
     /// The Kubernetes client could not be built.
-    #[error("cannot build a client for {}: {source}", kubeconfig.display())]
+    #[error("cannot build a client for {}: {cause}", kubeconfig.display())]
     Client {
         /// The kubeconfig.
         kubeconfig: PathBuf,
         /// The cause.
-        source: Box<dyn std::error::Error + Send + Sync>,
+        cause: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -206,12 +206,14 @@ impl ControlPlane {
         let (dir, owns_dir) = match &opts.dir {
             // Absolute: the processes run inside `dir`, and PIDs are matched
             // against it in their command lines.
-            Some(d) => (std::path::absolute(d).map_err(|source| LocalError::Io { path: d.clone(), source })?, false),
+            Some(d) => {
+                (std::path::absolute(d).map_err(|source| LocalError::Io { path: d.clone(), cause: source })?, false)
+            }
             None => (make_temp_dir(&opts.name)?, true),
         };
         let io = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| LocalError::Io { path, source }
+            move |source| LocalError::Io { path, cause: source }
         };
         std::fs::create_dir_all(dir.join("etcd")).map_err(io(&dir))?;
         let [etcd_client, etcd_peer, api_port, cm_port] = free_ports::<4>().map_err(io(&dir))?;
@@ -493,7 +495,7 @@ impl Drop for ControlPlane {
 pub async fn client_for(kubeconfig: &Path) -> Result<kube::Client, LocalError> {
     let err = |source: Box<dyn std::error::Error + Send + Sync>| LocalError::Client {
         kubeconfig: kubeconfig.to_path_buf(),
-        source,
+        cause: source,
     };
     let kc = kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| err(Box::new(e)))?;
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.map_err(|e| err(Box::new(e)))?;
@@ -531,7 +533,7 @@ fn write_kubeconfig(path: &Path, name: &str, endpoint: &str, ca_pem: &str, token
         ..Default::default()
     };
     let yaml = serde_saphyr::to_string(&config)
-        .map_err(|e| LocalError::Io { path: path.to_path_buf(), source: std::io::Error::other(e) })?;
+        .map_err(|e| LocalError::Io { path: path.to_path_buf(), cause: std::io::Error::other(e) })?;
     pki::write_file(path, &yaml)
 }
 
@@ -545,17 +547,15 @@ fn free_ports<const N: usize>() -> std::io::Result<[u16; N]> {
     Ok(ports)
 }
 
+/// A fresh directory under the system's temporary directory (kept: the
+/// cluster removes it on stop).
 fn make_temp_dir(name: &str) -> Result<PathBuf, LocalError> {
     let base = std::env::temp_dir();
-    for n in 0..1000u32 {
-        let dir = base.join(format!("rekube-cp-{name}-{}-{n}", std::process::id()));
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(source) => return Err(LocalError::Io { path: dir, source }),
-        }
-    }
-    Err(LocalError::Io { path: base, source: std::io::Error::other("no free temporary directory name") })
+    tempfile::Builder::new()
+        .prefix(&format!("rekube-cp-{name}-"))
+        .tempdir_in(&base)
+        .map(tempfile::TempDir::keep)
+        .map_err(|cause| LocalError::Io { path: base, cause })
 }
 
 #[cfg(test)]

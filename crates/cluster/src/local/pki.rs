@@ -49,7 +49,7 @@ pub fn load_or_write(dir: &Path) -> Result<PkiFiles, LocalError> {
     let all = [&files.ca_cert, &files.ca_key, &files.serving_cert, &files.serving_key, &files.sa_key, &files.sa_pub];
     if all.iter().all(|p| p.is_file()) {
         let ca_pem = std::fs::read_to_string(&files.ca_cert)
-            .map_err(|source| LocalError::Io { path: files.ca_cert.clone(), source })?;
+            .map_err(|source| LocalError::Io { path: files.ca_cert.clone(), cause: source })?;
         return Ok(PkiFiles { ca_pem, ..files });
     }
     write(dir)
@@ -109,7 +109,7 @@ pub fn write(dir: &Path) -> Result<PkiFiles, LocalError> {
 pub fn write_file(path: &Path, contents: &str) -> Result<(), LocalError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| LocalError::Io { path: path.to_path_buf(), source };
+    let io = |source| LocalError::Io { path: path.to_path_buf(), cause: source };
     let mut f =
         std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io)?;
     f.write_all(contents.as_bytes()).map_err(io)
@@ -122,6 +122,6 @@ pub fn random_token() -> Result<String, LocalError> {
     use std::io::Read;
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(|source| LocalError::Io { path: path.to_path_buf(), source })?;
+        .map_err(|source| LocalError::Io { path: path.to_path_buf(), cause: source })?;
     Ok(hex::encode(buf))
 }

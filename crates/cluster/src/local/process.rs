@@ -42,7 +42,7 @@ impl Proc {
         lifetime: Lifetime,
     ) -> Result<Self, LocalError> {
         let log = dir.join(format!("{name}.log"));
-        let io = |source| LocalError::Io { path: log.clone(), source };
+        let io = |source| LocalError::Io { path: log.clone(), cause: source };
         let out = File::create(&log).map_err(io)?;
         let err = out.try_clone().map_err(io)?;
         let mut cmd = Command::new(bin);
@@ -65,7 +65,7 @@ impl Proc {
                 }),
             };
         }
-        let child = cmd.spawn().map_err(|source| LocalError::Spawn { bin: bin.to_path_buf(), source })?;
+        let child = cmd.spawn().map_err(|source| LocalError::Spawn { bin: bin.to_path_buf(), cause: source })?;
         Ok(Self { name, pid: child.id(), log, child: Some(child) })
     }
 

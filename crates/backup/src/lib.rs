@@ -15,6 +15,7 @@ pub mod crypt;
 mod restore;
 pub mod rules;
 mod store;
+pub mod text;
 
 pub use archive::{ArchiveError, Manifest};
 pub use catalog::{Listed, Verified, delete, list, load_manifest, retain, verify};

@@ -187,6 +187,25 @@ const SERVER_FIELDS: &[&str] = &[
 /// A `--namespace-map old:new` table.
 pub type NamespaceMap = BTreeMap<String, String>;
 
+/// `old:new` pairs (`--namespace-map`); both sides must be namespace names.
+pub fn parse_namespace_map(pairs: &[String]) -> Result<NamespaceMap, crate::BackupError> {
+    let mut map = NamespaceMap::new();
+    for p in pairs {
+        match p.split_once(':') {
+            Some((old, new)) if rekube_spec::is_dns_label(old) && rekube_spec::is_dns_label(new) => {
+                map.insert(old.to_string(), new.to_string());
+            }
+            _ => {
+                return Err(crate::BackupError::refused(
+                    format!("--namespace-map `{p}` is not OLD:NEW"),
+                    "write it like `--namespace-map shop:shop-restored`; both are namespace names",
+                ));
+            }
+        }
+    }
+    Ok(map)
+}
+
 /// Makes a backed-up object fit to create in another cluster: server fields
 /// stripped, namespace mapped, status kept only when asked, and fields that
 /// belong to the old cluster dropped (a Service's cluster IP, a Pod's node

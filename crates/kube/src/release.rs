@@ -7,9 +7,28 @@
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
+use kube::runtime::wait::{await_condition, conditions::is_deleted};
 
 use crate::KubeError;
 use crate::live::Resolver;
+
+/// A Service or Ingress that holds a load balancer.
+struct Target {
+    kind: &'static str,
+    namespace: String,
+    name: String,
+    resource: kube::core::ApiResource,
+}
+
+impl Target {
+    fn api(&self, resolver: &Resolver) -> Api<DynamicObject> {
+        Api::namespaced_with(resolver.client().clone(), &self.namespace, &self.resource)
+    }
+
+    fn display(&self) -> String {
+        format!("{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
 
 /// Deletes the LoadBalancer Services and Ingresses that are members of one
 /// of `ids` (the ApplySets of the environment going down) and waits until
@@ -30,7 +49,7 @@ pub async fn release_load_balancers(
         ("networking.k8s.io/v1beta1", "Ingress"),
         ("extensions/v1beta1", "Ingress"),
     ] {
-        if kind == "Ingress" && targets.iter().any(|(k, _, _, _): &(String, _, _, _)| k == "Ingress") {
+        if kind == "Ingress" && targets.iter().any(|t: &Target| t.kind == "Ingress") {
             continue;
         }
         let Some(res) =
@@ -43,28 +62,32 @@ pub async fn release_load_balancers(
             if kind == "Service" && o.data["spec"]["type"] != "LoadBalancer" {
                 continue;
             }
-            let ns = o.metadata.namespace.clone().unwrap_or_default();
-            targets.push((kind.to_string(), ns, o.metadata.name.clone().unwrap_or_default(), res.resource.clone()));
+            targets.push(Target {
+                kind,
+                namespace: o.metadata.namespace.clone().unwrap_or_default(),
+                name: o.metadata.name.clone().unwrap_or_default(),
+                resource: res.resource.clone(),
+            });
         }
     }
-    for (_, ns, name, ar) in &targets {
-        let api: Api<DynamicObject> = Api::namespaced_with(resolver.client().clone(), ns, ar);
-        match api.delete(name, &DeleteParams::foreground()).await {
+    for t in &targets {
+        match t.api(resolver).delete(&t.name, &DeleteParams::foreground()).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(KubeError::Api { what: format!("cannot delete {name}"), error: e }),
+            Err(e) => return Err(KubeError::Api { what: format!("cannot delete {}", t.display()), error: e }),
         }
     }
     let began = Instant::now();
-    for (kind, ns, name, ar) in &targets {
-        let api: Api<DynamicObject> = Api::namespaced_with(resolver.client().clone(), ns, ar);
-        while api.get_opt(name).await.map_err(KubeError::api(format!("cannot read {kind} {name}")))?.is_some() {
-            if began.elapsed() > timeout {
-                let object = format!("{kind} {ns}/{name}");
-                return Err(KubeError::LoadBalancerStuck { object, seconds: timeout.as_secs() });
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+    for t in &targets {
+        let (api, object) = (t.api(resolver), t.display());
+        let live = api.get_opt(&t.name).await.map_err(KubeError::api(format!("cannot read {object}")))?;
+        let Some(uid) = live.and_then(|o| o.metadata.uid) else { continue };
+        let left = timeout.saturating_sub(began.elapsed());
+        match tokio::time::timeout(left, await_condition(api, &t.name, is_deleted(&uid))).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => return Err(KubeError::Watch { what: object, error }),
+            Err(_) => return Err(KubeError::LoadBalancerStuck { object, seconds: timeout.as_secs() }),
         }
     }
-    Ok(targets.into_iter().map(|(k, ns, n, _)| format!("{k} {ns}/{n}")).collect())
+    Ok(targets.iter().map(Target::display).collect())
 }

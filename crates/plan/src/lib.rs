@@ -16,5 +16,6 @@ pub mod fingerprint;
 pub mod model;
 pub mod normalize;
 mod path;
+pub mod text;
 
 pub use model::{Action, ComponentPlan, FieldChange, FieldDrift, Op, Plan, Summary};

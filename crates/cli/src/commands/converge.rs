@@ -6,7 +6,7 @@ use std::time::Duration;
 use rekube_engine::context::Context;
 use rekube_engine::ops::converge;
 use rekube_kube::{ApplyOptions, ComponentOutcome, DriftState};
-use rekube_plan::{Op, Plan};
+use rekube_plan::Plan;
 use serde_json::{Value, json};
 
 use crate::Failure;
@@ -27,80 +27,6 @@ pub(crate) async fn context(g: &Global, env: &str, select: &Select, flags: &Rend
     Ok(ctx)
 }
 
-/// The plan for people.
-pub fn plan_text(plan: &Plan) -> String {
-    let mut out = format!("Plan for environment `{}` (cluster `{}`):\n", plan.environment, plan.cluster);
-    for c in &plan.components {
-        let head = if c.removed {
-            format!("{} (removed from the spec: destroy)", c.name)
-        } else if c.identity.component.is_none() {
-            "namespaces (created for the components, shared by them)".to_string()
-        } else {
-            format!("{} (wave {})", c.name, c.wave + 1)
-        };
-        out.push_str(&format!("\n{head}\n"));
-        if c.parent_missing {
-            out.push_str("  inventory: the ApplySet parent is missing; apply writes it again\n");
-        }
-        if let Some(legacy) = &c.legacy_parent {
-            out.push_str(&format!(
-                "  migrate: members move from ApplySet rekube-system/{legacy} (rekube before 0.2) \
-                 to this environment's own\n"
-            ));
-        }
-        let mut unchanged = 0;
-        for a in &c.actions {
-            match a.op {
-                Op::Create => out.push_str(&format!("  + {}\n", a.display_name())),
-                Op::Delete => out.push_str(&format!("  - {}\n", a.display_name())),
-                Op::Unchanged => unchanged += 1,
-                Op::Adopt if c.adopt => {
-                    out.push_str(&format!("  > {} (exists, not rekube's: adopted)\n", a.display_name()))
-                }
-                Op::Adopt => out.push_str(&format!(
-                    "  > {} (exists, not rekube's: apply refuses it without --adopt)\n",
-                    a.display_name()
-                )),
-                Op::Conflict => out.push_str(&format!(
-                    "  ! {}: belongs to {} (apply refuses)\n",
-                    a.display_name(),
-                    a.owner.as_deref().unwrap_or("someone else")
-                )),
-                Op::Use => {
-                    out.push_str(&format!("  · {} ({})\n", a.display_name(), a.owner.as_deref().unwrap_or("used")))
-                }
-                Op::Update => {
-                    out.push_str(&format!("  ~ {}\n", a.display_name()));
-                    for ch in &a.changes {
-                        let by =
-                            a.reverts.iter().find(|r| r.path == ch.path).map_or(String::new(), |r| match &r.manager {
-                                Some(m) => format!("  (hand change by {m}: reverted)"),
-                                None => "  (hand change: reverted)".to_string(),
-                            });
-                        out.push_str(&format!("      {}: {} → {}{by}\n", ch.path, show(&ch.before), show(&ch.after)));
-                    }
-                }
-            }
-        }
-        if unchanged > 0 {
-            out.push_str(&format!("  = {unchanged} unchanged\n"));
-        }
-    }
-    let s = plan.summary();
-    let mut extra = String::new();
-    if s.adopt > 0 {
-        extra.push_str(&format!(", {} to adopt", s.adopt));
-    }
-    if s.conflict > 0 {
-        extra.push_str(&format!(", {} owned by others", s.conflict));
-    }
-    out.push_str(&format!(
-        "\nPlan: {} to create, {} to update, {} to delete, {} unchanged{extra}.\n",
-        s.create, s.update, s.delete, s.unchanged
-    ));
-    out
-}
-
 fn plan_json(plan: &Plan) -> Value {
     json!({"plan": plan, "summary": plan.summary(), "changes": plan.has_changes()})
 }
@@ -109,7 +35,7 @@ pub async fn plan(g: &Global, env: &str, detailed: bool, select: &Select, flags:
     let plan = context(g, env, select, flags).await?.plan().await?;
     match g.output {
         Output::Json => printer::json(&plan_json(&plan)),
-        _ => printer::data(plan_text(&plan).trim_end()),
+        _ => printer::data(rekube_plan::text::plan(&plan).trim_end()),
     }
     if plan.conflicts().next().is_some() {
         printer::message("apply would refuse this plan: objects belong to someone else (marked `!`)");

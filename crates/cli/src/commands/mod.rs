@@ -85,10 +85,4 @@ pub fn load_valid(g: &Global) -> Result<Loaded, Failure> {
     }
 }
 
-/// A JSON value as a diff shows it; `(none)` when absent.
-pub fn show(v: &Option<serde_json::Value>) -> String {
-    match v {
-        None => "(none)".to_string(),
-        Some(v) => v.to_string(),
-    }
-}
+pub use rekube_plan::text::value as show;

@@ -100,7 +100,7 @@ pub enum Command {
         /// Do not wait for components to become healthy (order is kept).
         #[arg(long)]
         no_wait: bool,
-        /// Components applied at once within a dependency wave.
+        /// Components applied at once (each starts once everything it needs is healthy).
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
         /// Seconds a component may take to become healthy.

@@ -310,16 +310,32 @@ async fn failing_deployment_names_the_pod_reason_and_skips_dependents() {
         ),
     );
     app_files(&p);
-    p.spec(&format!("{WEB}{APP}"));
+    // `late` needs only `cfg`, which converges beside the failing `web`: a
+    // dependency graph runs it; barrier waves would have skipped it with `app`.
+    p.write("cfg/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: b\n");
+    p.write("late/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: late\ndata:\n  a: b\n");
+    let side = concat!(
+        "  cfg:\n    manifests: ./cfg\n    namespace: side\n",
+        "  late:\n    manifests: ./late\n    namespace: side\n    needs: [cfg]\n",
+    );
+    p.spec(&format!("{WEB}{APP}{side}"));
     let apply = p.rekube(&["apply", "test", "--timeout", "60"]);
     assert_eq!(apply.status.code(), Some(1));
     let e = err(&apply);
+    assert!(
+        e.contains("late: done (1 written, 0 deleted, 0 unchanged)"),
+        "an unrelated component runs to the end:\n{e}"
+    );
+    assert!(kubectl(&cluster, &["get", "configmap", "late", "-n", "side"]).status.success(), "{e}");
     // What the rollout shows first depends on timing (`0/2 available`, or
     // `generation 1 not yet observed` when the pod fails faster, as on 1.34).
     assert!(e.contains("web: FAILED: Deployment web: "), "{e}");
     assert!(e.contains(": CrashLoopBackOff"), "the pod's reason is named:\n{e}");
     assert!(e.contains("pod web-"), "the pod is named:\n{e}");
-    assert!(e.contains("app: skipped: a component it needs failed"), "{e}");
+    assert!(
+        e.contains("app: skipped: needs web, which failed"),
+        "exactly its dependents are skipped, naming why:\n{e}"
+    );
     // Its namespace comes with the environment's namespace set, before any component; nothing of its own.
     assert_eq!(
         kubectl(&cluster, &["get", "deploy,secret", "-n", "app", "-l", "applyset.kubernetes.io/part-of", "-o", "name"])
@@ -330,12 +346,14 @@ async fn failing_deployment_names_the_pod_reason_and_skips_dependents() {
 
     // status says the same, per component.
     let status: serde_json::Value = serde_json::from_str(&ok(&p.rekube(&["-o", "json", "status", "test"]))).unwrap();
-    let comps = &status[0]["components"];
-    assert_eq!(comps[0]["component"], "web");
-    let web = comps[0]["health"].as_str().unwrap();
+    let comps = status[0]["components"].as_array().unwrap();
+    let names: Vec<&str> = comps.iter().map(|c| c["component"].as_str().unwrap()).collect();
+    assert_eq!(names, ["cfg", "web", "app", "late"], "by depth in the graph, then by name: {status}");
+    let web = comps[1]["health"].as_str().unwrap();
     assert!(web.starts_with("failed: Deployment web: 0/2 available") && web.contains("CrashLoopBackOff"), "{status}");
-    assert_eq!(comps[1]["health"], "not applied", "{status}");
-    assert!(comps[1]["pending_changes"].as_u64().unwrap() > 0, "{status}");
+    assert_eq!(comps[2]["health"], "not applied", "{status}");
+    assert!(comps[2]["pending_changes"].as_u64().unwrap() > 0, "{status}");
+    assert_eq!(comps[3]["health"], "healthy", "{status}");
 }
 
 fn huge_crd(name: &str) -> String {

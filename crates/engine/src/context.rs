@@ -94,6 +94,11 @@ impl Context {
             cluster: &self.cluster,
             rendered: &self.rendered,
             waves: rekube_spec::graph::waves(spec),
+            needs: spec
+                .components
+                .iter()
+                .map(|(n, c)| (n.clone(), c.needs.iter().map(|x| x.value.clone()).collect()))
+                .collect(),
             spec_components: spec.components.keys().cloned().collect(),
             partial: self.partial,
             ignore: spec

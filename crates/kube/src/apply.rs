@@ -32,7 +32,7 @@ use crate::request::{api_for, apply_params, ensure_parent_namespace, parents_api
 /// How to apply.
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
-    /// Components applied at once within a wave.
+    /// Components applied at once (each starts when what it needs is done).
     pub concurrency: usize,
     /// Objects applied at once within a component.
     pub object_concurrency: usize,
@@ -384,11 +384,13 @@ pub fn check_ownership(plan: &Plan, opts: &ApplyOptions) -> Result<(), KubeError
     if conflicts.is_empty() && adoptions.is_empty() { Ok(()) } else { Err(KubeError::Refused { conflicts, adoptions }) }
 }
 
-/// Applies `plan`: the namespace set first, then the waves. Components of a
-/// wave run in parallel; a failed component stops later waves (its
-/// dependents are skipped, and reported so). Refuses the whole plan, before
-/// writing anything, when an object belongs to someone else or would be
-/// adopted without leave.
+/// Applies `plan`: the namespace set first, then every component the moment
+/// everything it `needs` has converged, up to `concurrency` at once. A
+/// failure skips exactly its transitive dependents; every other component
+/// runs to the end. Components removed from the spec go last (nothing in
+/// the spec may need them). Refuses the whole plan, before writing
+/// anything, when an object belongs to someone else or would be adopted
+/// without leave.
 pub async fn apply(
     res: &Resolver,
     plan: &Plan,
@@ -402,50 +404,45 @@ pub async fn apply(
     }
     // Objects of any of this environment's ApplySets are ours in a namespace being deleted.
     let ours: BTreeSet<String> = plan.components.iter().map(|c| c.identity.id()).collect();
-    // The namespace set: created before every wave, pruned after the last.
+    let ours = &ours;
+    // The namespace set: created before every component, pruned after the last.
     let namespace_set = plan.components.iter().find(|c| c.identity.component.is_none());
-    let ns_writes = namespace_set.map(|c| ComponentPlan {
-        actions: c.actions.iter().filter(|a| a.op != Op::Delete).cloned().collect(),
-        ..c.clone()
-    });
     let ns_deletes: Vec<&Action> =
         namespace_set.iter().flat_map(|c| c.actions.iter().filter(|a| a.op == Op::Delete)).collect();
-    let mut waves: BTreeMap<usize, Vec<&ComponentPlan>> = BTreeMap::new();
-    if let Some(c) = &ns_writes {
-        waves.entry(0).or_default().push(c);
-    }
-    for c in plan.components.iter().filter(|c| c.identity.component.is_some()) {
-        waves.entry(c.wave.saturating_add(1)).or_default().push(c);
-    }
-    for c in plan.components.iter().filter(|c| c.wave > 0 && c.identity.component.is_some()) {
+    let wanted: Vec<&ComponentPlan> =
+        plan.components.iter().filter(|c| c.identity.component.is_some() && !c.removed).collect();
+    let removed: Vec<&ComponentPlan> = plan.components.iter().filter(|c| c.removed).collect();
+    let in_plan: BTreeSet<&str> = wanted.iter().map(|c| c.name.as_str()).collect();
+    for c in wanted.iter().filter(|c| c.needs.iter().any(|n| in_plan.contains(n.as_str()))) {
         on(Event::Waiting { component: c.name.clone() });
     }
     let mut report = ApplyReport::default();
-    let mut failed = false;
-    let ours = &ours;
-    for (_, comps) in waves {
-        if failed {
-            for c in comps {
-                on(Event::Done { component: c.name.clone(), outcome: ComponentOutcome::Skipped });
-                report.components.push((c.name.clone(), ComponentOutcome::Skipped));
-            }
-            continue;
-        }
-        let outcomes = futures::stream::iter(comps)
-            .map(|c| async move {
-                let o = apply_component(res, c, rendered, ours, opts, on).await;
-                on(Event::Done { component: c.name.clone(), outcome: o.clone() });
-                (c.name.clone(), o)
-            })
-            .buffer_unordered(opts.concurrency.max(1))
-            .collect::<Vec<_>>()
-            .await;
-        for (name, o) in outcomes {
-            failed |= !matches!(o, ComponentOutcome::Done { .. });
-            report.components.push((name, o));
-        }
+    if let Some(c) = namespace_set {
+        let writes =
+            ComponentPlan { actions: c.actions.iter().filter(|a| a.op != Op::Delete).cloned().collect(), ..c.clone() };
+        let o = apply_component(res, &writes, rendered, ours, opts, on).await;
+        on(Event::Done { component: c.name.clone(), outcome: o.clone() });
+        report.components.push((c.name.clone(), o));
     }
-    if !failed && !ns_deletes.is_empty() {
+    if report.failed() {
+        for c in wanted.iter().chain(&removed) {
+            let o = ComponentOutcome::Skipped { need: rekube_render::NAMESPACES.to_string(), failed: true };
+            on(Event::Done { component: c.name.clone(), outcome: o.clone() });
+            report.components.push((c.name.clone(), o));
+        }
+        return Ok(report);
+    }
+    report.components.extend(run_graph(res, &wanted, rendered, ours, opts, on).await);
+    if report.failed() {
+        for c in &removed {
+            let o = ComponentOutcome::Skipped { need: "every component of the spec".into(), failed: true };
+            on(Event::Done { component: c.name.clone(), outcome: o.clone() });
+            report.components.push((c.name.clone(), o));
+        }
+        return Ok(report);
+    }
+    report.components.extend(run_graph(res, &removed, rendered, ours, opts, on).await);
+    if !report.failed() && !ns_deletes.is_empty() {
         let deleted = prune_namespaces(res, ns_deletes, ours, opts, on).await?;
         if let Some((_, ComponentOutcome::Done { deleted: d, .. })) =
             report.components.iter_mut().find(|(n, _)| *n == rekube_render::NAMESPACES)
@@ -454,6 +451,66 @@ pub async fn apply(
         }
     }
     Ok(report)
+}
+
+/// Runs `components` as their `needs` allow: each starts once every need in
+/// this set is done, up to `concurrency` at once; a need that failed or was
+/// skipped skips it. Needs outside the set count as met. Outcomes in the
+/// order they ended.
+async fn run_graph(
+    res: &Resolver,
+    components: &[&ComponentPlan],
+    rendered: &Rendered,
+    ours: &BTreeSet<String>,
+    opts: &ApplyOptions,
+    on: &(dyn Fn(Event) + Sync),
+) -> Vec<(String, ComponentOutcome)> {
+    let in_set: BTreeSet<&str> = components.iter().map(|c| c.name.as_str()).collect();
+    let mut ended: BTreeMap<String, bool> = BTreeMap::new();
+    let mut out = Vec::new();
+    let mut waiting: Vec<&ComponentPlan> = components.to_vec();
+    let mut running = futures::stream::FuturesUnordered::new();
+    loop {
+        // Skip what needs a failure, start what is ready, in spec order.
+        let mut i = 0;
+        while i < waiting.len() {
+            let c = waiting[i];
+            let needs: Vec<&String> = c.needs.iter().filter(|n| in_set.contains(n.as_str())).collect();
+            if let Some(n) = needs.iter().find(|n| ended.get(n.as_str()) == Some(&false)) {
+                let failed = out.iter().any(|(name, o): &(String, ComponentOutcome)| {
+                    name == *n && matches!(o, ComponentOutcome::Failed(_))
+                });
+                let o = ComponentOutcome::Skipped { need: n.to_string(), failed };
+                on(Event::Done { component: c.name.clone(), outcome: o.clone() });
+                ended.insert(c.name.clone(), false);
+                out.push((c.name.clone(), o));
+                waiting.remove(i);
+                i = 0; // a skip may skip others before it
+                continue;
+            }
+            let ready = needs.iter().all(|n| ended.get(n.as_str()) == Some(&true));
+            if ready && running.len() < opts.concurrency.max(1) {
+                waiting.remove(i);
+                running.push(async move {
+                    let o = apply_component(res, c, rendered, ours, opts, on).await;
+                    on(Event::Done { component: c.name.clone(), outcome: o.clone() });
+                    (c.name.clone(), o)
+                });
+                continue;
+            }
+            i += 1;
+        }
+        let Some((name, o)) = running.next().await else { break };
+        ended.insert(name.clone(), o.is_done());
+        out.push((name, o));
+    }
+    // A cycle (the spec's validation refuses them) leaves components waiting.
+    for c in waiting {
+        let o = ComponentOutcome::Failed("its `needs` form a cycle".into());
+        on(Event::Done { component: c.name.clone(), outcome: o.clone() });
+        out.push((c.name.clone(), o));
+    }
+    out
 }
 
 /// Deletes the Namespaces no component uses any more, except those that

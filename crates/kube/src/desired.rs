@@ -36,6 +36,8 @@ pub struct Desired<'a> {
     pub rendered: &'a Rendered,
     /// Waves of component names.
     pub waves: Vec<Vec<String>>,
+    /// Per component: the components it needs.
+    pub needs: BTreeMap<String, Vec<String>>,
     /// Every component in the spec (a parent for anything else is a removed component).
     pub spec_components: BTreeSet<String>,
     /// Whether only some components are planned (then nothing is removed).

@@ -55,8 +55,33 @@ pub enum ComponentOutcome {
     },
     /// Failed; why.
     Failed(String),
-    /// Not started because something it needs failed.
-    Skipped,
+    /// Not started: a component it needs failed, or was skipped itself.
+    Skipped {
+        /// That component.
+        need: String,
+        /// Whether it failed (else it was skipped too).
+        failed: bool,
+    },
+}
+
+impl ComponentOutcome {
+    /// Whether it converged (components that need it may start).
+    pub fn is_done(&self) -> bool {
+        matches!(self, Self::Done { .. })
+    }
+}
+
+impl std::fmt::Display for ComponentOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Done { written, deleted, unchanged } => {
+                write!(f, "done ({written} written, {deleted} deleted, {unchanged} unchanged)")
+            }
+            Self::Failed(why) => write!(f, "FAILED: {why}"),
+            Self::Skipped { need, failed: true } => write!(f, "skipped: needs {need}, which failed"),
+            Self::Skipped { need, failed: false } => write!(f, "skipped: needs {need}, which was skipped"),
+        }
+    }
 }
 
 /// The result of an apply.

@@ -124,8 +124,12 @@ pub struct ComponentPlan {
     /// Its ApplySet.
     #[serde(skip)]
     pub identity: crate::applyset::Identity,
-    /// Its wave (0-based); components of a wave run in parallel.
+    /// Its wave (0-based): its depth in the `needs` graph, for display.
     pub wave: usize,
+    /// The components it needs: apply starts it the moment they are all
+    /// healthy (needs outside the plan, under `-c`, count as met).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<String>,
     /// Whether it left the spec (everything is deleted).
     pub removed: bool,
     /// Whether it may adopt existing objects (`adopt: true` or `--adopt`).

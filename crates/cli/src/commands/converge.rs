@@ -63,7 +63,9 @@ pub async fn apply(
                     json!({"status": "done", "written": written, "deleted": deleted, "unchanged": unchanged})
                 }
                 ComponentOutcome::Failed(why) => json!({"status": "failed", "error": why}),
-                ComponentOutcome::Skipped => json!({"status": "skipped"}),
+                ComponentOutcome::Skipped { need, failed } => {
+                    json!({"status": "skipped", "needs": need, "need_failed": failed})
+                }
             }})).collect::<Vec<_>>(),
         }));
     }

@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rekube_kube::{ComponentOutcome, Event};
+use rekube_kube::Event;
 
 /// Renders events as they come.
 pub struct Progress {
@@ -75,13 +75,7 @@ impl Progress {
             Event::WaitingHealth { component, pending } => self.line(&component, &format!("waiting: {pending}")),
             Event::Kept { what, .. } => crate::printer::message(format!("note: {what}")),
             Event::Done { component, outcome } => {
-                let text = match outcome {
-                    ComponentOutcome::Done { written, deleted, unchanged } => {
-                        format!("done ({written} written, {deleted} deleted, {unchanged} unchanged)")
-                    }
-                    ComponentOutcome::Failed(why) => format!("FAILED: {why}"),
-                    ComponentOutcome::Skipped => "skipped: a component it needs failed".to_string(),
-                };
+                let text = outcome.to_string();
                 self.finish(&component, &text);
             }
         }

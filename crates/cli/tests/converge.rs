@@ -356,6 +356,37 @@ async fn failing_deployment_names_the_pod_reason_and_skips_dependents() {
     assert_eq!(comps[3]["health"], "healthy", "{status}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_load_balancer_gets_an_address_and_its_health_gate_passes() {
+    let cluster = TestCluster::with_kubelet("lb").await;
+    let p = Platform::new(&cluster, "lb");
+    p.write(
+        "edge/svc.yaml",
+        concat!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: edge\n",
+            "spec:\n  type: LoadBalancer\n  selector: {app: edge}\n  ports: [{port: 80}]\n",
+        ),
+    );
+    p.spec("  edge:\n    manifests: ./edge\n    namespace: edge\n");
+    // Health-gated, as charts whose default Service is a LoadBalancer are.
+    let apply = p.rekube(&["apply", "test", "--timeout", "60"]);
+    assert_eq!(apply.status.code(), Some(0), "{}", err(&apply));
+    let ip = out(&kubectl(
+        &cluster,
+        &["get", "svc", "edge", "-n", "edge", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"],
+    ));
+    assert_eq!(
+        ip,
+        rekube_cluster::local::lb_address("edge", "edge"),
+        "an address from {}",
+        rekube_cluster::local::LB_RANGE
+    );
+    assert!(ip.starts_with("198.18.") || ip.starts_with("198.19."), "{ip}");
+    // The address is status, not spec: the next plan is empty.
+    let plan = p.rekube(&["plan", "test", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", out(&plan));
+}
+
 fn huge_crd(name: &str) -> String {
     // ~400 KiB of schema descriptions: over the 256 KiB that client-side
     // apply's last-applied annotation allows.

@@ -11,7 +11,10 @@
 //! - fails Pods that carry [`FAIL_LABEL`], with the label's value as the
 //!   reason (`CrashLoopBackOff` when empty), so a user can rehearse a failure
 //!   (health gates, `status`, failure output) without a broken image;
-//! - finishes graceful deletions, as a kubelet does once containers stop.
+//! - finishes graceful deletions, as a kubelet does once containers stop;
+//! - gives every LoadBalancer Service an ingress address, as k3s's ServiceLB
+//!   or cloud-provider-kind do, from [`LB_RANGE`] (nothing listens there:
+//!   it lets health gates and charts see a provisioned load balancer).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,7 +25,7 @@ use std::time::Duration;
 use super::client_for;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -34,6 +37,12 @@ use serde_json::{Value, json};
 /// the reason (`ImagePull...` reasons keep the Pod Pending). Documented for
 /// users in docs/providers.md.
 pub const FAIL_LABEL: &str = "local.rekube.dev/fail";
+
+/// Where LoadBalancer addresses come from: 198.18.0.0/15, the range RFC 2544
+/// reserves for benchmarks, so it is never routed anywhere real. Each
+/// Service's address is derived from its namespace and name, so a rebuilt
+/// cluster gives it the same one.
+pub const LB_RANGE: &str = "198.18.0.0/15";
 
 const MANAGER: &str = "rekube-fake-kubelet";
 const LEASE_NS: &str = "kube-node-lease";
@@ -79,6 +88,7 @@ impl FakeKubelet {
                     tokio::select! {
                         _ = stop_rx => {}
                         _ = heartbeat(client.clone(), thread_nodes.clone()) => {}
+                        _ = serve_load_balancers(client.clone()) => {}
                         _ = serve_pods(client, thread_nodes) => {}
                     }
                 });
@@ -194,6 +204,40 @@ async fn heartbeat(client: Client, nodes: Vec<String>) {
             if let Err(e) = api.patch_status(name, &PatchParams::default(), &Patch::Merge(patch)).await {
                 tracing::warn!("fake kubelet: status of node {name}: {e}");
             }
+        }
+    }
+}
+
+/// The address of a LoadBalancer Service in [`LB_RANGE`] (FNV-1a of `ns/name`).
+pub fn lb_address(namespace: &str, name: &str) -> String {
+    let hash = format!("{namespace}/{name}")
+        .bytes()
+        .fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    let host = hash % (2 * 65536 - 2) + 1; // 198.18.0.1 .. 198.19.255.254
+    format!("198.{}.{}.{}", 18 + host / 65536, (host / 256) % 256, host % 256)
+}
+
+async fn serve_load_balancers(client: Client) {
+    let all: Api<Service> = Api::all(client.clone());
+    let stream = watcher(all, watcher::Config::default()).default_backoff().applied_objects();
+    futures::pin_mut!(stream);
+    while let Some(item) = stream.next().await {
+        let Ok(svc) = item else { continue };
+        let (Some(name), Some(ns)) = (&svc.metadata.name, &svc.metadata.namespace) else { continue };
+        let is_lb = svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
+        let has_address = svc
+            .status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|l| l.ingress.as_ref())
+            .is_some_and(|i| !i.is_empty());
+        if !is_lb || has_address {
+            continue;
+        }
+        let patch = json!({"status": {"loadBalancer": {"ingress": [{"ip": lb_address(ns, name)}]}}});
+        let api: Api<Service> = Api::namespaced(client.clone(), ns);
+        if let Err(e) = api.patch_status(name, &PatchParams::default(), &Patch::Merge(patch)).await {
+            tracing::debug!("fake kubelet: load balancer of {ns}/{name}: {e}");
         }
     }
 }
@@ -365,4 +409,21 @@ fn desired_status(pod: &Pod, next_ip: &AtomicU32) -> Value {
         "initContainerStatuses": init,
         "containerStatuses": spec.containers.iter().map(container_status).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_balancer_addresses_are_stable_and_in_the_range() {
+        let a = lb_address("ingress-nginx", "ingress-nginx-controller");
+        assert_eq!(a, lb_address("ingress-nginx", "ingress-nginx-controller"), "the same Service, the same address");
+        assert_ne!(a, lb_address("ingress-nginx", "other"));
+        for (ns, n) in [("a", "b"), ("default", "lb"), ("x", "y")] {
+            let ip: std::net::Ipv4Addr = lb_address(ns, n).parse().unwrap();
+            let [o1, o2, ..] = ip.octets();
+            assert!(o1 == 198 && (18..=19).contains(&o2), "{ip}");
+        }
+    }
 }

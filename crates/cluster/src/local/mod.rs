@@ -25,7 +25,7 @@ use kube::Api;
 use serde::{Deserialize, Serialize};
 
 pub use binaries::{BINARIES_HINT, Binaries, builds, cache_dir, minor_of, version_matches};
-pub use kubelet::{FAIL_LABEL, FakeKubelet};
+pub use kubelet::{FAIL_LABEL, FakeKubelet, LB_RANGE, lb_address};
 pub use managed::{LocalCluster, LocalStatus, UpOutcome};
 use process::Proc;
 pub use process::{Lifetime, pid_alive, pid_runs_in};

@@ -136,6 +136,18 @@ pub enum Command {
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
+    /// Run the components' Helm test hooks, as `helm test` does (exit 1 when one fails).
+    Test {
+        /// The environment.
+        env: String,
+        /// Seconds each test may take.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        #[command(flatten)]
+        select: Select,
+        #[command(flatten)]
+        render: RenderFlags,
+    },
     /// Resolve chart versions to exact versions and digests in rekube.lock.
     Lock {
         /// Exit 1 if rekube.lock is missing or stale, without writing it (for CI).

@@ -16,15 +16,16 @@ use kube::Api;
 use kube::api::{DynamicObject, Patch};
 use kube::runtime::wait::{await_condition, conditions::is_crd_established};
 use rekube_plan::applyset::{
-    self, COMPONENT_LABEL, CONTAINS_ANNOTATION, ENVIRONMENT_LABEL, FIELD_MANAGER, ID_LABEL, Identity,
+    self, COMPONENT_LABEL, CONTAINS_ANNOTATION, ENVIRONMENT_LABEL, FIELD_MANAGER, HOOKS_ANNOTATION, ID_LABEL, Identity,
     NAMESPACES_ANNOTATION, PARENT_NAMESPACE, PROJECT_LABEL, SOURCE_ANNOTATION, TOOLING_ANNOTATION,
 };
-use rekube_plan::{Action, ComponentPlan, Op, Plan};
+use rekube_plan::{Action, ComponentPlan, HookRun, Op, Plan};
 use rekube_render::Rendered;
 use serde_json::{Value, json};
 
 use crate::KubeError;
 use crate::delete::{delete_object, delete_parent, emptied_namespaces, wait_gone};
+use crate::hooks::{HookOutcome, run_hook};
 use crate::live::{Health, Resolver, check, has_rule};
 use crate::report::{ApplyReport, ComponentOutcome, Event};
 use crate::request::{api_for, apply_params, ensure_parent_namespace, parents_api, retry};
@@ -69,6 +70,7 @@ async fn write_parent(
     identity: &Identity,
     group_kinds: &[String],
     namespaces: &[String],
+    hooks: &str,
     opts: &ApplyOptions,
 ) -> Result<(), KubeError> {
     let api = parents_api(res.client());
@@ -88,6 +90,7 @@ async fn write_parent(
                 CONTAINS_ANNOTATION: group_kinds.join(","),
                 NAMESPACES_ANNOTATION: namespaces.join(","),
                 SOURCE_ANNOTATION: opts.source,
+                HOOKS_ANNOTATION: hooks,
             },
         },
     });
@@ -98,16 +101,17 @@ async fn write_parent(
     Ok(())
 }
 
-async fn existing_kinds(res: &Resolver, parent: &str) -> Vec<String> {
-    match parents_api(res.client()).get_opt(parent).await {
-        Ok(Some(p)) => p
-            .metadata
-            .annotations
-            .and_then(|a| a.get(CONTAINS_ANNOTATION).cloned())
-            .map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect())
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    }
+/// The live parent's group-kinds and recorded hook digests (as written).
+async fn existing_parent(res: &Resolver, parent: &str) -> (Vec<String>, String) {
+    let annotations = match parents_api(res.client()).get_opt(parent).await {
+        Ok(Some(p)) => p.metadata.annotations.unwrap_or_default(),
+        _ => Default::default(),
+    };
+    let kinds = annotations
+        .get(CONTAINS_ANNOTATION)
+        .map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default();
+    (kinds, annotations.get(HOOKS_ANNOTATION).cloned().unwrap_or_else(|| "{}".into()))
 }
 
 async fn write_object(res: &Resolver, a: &Action, dry_run: bool) -> Result<(), KubeError> {
@@ -278,14 +282,22 @@ async fn apply_component_inner(
     let mut namespaces: Vec<String> = c.actions.iter().filter(members).filter_map(|a| a.namespace.clone()).collect();
     namespaces.sort();
     namespaces.dedup();
-    let changes = !writes.is_empty() || !deletes.is_empty() || c.legacy_parent.is_some() || c.parent_missing;
+    let changes = !writes.is_empty()
+        || !deletes.is_empty()
+        || c.legacy_parent.is_some()
+        || c.parent_missing
+        || !c.hooks.is_empty();
     if !c.removed && !opts.dry_run && changes {
         // Superset first (KEP-3659): a crash mid-apply must not hide members from prune.
-        let mut superset = existing_kinds(res, &c.identity.parent_name()).await;
+        // Hooks are recorded only once they ran: a crash before runs them again.
+        let (mut superset, ran) = existing_parent(res, &c.identity.parent_name()).await;
         superset.extend(kinds.iter().cloned());
         superset.sort();
         superset.dedup();
-        write_parent(res, &c.identity, &superset, &namespaces, opts).await?;
+        write_parent(res, &c.identity, &superset, &namespaces, &ran, opts).await?;
+    }
+    if !opts.dry_run {
+        run_hooks(res, name, c.hooks.iter().filter(|h| h.before), opts, on).await?;
     }
 
     let (first, rest): (Vec<&Action>, Vec<&Action>) = writes.iter().partition(|a| a.is_namespace() || a.is_crd());
@@ -341,12 +353,6 @@ async fn apply_component_inner(
             wait_gone(res, &deletes, opts.timeout).await?;
             delete_parent(res, &c.identity.parent_name()).await?;
         }
-    } else if !opts.dry_run && changes {
-        write_parent(res, &c.identity, &kinds, &namespaces, opts).await?;
-        if let Some(legacy) = &c.legacy_parent {
-            // Migrated: every member now carries the new id.
-            delete_parent(res, legacy).await?;
-        }
     }
 
     if !opts.dry_run && !opts.no_wait && !c.removed {
@@ -366,7 +372,35 @@ async fn apply_component_inner(
             .collect();
         wait_healthy(res, name, &objs, opts.timeout, on).await?;
     }
+    if !opts.dry_run && !c.removed {
+        run_hooks(res, name, c.hooks.iter().filter(|h| !h.before), opts, on).await?;
+    }
+    // The final inventory, and the hooks that ran, once all went well.
+    if !c.removed && !opts.dry_run && changes {
+        let hooks = serde_json::to_string(&c.hook_digests).unwrap_or_default();
+        write_parent(res, &c.identity, &kinds, &namespaces, &hooks, opts).await?;
+        if let Some(legacy) = &c.legacy_parent {
+            // Migrated: every member now carries the new id.
+            delete_parent(res, legacy).await?;
+        }
+    }
     Ok(ComponentOutcome::Done { written: total, deleted: deletes.len(), unchanged })
+}
+
+/// Runs `hooks` in order; the first that fails fails the component.
+async fn run_hooks<'a>(
+    res: &Resolver,
+    component: &str,
+    hooks: impl Iterator<Item = &'a HookRun>,
+    opts: &ApplyOptions,
+    on: &(dyn Fn(Event) + Sync),
+) -> Result<(), KubeError> {
+    for h in hooks {
+        if let HookOutcome::Failed(reason) = run_hook(res, component, h, opts.timeout, on).await? {
+            return Err(KubeError::HookFailed { hook: format!("{} ({})", h.display_name(), h.event), reason });
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a plan that would write what belongs to someone else, or adopt

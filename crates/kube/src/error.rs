@@ -64,6 +64,14 @@ pub enum KubeError {
         /// What the health rule found.
         reason: String,
     },
+    /// A Helm hook of a component failed (its delete policy was honoured).
+    #[error("hook {hook} failed: {reason}")]
+    HookFailed {
+        /// `Job ns/name (pre-install)`.
+        hook: String,
+        /// Why.
+        reason: String,
+    },
     /// A component's objects were not all healthy before the timeout.
     #[error("not healthy after {seconds}s: {pending}")]
     NotHealthy {

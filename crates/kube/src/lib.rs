@@ -4,7 +4,7 @@
 //! 1. [`request`]: the typed handle for a resource, and the retry policy.
 //! 2. [`live`]: reads of live state: discovery, objects, ApplySet parents,
 //!    health.
-//! 3. The operations: [`planner`] (plan), [`apply`], [`delete`] (shared by
+//! 3. The operations: [`planner`] (plan), [`apply`], [`hooks`], [`delete`] (shared by
 //!    prune and destroy), [`destroy`], [`drift`], [`release`] (load
 //!    balancers before a cluster goes).
 //!
@@ -26,6 +26,7 @@ pub mod apply;
 pub mod delete;
 pub mod destroy;
 pub mod drift;
+pub mod hooks;
 pub mod planner;
 pub mod release;
 

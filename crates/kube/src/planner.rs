@@ -13,15 +13,16 @@
 //! and removed components come only from this project and environment's own
 //! ApplySets, so an object rekube did not label as ours is never deleted.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use futures::StreamExt;
 use kube::Client;
 use kube::api::{ListParams, Patch};
-use rekube_plan::applyset::{self, FIELD_MANAGER, ID_LABEL, Identity};
+use rekube_plan::applyset::{self, FIELD_MANAGER, HOOK_OF_LABEL, ID_LABEL, Identity};
 use rekube_plan::diff::{field_diff, subset_matches};
 use rekube_plan::normalize::{is_namespace, live_hash, prepare_for};
-use rekube_plan::{Action, ComponentPlan, Op, Plan};
+use rekube_plan::{Action, ComponentPlan, HookRun, Op, Plan};
+use rekube_render::hooks::{DeletePolicy, Hook, HookEvent};
 use serde_json::Value;
 
 use crate::KubeError;
@@ -270,6 +271,10 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
         let parent_missing = legacy_parent.is_none()
             && !own.iter().any(|p| p.identity.as_ref() == Some(&identity))
             && indexed.iter().any(|(_, a)| matches!(a.op, Op::Unchanged | Op::Update | Op::Delete));
+        let parent = own.iter().find(|p| p.identity.as_ref() == Some(&identity));
+        let first_apply = parent.is_none() && legacy_parent.is_none() && !parent_missing;
+        let recorded = parent.map(|p| p.hooks.clone()).unwrap_or_default();
+        let (hooks, hook_digests) = hook_runs(&comp.hooks, &identity, first_apply, &recorded);
         components.push(ComponentPlan {
             name: comp.name.clone(),
             identity,
@@ -280,6 +285,8 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
             legacy_parent,
             parent_missing,
             actions: indexed.into_iter().map(|(_, a)| a).collect(),
+            hooks,
+            hook_digests,
         });
     }
     // Every update candidate gets the server's dry-run, below.
@@ -317,6 +324,8 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
                 legacy_parent: None,
                 parent_missing: false,
                 actions,
+                hooks: Vec::new(),
+                hook_digests: BTreeMap::new(),
             });
         }
     }
@@ -369,6 +378,66 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
         cluster: want.cluster.to_string(),
         components,
     })
+}
+
+/// The hooks an apply runs, and the digest of every hook to record. On a
+/// component's first apply its install hooks run; later, its upgrade hooks
+/// whose content changed since the last apply (so an unchanged platform runs
+/// none). `test` hooks only run under `rekube test`.
+pub fn hook_runs(
+    hooks: &[Hook],
+    identity: &Identity,
+    first_apply: bool,
+    recorded: &BTreeMap<String, String>,
+) -> (Vec<HookRun>, BTreeMap<String, String>) {
+    let (pre, post) = if first_apply {
+        (HookEvent::PreInstall, HookEvent::PostInstall)
+    } else {
+        (HookEvent::PreUpgrade, HookEvent::PostUpgrade)
+    };
+    let mut runs = Vec::new();
+    let mut digests = BTreeMap::new();
+    for (event, before) in [(pre, true), (post, false)] {
+        for h in hooks {
+            let object = prepare_hook(&h.object.value, identity);
+            let key = ObjectKey::of(&object).to_string();
+            let digest = rekube_plan::normalize::digest(&object);
+            let changed = recorded.get(&key) != Some(&digest);
+            // Test hooks are recorded too (destroy deletes what `rekube test` left), never run here.
+            digests.insert(key, digest);
+            if h.runs_at(event) && !h.runs_at(HookEvent::Test) && (first_apply || changed) {
+                runs.push(hook_run(h, event, before, object));
+            }
+        }
+    }
+    (runs, digests)
+}
+
+/// A hook as it runs: created as `object`, deleted as its policy says.
+pub fn hook_run(h: &Hook, event: HookEvent, before: bool, object: Value) -> HookRun {
+    HookRun {
+        event: event.as_str().to_string(),
+        api_version: h.object.api_version().to_string(),
+        kind: h.object.kind().to_string(),
+        namespace: h.object.namespace().map(str::to_string),
+        name: h.object.name().to_string(),
+        before,
+        delete_on_success: h.deleted_on(DeletePolicy::HookSucceeded),
+        delete_on_failure: h.deleted_on(DeletePolicy::HookFailed),
+        object,
+    }
+}
+
+/// A hook object labelled with the ApplySet it belongs to (not as a member).
+pub fn prepare_hook(value: &Value, identity: &Identity) -> Value {
+    let mut v = value.clone();
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        let labels = meta.entry("labels").or_insert_with(|| Value::Object(Default::default()));
+        if let Some(l) = labels.as_object_mut() {
+            l.insert(HOOK_OF_LABEL.into(), Value::String(identity.id()));
+        }
+    }
+    v
 }
 
 /// Deletes in a stable order, Namespaces last (their contents go first).

@@ -35,6 +35,13 @@ pub const ENVIRONMENT_LABEL: &str = "rekube.dev/environment";
 pub const COMPONENT_LABEL: &str = "rekube.dev/component";
 /// Parent annotation: where the spec was last applied from (`host:/path/rekube.yaml`).
 pub const SOURCE_ANNOTATION: &str = "rekube.dev/source";
+/// On a parent: the digest of each Helm hook of its component when it was
+/// last applied (JSON `{"Kind/namespace/name": digest}`); a hook runs again
+/// only when its digest changes.
+pub const HOOKS_ANNOTATION: &str = "rekube.dev/hooks";
+/// On a hook object: the ApplySet id of the component it belongs to (hooks
+/// are not members: never pruned, never drift; destroy deletes them).
+pub const HOOK_OF_LABEL: &str = "rekube.dev/hook-of";
 /// Namespace annotation, set when rekube creates it: `<project>/<environment>`.
 /// rekube deletes a Namespace only when it carries this.
 pub const CREATED_BY_ANNOTATION: &str = "rekube.dev/created-by";

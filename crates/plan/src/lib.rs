@@ -18,4 +18,4 @@ pub mod normalize;
 mod path;
 pub mod text;
 
-pub use model::{Action, ComponentPlan, FieldChange, FieldDrift, Op, Plan, Summary};
+pub use model::{Action, ComponentPlan, FieldChange, FieldDrift, HookRun, Op, Plan, Summary};

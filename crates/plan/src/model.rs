@@ -144,6 +144,51 @@ pub struct ComponentPlan {
     pub parent_missing: bool,
     /// Actions in apply order (Namespaces and CRDs first), deletes last.
     pub actions: Vec<Action>,
+    /// Helm hooks this apply runs (pre ones before the actions, post ones
+    /// once the component is healthy), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookRun>,
+    /// The digest of every hook of the component, recorded on its parent
+    /// after the apply: a hook runs again only when its content changes.
+    #[serde(skip)]
+    pub hook_digests: std::collections::BTreeMap<String, String>,
+}
+
+/// A Helm hook an apply runs: created (after deleting the one before),
+/// waited for (Jobs complete, Pods succeed), deleted as its policy says.
+#[derive(Debug, Clone, Serialize)]
+pub struct HookRun {
+    /// `pre-install`, `post-upgrade`, ...
+    pub event: String,
+    /// `apiVersion`.
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Whether it runs before the component's objects (else after).
+    pub before: bool,
+    /// Deleted once it succeeded (`hook-succeeded`).
+    pub delete_on_success: bool,
+    /// Deleted when it failed (`hook-failed`).
+    pub delete_on_failure: bool,
+    /// The object to create; never printed.
+    #[serde(skip)]
+    pub object: Value,
+}
+
+impl HookRun {
+    /// `Kind namespace/name`.
+    pub fn display_name(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{} {ns}/{}", self.kind, self.name),
+            None => format!("{} {}", self.kind, self.name),
+        }
+    }
 }
 
 /// Counts of a plan.
@@ -201,7 +246,7 @@ impl Plan {
     pub fn has_changes(&self) -> bool {
         let s = self.summary();
         s.create + s.update + s.delete + s.adopt > 0
-            || self.components.iter().any(|c| c.legacy_parent.is_some() || c.parent_missing)
+            || self.components.iter().any(|c| c.legacy_parent.is_some() || c.parent_missing || !c.hooks.is_empty())
     }
 
     /// Objects owned by someone else: apply refuses the whole plan.

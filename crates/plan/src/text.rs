@@ -73,6 +73,9 @@ pub fn plan(plan: &Plan) -> String {
         if unchanged > 0 {
             out.push_str(&format!("  = {unchanged} unchanged\n"));
         }
+        for h in &c.hooks {
+            out.push_str(&format!("  hooks: run {} ({})\n", h.display_name(), h.event));
+        }
     }
     let s = plan.summary();
     let mut extra = String::new();
@@ -81,6 +84,10 @@ pub fn plan(plan: &Plan) -> String {
     }
     if s.conflict > 0 {
         extra.push_str(&format!(", {} owned by others", s.conflict));
+    }
+    let hooks: usize = plan.components.iter().map(|c| c.hooks.len()).sum();
+    if hooks > 0 {
+        extra.push_str(&format!(", {hooks} hook(s) to run"));
     }
     out.push_str(&format!(
         "\nPlan: {} to create, {} to update, {} to delete, {} unchanged{extra}.\n",

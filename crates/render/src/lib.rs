@@ -7,6 +7,7 @@
 //! inputs, so a warm render needs no network and runs no helm at all.
 
 mod helm;
+pub mod hooks;
 pub mod lock;
 mod objects;
 mod source;
@@ -107,6 +108,8 @@ pub struct ComponentOutput {
     pub namespace: Option<String>,
     /// Its objects in output order (a generated Namespace first).
     pub objects: Vec<Object>,
+    /// Its Helm hooks, in the order they run; never among `objects`.
+    pub hooks: Vec<hooks::Hook>,
     /// Whether the output came from the render cache.
     pub cached: bool,
 }
@@ -192,9 +195,18 @@ pub async fn render(
             objects.extend(parse_stream(text, &source, &mut diags));
         }
         let namespace = loaded.spec.components[name].namespace.as_ref().map(|n| n.value.clone());
-        components.push(ComponentOutput { name: name.clone(), namespace, objects, cached: r.cached });
+        components.push(ComponentOutput {
+            name: name.clone(),
+            namespace,
+            objects,
+            hooks: Vec::new(),
+            cached: r.cached,
+        });
     }
     let warnings = finish(&mut components, &mut diags);
+    for c in &mut components {
+        c.hooks = hooks::split(&mut c.objects);
+    }
     if !diags.is_empty() {
         diags.extend(warnings);
         return Err(RenderError::Invalid(Diagnostics(diags)));
@@ -286,7 +298,13 @@ fn finish(components: &mut Vec<ComponentOutput>, diags: &mut Vec<Diagnostic>) ->
     if !generated_ns.is_empty() {
         components.insert(
             0,
-            ComponentOutput { name: NAMESPACES.to_string(), namespace: None, objects: generated_ns, cached: false },
+            ComponentOutput {
+                name: NAMESPACES.to_string(),
+                namespace: None,
+                objects: generated_ns,
+                hooks: Vec::new(),
+                cached: false,
+            },
         );
     }
     warnings

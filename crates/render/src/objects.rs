@@ -44,6 +44,19 @@ pub struct ObjectKey {
     pub name: String,
 }
 
+impl ObjectKey {
+    /// The key of an object as JSON (`apiVersion`, `kind`, `metadata`), live or rendered.
+    pub fn of(v: &Value) -> Self {
+        let api = v["apiVersion"].as_str().unwrap_or_default();
+        Self {
+            group: api.rsplit_once('/').map_or("", |(g, _)| g).to_string(),
+            kind: v["kind"].as_str().unwrap_or_default().to_string(),
+            namespace: v.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string),
+            name: v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string(),
+        }
+    }
+}
+
 impl fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = if self.group.is_empty() { self.kind.clone() } else { format!("{}.{}", self.kind, self.group) };

@@ -83,6 +83,20 @@ pub async fn destroy(g: &Global, env: &str, timeout: u64) -> Result<u8, Failure>
     Ok(if failed { 1 } else { 0 })
 }
 
+pub async fn test(g: &Global, env: &str, timeout: u64, select: &Select, flags: &RenderFlags) -> Result<u8, Failure> {
+    let ctx = context(g, env, select, flags).await?;
+    let reporter = Reporter::new("testing", g.output != Output::Json, false);
+    let results =
+        rekube_engine::ops::test::test(&ctx, Duration::from_secs(timeout), g.break_lock, &|e| reporter.on(e)).await?;
+    let failed = results.iter().filter(|r| !r.passed).count();
+    match g.output {
+        Output::Json => printer::json(&json!({"environment": env, "tests": results, "failed": failed})),
+        _ if results.is_empty() => printer::message(format!("no tests in `{env}` (no `helm.sh/hook: test` objects)")),
+        _ => printer::message(format!("tests of `{env}`: {} passed, {failed} failed", results.len() - failed)),
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
 pub async fn drift(g: &Global, env: &str, flags: &RenderFlags) -> Result<u8, Failure> {
     let report = context(g, env, &Select::default(), flags).await?.drift().await?;
     let drifted = report.iter().filter(|d| d.state.is_drift()).count();

@@ -38,6 +38,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Drift { env, watch: false, render, .. } => converge::drift(g, env, render).await,
         Command::Drift { env, watch: true, interval, render } => converge::watch_drift(g, env, *interval, render).await,
         Command::Destroy { env, timeout } => converge::destroy(g, env, *timeout).await,
+        Command::Test { env, timeout, select, render } => converge::test(g, env, *timeout, select, render).await,
         Command::Lock { check, update } => render::lock(g, *check, *update).await,
         Command::Up { env } => cluster::up(g, env).await,
         Command::Down { env, force, timeout } => cluster::down(g, env, *force, *timeout).await,

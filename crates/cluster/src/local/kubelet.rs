@@ -354,14 +354,21 @@ fn desired_status(pod: &Pod, next_ip: &AtomicU32) -> Value {
         let n = next_ip.fetch_add(1, Ordering::Relaxed);
         format!("10.244.{}.{}", (n >> 8) & 0xff, n & 0xff)
     });
+    // A failing container of a `restartPolicy: Never` Pod ends the Pod, as a
+    // real kubelet does; otherwise it is restarted (CrashLoopBackOff).
+    let never = spec.restart_policy.as_deref() == Some("Never");
     let (phase, ready) = match (&failure, completes) {
         (Some(r), _) if r.contains("ImagePull") || r == "ErrImagePull" => ("Pending", false),
+        (Some(_), true) if never => ("Failed", false),
         (Some(_), _) => ("Running", false),
         (None, true) => ("Succeeded", false),
         (None, false) => ("Running", true),
     };
     let container_status = |c: &k8s_openapi::api::core::v1::Container| {
         let state = match (&failure, phase) {
+            (Some(reason), "Failed") => json!({"terminated": {"exitCode": 1, "reason": reason,
+                "message": format!("fake kubelet: pod is labelled {FAIL_LABEL}={reason}"),
+                "startedAt": now, "finishedAt": now}}),
             (Some(reason), _) => json!({"waiting": {"reason": reason,
                 "message": format!("fake kubelet: pod is labelled {FAIL_LABEL}={reason}")}}),
             (None, "Succeeded") => json!({"terminated": {"exitCode": 0, "reason": "Completed",
@@ -396,7 +403,7 @@ fn desired_status(pod: &Pod, next_ip: &AtomicU32) -> Value {
         let status = if ok { "True" } else { "False" };
         json!({"type": type_, "status": status, "lastTransitionTime": now})
     };
-    json!({
+    let mut status = json!({
         "phase": phase,
         "hostIP": "127.0.0.1",
         "podIP": ip,
@@ -408,7 +415,12 @@ fn desired_status(pod: &Pod, next_ip: &AtomicU32) -> Value {
         ],
         "initContainerStatuses": init,
         "containerStatuses": spec.containers.iter().map(container_status).collect::<Vec<_>>(),
-    })
+    });
+    if let (Some(reason), "Failed") = (&failure, phase) {
+        status["reason"] = json!(reason);
+        status["message"] = json!(format!("a container exited with {reason}"));
+    }
+    status
 }
 
 #[cfg(test)]

@@ -4,3 +4,4 @@ pub mod backup;
 pub mod cluster;
 pub mod converge;
 pub mod status;
+pub mod test;

@@ -9,41 +9,18 @@ use kube::Api;
 use kube::Client;
 use kube::api::{DynamicObject, ListParams};
 use rekube_plan::applyset::{
-    self, COMPONENT_LABEL, CONTAINS_ANNOTATION, ENVIRONMENT_LABEL, ID_LABEL, Identity, PROJECT_LABEL, SOURCE_ANNOTATION,
+    self, COMPONENT_LABEL, CONTAINS_ANNOTATION, ENVIRONMENT_LABEL, HOOKS_ANNOTATION, ID_LABEL, Identity, PROJECT_LABEL,
+    SOURCE_ANNOTATION,
 };
 use rekube_plan::{Action, Op};
 use serde_json::Value;
+
+pub use rekube_render::ObjectKey;
 
 use crate::KubeError;
 use crate::desired::Desired;
 use crate::live::{Resolved, Resolver};
 use crate::request::parents_api;
-
-/// Which object: the key of live state and of the plan's comparisons.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ObjectKey {
-    /// API group (`""` for the core group).
-    pub group: String,
-    /// Kind.
-    pub kind: String,
-    /// Namespace, for namespaced objects.
-    pub namespace: Option<String>,
-    /// Name.
-    pub name: String,
-}
-
-impl ObjectKey {
-    /// The key of an object as JSON (`apiVersion`, `kind`, `metadata`).
-    pub fn of(v: &Value) -> Self {
-        let api = v["apiVersion"].as_str().unwrap_or_default();
-        Self {
-            group: api.rsplit_once('/').map_or("", |(g, _)| g).to_string(),
-            kind: v["kind"].as_str().unwrap_or_default().to_string(),
-            namespace: v.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string),
-            name: v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string(),
-        }
-    }
-}
 
 /// A live ApplySet parent in `rekube-system`.
 #[derive(Debug, Clone)]
@@ -58,6 +35,8 @@ pub(crate) struct Parent {
     pub group_kinds: Vec<String>,
     /// Where it was last applied from.
     pub source: Option<String>,
+    /// The digests of its component's hooks when last applied.
+    pub hooks: BTreeMap<String, String>,
 }
 
 impl Parent {
@@ -110,7 +89,9 @@ pub(crate) async fn parents(client: &Client) -> Result<Vec<Parent>, KubeError> {
                 .map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect())
                 .unwrap_or_default();
             let source = annotations.get(SOURCE_ANNOTATION).cloned();
-            Some(Parent { name, identity, legacy_component, id, group_kinds, source })
+            let hooks =
+                annotations.get(HOOKS_ANNOTATION).and_then(|h| serde_json::from_str(h).ok()).unwrap_or_default();
+            Some(Parent { name, identity, legacy_component, id, group_kinds, source, hooks })
         })
         .collect())
 }

@@ -1,0 +1,122 @@
+//! Helm hooks with Helm's semantics, on a real cluster with the fake
+//! kubelet: install and upgrade hooks run around the component in weight
+//! order, only when their content changed; delete policies are honoured;
+//! test hooks run only under `rekube test`; none of them is an ApplySet
+//! member, so a second plan is empty, drift is clean, and destroy removes
+//! what the policies left.
+
+mod common;
+
+use std::process::Output;
+
+use common::{Workdir, err, ok, out};
+use rekube_testbed::{FAIL_LABEL, TestCluster};
+
+const CHART: &str = "apiVersion: v2\nname: hooked\nversion: 0.1.0\n";
+
+fn job(name: &str, hook: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\n  annotations:\n    helm.sh/hook: {hook}\n{extra}\
+         spec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n\
+         \x20       - name: run\n          image: busybox:1.36\n          args: [\"{{{{ .Values.migration }}}}\"]\n"
+    )
+}
+
+fn write_chart(w: &Workdir, migration: &str, fail_test: bool) {
+    w.write("chart/Chart.yaml", CHART);
+    w.write("chart/values.yaml", &format!("migration: {migration}\n"));
+    w.write("chart/templates/config.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  a: b\n");
+    w.write(
+        "chart/templates/migrate.yaml",
+        &job("migrate", "pre-install,pre-upgrade", "    helm.sh/hook-weight: \"-5\"\n"),
+    );
+    w.write(
+        "chart/templates/announce.yaml",
+        &job("announce", "post-install", "    helm.sh/hook-delete-policy: hook-succeeded\n"),
+    );
+    let label = if fail_test { format!("\n  labels:\n    {FAIL_LABEL}: Error") } else { String::new() };
+    w.write(
+        "chart/templates/test.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: hooked-test\n  annotations:\n    helm.sh/hook: test{label}\n\
+             spec:\n  restartPolicy: Never\n  containers:\n    - name: t\n      image: busybox:1.36\n"
+        ),
+    );
+}
+
+fn kubectl(cluster: &TestCluster, args: &[&str]) -> Output {
+    cluster.kubectl().args(args).output().unwrap()
+}
+
+fn names(cluster: &TestCluster, kind: &str) -> String {
+    out(&kubectl(cluster, &["get", kind, "-n", "app", "-o", "name"]))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hooks_run_around_the_component_and_tests_only_under_rekube_test() {
+    let cluster = TestCluster::with_kubelet("hooks").await;
+    let w = Workdir::new();
+    write_chart(&w, "v1", false);
+    w.write(
+        "rekube.yaml",
+        &format!(
+            "clusters:\n{}components:\n  app:\n    chart: {{ path: ./chart }}\n    namespace: app\n\
+             environments:\n  test: {{ cluster: test }}\n",
+            common::existing("test", &cluster, "hooks")
+        ),
+    );
+
+    // The first plan names the install hooks, in weight order; never the test.
+    let plan = out(&w.rekube(&["plan", "test"]));
+    let pre = plan.find("  hooks: run Job app/migrate (pre-install)").unwrap_or_else(|| panic!("{plan}"));
+    let post = plan.find("  hooks: run Job app/announce (post-install)").unwrap_or_else(|| panic!("{plan}"));
+    assert!(pre < post, "{plan}");
+    assert!(!plan.contains("hooked-test") && plan.contains("2 hook(s) to run"), "{plan}");
+
+    let apply = w.rekube(&["apply", "test", "--timeout", "120"]);
+    ok(&apply);
+    // before-hook-creation (the default) keeps the finished Job; hook-succeeded deletes it.
+    assert_eq!(names(&cluster, "jobs"), "job.batch/migrate\n", "{}", err(&apply));
+    assert_eq!(
+        names(&cluster, "pods").lines().filter(|l| l.contains("hooked-test")).count(),
+        0,
+        "apply never runs tests"
+    );
+    let migrate = out(&kubectl(&cluster, &["get", "job", "migrate", "-n", "app", "-o", "json"]));
+    assert!(!migrate.contains("applyset.kubernetes.io/part-of"), "a hook is not an ApplySet member: {migrate}");
+
+    // Converged: nothing to run again, nothing drifted.
+    let again = w.rekube(&["plan", "test", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", out(&again));
+    assert_eq!(w.rekube(&["drift", "test"]).status.code(), Some(0));
+
+    // `rekube test` runs the test Pod and keeps it (before-hook-creation).
+    let test = w.rekube(&["test", "test"]);
+    ok(&test);
+    assert!(err(&test).contains("app: Pod app/hooked-test passed"), "{}", err(&test));
+    assert!(err(&test).contains("tests of `test`: 1 passed, 0 failed"), "{}", err(&test));
+
+    // A changed hook runs again as an upgrade hook, replaced (not patched).
+    write_chart(&w, "v2", true);
+    let plan = out(&w.rekube(&["plan", "test"]));
+    assert!(plan.contains("  hooks: run Job app/migrate (pre-upgrade)") && !plan.contains("announce"), "{plan}");
+    let uid =
+        |c: &TestCluster| out(&kubectl(c, &["get", "job", "migrate", "-n", "app", "-o", "jsonpath={.metadata.uid}"]));
+    let before = uid(&cluster);
+    ok(&w.rekube(&["apply", "test", "--timeout", "120"]));
+    assert_ne!(uid(&cluster), before, "the hook was deleted and created again");
+    assert_eq!(w.rekube(&["plan", "test", "--detailed-exitcode"]).status.code(), Some(0));
+
+    // A failing test fails `rekube test`, naming why.
+    let test = w.rekube(&["test", "test"]);
+    assert_eq!(test.status.code(), Some(1), "{}", err(&test));
+    assert!(
+        err(&test).contains("app: Pod app/hooked-test FAILED: Pod hooked-test: a container exited with Error"),
+        "{}",
+        err(&test)
+    );
+
+    // destroy removes what the policies left: the Job and the test Pod.
+    ok(&w.rekube(&["destroy", "test"]));
+    assert!(!kubectl(&cluster, &["get", "ns", "app"]).status.success(), "the namespace and everything in it are gone");
+}

@@ -1,0 +1,140 @@
+//! Running Helm hooks: the object before it is deleted (and waited for)
+//! when there is one, the hook created, Jobs waited for until Complete and
+//! Pods until Succeeded, then deleted as its policy says. Hooks are not
+//! ApplySet members; they carry `rekube.dev/hook-of` so destroy finds them.
+
+use std::time::{Duration, Instant};
+
+use kube::api::{DeleteParams, DynamicObject, PostParams};
+use rekube_plan::HookRun;
+use rekube_plan::applyset::FIELD_MANAGER;
+use serde_json::Value;
+
+use crate::KubeError;
+use crate::live::{Health, ObjectKey, Resolver, check};
+use crate::report::Event;
+use crate::request::{api_for, retry};
+
+/// How a hook ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookOutcome {
+    /// It ran to the end.
+    Succeeded,
+    /// It failed: why (with a Pod's own message or log tail when there is one).
+    Failed(String),
+}
+
+/// Runs one hook of `component`; `Err` only when the cluster could not be asked.
+pub async fn run_hook(
+    res: &Resolver,
+    component: &str,
+    hook: &HookRun,
+    timeout: Duration,
+    on: &(dyn Fn(Event) + Sync),
+) -> Result<HookOutcome, KubeError> {
+    let what = format!("hook {} ({})", hook.display_name(), hook.event);
+    let r = res
+        .resolve(&hook.api_version, &hook.kind)
+        .await
+        .map_err(KubeError::api(format!("discover {}", hook.api_version)))?
+        .ok_or_else(|| KubeError::UnknownKind {
+            api_version: hook.api_version.clone(),
+            kind: hook.kind.clone(),
+            file: what.clone(),
+            line: 0,
+        })?;
+    let api = api_for(res.client(), &r, hook.namespace.as_deref());
+    // Replaced, never patched: the one before goes first (Helm's before-hook-creation).
+    remove(&api, hook, timeout).await?;
+    on(Event::WaitingHealth { component: component.to_string(), pending: format!("{what}: running") });
+    let body: DynamicObject = serde_json::from_value(hook.object.clone())
+        .map_err(|e| KubeError::Api { what: format!("create {what}"), error: kube::Error::SerdeError(e) })?;
+    let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+    retry(|| api.create(&pp, &body)).await.map_err(KubeError::api(format!("create {what}")))?;
+
+    let began = Instant::now();
+    let outcome = loop {
+        let live = retry(|| api.get_opt(&hook.name)).await.map_err(KubeError::api(format!("read {what}")))?;
+        let Some(live) = live else { break HookOutcome::Failed(format!("{what}: deleted while it ran")) };
+        let v = serde_json::to_value(&live).unwrap_or_default();
+        match finished(res, &hook.kind, &v).await {
+            Some(o) => break o,
+            None if began.elapsed() > timeout => {
+                break HookOutcome::Failed(format!("{what}: not finished after {}s", timeout.as_secs()));
+            }
+            None => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    };
+    let outcome = match outcome {
+        HookOutcome::Failed(why) => HookOutcome::Failed(format!("{why}{}", pod_log_tail(res, hook).await)),
+        ok => ok,
+    };
+    let delete = match &outcome {
+        HookOutcome::Succeeded => hook.delete_on_success,
+        HookOutcome::Failed(_) => hook.delete_on_failure,
+    };
+    if delete {
+        remove(&api, hook, timeout).await?;
+    }
+    Ok(outcome)
+}
+
+/// Whether a hook object has finished: Jobs and Pods run to an end;
+/// anything else is done once created.
+async fn finished(res: &Resolver, kind: &str, live: &Value) -> Option<HookOutcome> {
+    match kind {
+        "Pod" => match live.pointer("/status/phase").and_then(Value::as_str) {
+            Some("Succeeded") => Some(HookOutcome::Succeeded),
+            Some("Failed") => {
+                let why = live.pointer("/status/message").and_then(Value::as_str).unwrap_or("failed");
+                Some(HookOutcome::Failed(format!("Pod {}: {why}", ObjectKey::of(live).name)))
+            }
+            _ => None,
+        },
+        "Job" => match check(res.client(), "batch", "Job", live).await {
+            Health::Ready => Some(HookOutcome::Succeeded),
+            Health::Failed(why) => Some(HookOutcome::Failed(why)),
+            Health::Pending(_) => None,
+        },
+        _ => Some(HookOutcome::Succeeded),
+    }
+}
+
+/// The last lines of a failed Pod hook's log, when the cluster has them.
+async fn pod_log_tail(res: &Resolver, hook: &HookRun) -> String {
+    if hook.kind != "Pod" {
+        return String::new();
+    }
+    let Some(ns) = hook.namespace.as_deref() else { return String::new() };
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(res.client().clone(), ns);
+    let lp = kube::api::LogParams { tail_lines: Some(20), ..Default::default() };
+    match pods.logs(&hook.name, &lp).await {
+        Ok(log) if !log.trim().is_empty() => format!("\n  log:\n    {}", log.trim_end().replace('\n', "\n    ")),
+        _ => String::new(),
+    }
+}
+
+/// Deletes the hook object, if there is one, and waits until it is gone.
+async fn remove(api: &kube::Api<DynamicObject>, hook: &HookRun, timeout: Duration) -> Result<(), KubeError> {
+    let what = || format!("hook {}", hook.display_name());
+    let Some(live) = retry(|| api.get_opt(&hook.name)).await.map_err(KubeError::api(what()))? else {
+        return Ok(());
+    };
+    let dp = DeleteParams::background();
+    match retry(|| api.delete(&hook.name, &dp)).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(e) => return Err(KubeError::Api { what: format!("delete {}", what()), error: e }),
+    }
+    let Some(uid) = live.metadata.uid else { return Ok(()) };
+    let gone = kube::runtime::wait::await_condition(
+        api.clone(),
+        &hook.name,
+        kube::runtime::wait::conditions::is_deleted(&uid),
+    );
+    match tokio::time::timeout(timeout, gone).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(KubeError::Watch { what: what(), error }),
+        Err(_) => Err(KubeError::NotDeleted { object: hook.display_name(), seconds: timeout.as_secs() }),
+    }
+}

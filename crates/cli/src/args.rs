@@ -97,6 +97,10 @@ pub enum Command {
         /// Use the server's dry-run: nothing is persisted.
         #[arg(long)]
         dry_run: bool,
+        /// Delete and create again the objects whose immutable fields change
+        /// (a Job's template, a selector); without it, apply refuses them.
+        #[arg(long)]
+        force_replace: bool,
         /// Do not wait for components to become healthy (order is kept).
         #[arg(long)]
         no_wait: bool,

@@ -387,6 +387,62 @@ async fn a_load_balancer_gets_an_address_and_its_health_gate_passes() {
     assert_eq!(plan.status.code(), Some(0), "{}", out(&plan));
 }
 
+fn replaceable(p: &Platform, image: &str, app: &str) {
+    p.write(
+        "batch/job.yaml",
+        &format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: once\nspec:\n  template:\n    spec:\n\
+             \x20     restartPolicy: Never\n      containers:\n        - name: run\n          image: {image}\n"
+        ),
+    );
+    p.write(
+        "batch/web.yaml",
+        &format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  annotations:\n\
+             \x20   rekube.dev/replace: \"true\"\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: {app}}}\n\
+             \x20 template:\n    metadata:\n      labels: {{app: {app}}}\n    spec:\n      containers:\n\
+             \x20       - name: web\n          image: nginx:1.25\n"
+        ),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn immutable_changes_are_replaced_only_when_allowed() {
+    let cluster = TestCluster::with_kubelet("replace").await;
+    let p = Platform::new(&cluster, "replace");
+    replaceable(&p, "busybox:1.36", "web");
+    p.spec("  batch:\n    manifests: ./batch\n    namespace: batch\n");
+    ok(&p.rekube(&["apply", "test", "--timeout", "120"]));
+    let uid = |kind: &str, name: &str| {
+        out(&kubectl(&cluster, &["get", kind, name, "-n", "batch", "-o", "jsonpath={.metadata.uid}"]))
+    };
+    let (job, web) = (uid("job", "once"), uid("deploy", "web"));
+
+    // A Job's template and a selector cannot change in place: the server's dry-run says which field.
+    replaceable(&p, "busybox:1.37", "web2");
+    let plan = out(&p.rekube(&["plan", "test"]));
+    assert!(
+        plan.contains("± Job batch/once (replace: immutable spec.template; apply refuses it without --force-replace)"),
+        "{plan}"
+    );
+    assert!(plan.contains("± Deployment batch/web (replace: immutable spec.selector)\n"), "{plan}");
+    assert!(plan.contains("2 to replace"), "{plan}");
+
+    // Without leave, nothing is written at all (not even the allowed one).
+    let refused = p.rekube(&["apply", "test", "--timeout", "120"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(err(&refused).contains("Job batch/once: immutable spec.template"), "{}", err(&refused));
+    assert!(err(&refused).contains("hint: run `rekube apply --force-replace`"), "{}", err(&refused));
+    assert_eq!((uid("job", "once"), uid("deploy", "web")), (job.clone(), web.clone()));
+
+    // With it, both are deleted and created again, and the platform converges.
+    ok(&p.rekube(&["apply", "test", "--force-replace", "--timeout", "120"]));
+    assert_ne!(uid("job", "once"), job);
+    assert_ne!(uid("deploy", "web"), web);
+    let again = p.rekube(&["plan", "test", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", out(&again));
+}
+
 fn huge_crd(name: &str) -> String {
     // ~400 KiB of schema descriptions: over the 256 KiB that client-side
     // apply's last-applied annotation allows.

@@ -195,6 +195,11 @@ fn kube_hint(e: &KubeError) -> Option<String> {
              them from the spec"
                 .into(),
         ),
+        K::ReplaceRefused { .. } => Some(
+            "run `rekube apply --force-replace` to delete and create them again (what they run restarts), or \
+             annotate each `rekube.dev/replace: \"true\"`; or keep the old value of the field"
+                .into(),
+        ),
         K::Refused { .. } => Some(
             "rename the objects, remove them from the spec, or release them from their owner first; rekube never \
              takes over what another owner manages"

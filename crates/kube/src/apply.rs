@@ -45,6 +45,8 @@ pub struct ApplyOptions {
     pub no_wait: bool,
     /// Adopt existing objects in every component (`--adopt`).
     pub adopt: bool,
+    /// Replace objects whose immutable fields change (`--force-replace`).
+    pub force_replace: bool,
     /// Where the spec is (`host:/path/rekube.yaml`), recorded on parents.
     pub source: String,
 }
@@ -58,6 +60,7 @@ impl Default for ApplyOptions {
             dry_run: false,
             no_wait: false,
             adopt: false,
+            force_replace: false,
             source: String::new(),
         }
     }
@@ -138,6 +141,14 @@ async fn write_object(res: &Resolver, a: &Action, dry_run: bool) -> Result<(), K
             Err(kube::Error::Api(s)) if s.code == 409 => Err(KubeError::AppearedSincePlan { object: a.display_name() }),
             Err(e) => Err(KubeError::Api { what: format!("create {}", a.display_name()), error: e }),
         };
+    }
+    if a.op == Op::Replace {
+        // A server dry-run cannot show a replacement: the apply would be refused again.
+        if dry_run {
+            return Ok(());
+        }
+        delete_object(res, a, false).await?;
+        wait_gone(res, &[a], Duration::from_secs(300)).await?;
     }
     let (params, patch) = (apply_params(dry_run), Patch::Apply(obj));
     match retry(|| api.patch(&a.name, &params, &patch)).await {
@@ -266,7 +277,7 @@ async fn apply_component_inner(
 ) -> Result<ComponentOutcome, KubeError> {
     let name = c.name.as_str();
     let writes: Vec<&Action> =
-        c.actions.iter().filter(|a| matches!(a.op, Op::Create | Op::Update | Op::Adopt)).collect();
+        c.actions.iter().filter(|a| matches!(a.op, Op::Create | Op::Update | Op::Adopt | Op::Replace)).collect();
     let deletes: Vec<&Action> = c.actions.iter().filter(|a| a.op == Op::Delete).collect();
     let unchanged = c.actions.iter().filter(|a| a.op == Op::Unchanged).count();
     let total = writes.len();
@@ -274,7 +285,7 @@ async fn apply_component_inner(
         on(Event::Applying { component: name.to_string(), done: 0, total });
     }
 
-    let members = |a: &&Action| matches!(a.op, Op::Create | Op::Update | Op::Adopt | Op::Unchanged);
+    let members = |a: &&Action| matches!(a.op, Op::Create | Op::Update | Op::Adopt | Op::Replace | Op::Unchanged);
     let mut kinds: Vec<String> =
         c.actions.iter().filter(members).map(|a| applyset::group_kind(a.group(), &a.kind)).collect();
     kinds.sort();
@@ -415,7 +426,14 @@ pub fn check_ownership(plan: &Plan, opts: &ApplyOptions) -> Result<(), KubeError
     } else {
         plan.unapproved_adoptions().map(|(c, a)| format!("{} (component `{}`)", a.display_name(), c.name)).collect()
     };
-    if conflicts.is_empty() && adoptions.is_empty() { Ok(()) } else { Err(KubeError::Refused { conflicts, adoptions }) }
+    if !conflicts.is_empty() || !adoptions.is_empty() {
+        return Err(KubeError::Refused { conflicts, adoptions });
+    }
+    let replacements: Vec<String> = plan
+        .unapproved_replacements(opts.force_replace)
+        .map(|a| format!("{}: immutable {}", a.display_name(), a.immutable.join(", ")))
+        .collect();
+    if replacements.is_empty() { Ok(()) } else { Err(KubeError::ReplaceRefused { objects: replacements }) }
 }
 
 /// Applies `plan`: the namespace set first, then every component the moment

@@ -64,6 +64,13 @@ pub enum KubeError {
         /// What the health rule found.
         reason: String,
     },
+    /// Apply refused before writing anything: objects would have to be
+    /// deleted and created again, and nobody allowed it.
+    #[error("{}", replace_text(objects))]
+    ReplaceRefused {
+        /// `Kind ns/name: immutable spec.selector` of each.
+        objects: Vec<String>,
+    },
     /// A Helm hook of a component failed (its delete policy was honoured).
     #[error("hook {hook} failed: {reason}")]
     HookFailed {
@@ -130,6 +137,15 @@ pub fn describe(e: &kube::Error) -> String {
         kube::Error::Service(s) => format!("the request failed: {s}"),
         other => other.to_string(),
     }
+}
+
+fn replace_text(objects: &[String]) -> String {
+    let mut out =
+        format!("nothing was written: {} object(s) differ in fields that cannot change in place:", objects.len());
+    for o in objects {
+        out.push_str(&format!("\n  {o}"));
+    }
+    out
 }
 
 fn refused_text(conflicts: &[String], adoptions: &[String]) -> String {

@@ -339,13 +339,17 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
             let gk = applyset::group_kind(&key.group, &key.kind);
             let r = types.get(&gk).cloned();
             async move {
-                let Some(r) = r else { return Ok((ci, ai, None)) };
+                let Some(r) = r else { return Ok((ci, ai, DryRun::Skipped)) };
                 let api = api_for(client, &r, key.namespace.as_deref());
-                let after = api
-                    .patch(&key.name, &apply_params(true), &Patch::Apply(&obj))
-                    .await
-                    .map_err(KubeError::api(format!("dry-run apply of {} {}", key.kind, key.name)))?;
-                Ok::<_, KubeError>((ci, ai, Some(serde_json::to_value(&after).expect("serialises"))))
+                match api.patch(&key.name, &apply_params(true), &Patch::Apply(&obj)).await {
+                    Ok(after) => Ok((ci, ai, DryRun::After(serde_json::to_value(&after).expect("serialises")))),
+                    Err(kube::Error::Api(s)) if !immutable_fields(&s).is_empty() => {
+                        Ok((ci, ai, DryRun::Immutable(immutable_fields(&s))))
+                    }
+                    Err(error) => {
+                        Err(KubeError::Api { what: format!("dry-run apply of {} {}", key.kind, key.name), error })
+                    }
+                }
             }
         })
         .buffer_unordered(16)
@@ -353,8 +357,17 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
         .await;
     for r in results {
         let (ci, ai, after) = r?;
+        let after = match after {
+            DryRun::Skipped => continue,
+            DryRun::Immutable(fields) => {
+                let a = &mut components[ci].actions[ai];
+                a.op = Op::Replace;
+                a.immutable = fields;
+                continue;
+            }
+            DryRun::After(after) => after,
+        };
         let a = &components[ci].actions[ai];
-        let Some(after) = after else { continue };
         let before = &live[&ObjectKey::of(a.object.as_ref().expect("object"))];
         let changes = field_diff(&a.kind, before, &after);
         let a = &mut components[ci].actions[ai];
@@ -438,6 +451,39 @@ pub fn prepare_hook(value: &Value, identity: &Identity) -> Value {
         }
     }
     v
+}
+
+/// What the server's dry-run of an update said.
+enum DryRun {
+    /// The object as it would be stored.
+    After(Value),
+    /// It refuses: these fields cannot change in place.
+    Immutable(Vec<String>),
+    /// Its type is not served yet (a CRD of this apply).
+    Skipped,
+}
+
+/// The fields a refused update may not change, from the server's answer:
+/// `field is immutable`, `may not change once set`, `updates to ... are
+/// forbidden` (a StatefulSet's volumeClaimTemplates).
+pub fn immutable_fields(s: &kube::core::Status) -> Vec<String> {
+    let refusal = |m: &str| m.contains("immutable") || m.contains("may not change") || m.contains("are forbidden");
+    if s.code != 422 {
+        return Vec::new();
+    }
+    let mut fields: Vec<String> = s
+        .details
+        .iter()
+        .flat_map(|d| &d.causes)
+        .filter(|c| refusal(&c.message) && !c.field.is_empty())
+        .map(|c| c.field.clone())
+        .collect();
+    if fields.is_empty() && refusal(&s.message) {
+        fields.push("(the server did not name the field)".into());
+    }
+    fields.sort();
+    fields.dedup();
+    fields
 }
 
 /// Deletes in a stable order, Namespaces last (their contents go first).

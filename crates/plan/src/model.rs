@@ -26,6 +26,10 @@ pub enum Op {
     /// A Namespace that rekube did not create (or a system namespace): used
     /// as it is, never written, never a member, never deleted.
     Use,
+    /// It exists and differs in a field the server will not change in place
+    /// (a Job's template, a selector, ...): it is deleted and created again,
+    /// only with `--force-replace` or the object's `rekube.dev/replace: "true"`.
+    Replace,
 }
 
 /// One changed field. Values of Secrets are never carried here.
@@ -85,6 +89,9 @@ pub struct Action {
     /// `Conflict`: who owns it. `Use`: why it is only used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// `Replace`: the immutable fields the server named.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub immutable: Vec<String>,
     /// Hand changes this update reverts (the spec is unchanged since the
     /// last apply, so every difference was made by someone else).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -108,6 +115,15 @@ impl Action {
     /// Whether it is a Namespace (created first, deleted last).
     pub fn is_namespace(&self) -> bool {
         self.group().is_empty() && self.kind == "Namespace"
+    }
+
+    /// Whether the object allows being deleted and created again:
+    /// `rekube.dev/replace: "true"`, or Argo CD's `sync-options: Replace=true`.
+    pub fn replace_allowed(&self) -> bool {
+        let annotations = self.object.as_ref().and_then(|o| o.pointer("/metadata/annotations"));
+        let text = |k: &str| annotations.and_then(|a| a.get(k)).and_then(Value::as_str);
+        text("rekube.dev/replace") == Some("true")
+            || text("argocd.argoproj.io/sync-options").is_some_and(|o| o.split(',').any(|x| x.trim() == "Replace=true"))
     }
 
     /// Whether it is a CustomResourceDefinition (created first, waited for).
@@ -209,6 +225,8 @@ pub struct Summary {
     /// Namespaces used but not owned.
     #[serde(rename = "use")]
     pub used: usize,
+    /// Objects deleted and created again (immutable fields).
+    pub replace: usize,
 }
 
 /// A whole plan.
@@ -237,6 +255,7 @@ impl Plan {
                 Op::Adopt => s.adopt += 1,
                 Op::Conflict => s.conflict += 1,
                 Op::Use => s.used += 1,
+                Op::Replace => s.replace += 1,
             }
         }
         s
@@ -245,13 +264,22 @@ impl Plan {
     /// Whether applying would change anything.
     pub fn has_changes(&self) -> bool {
         let s = self.summary();
-        s.create + s.update + s.delete + s.adopt > 0
+        s.create + s.update + s.delete + s.adopt + s.replace > 0
             || self.components.iter().any(|c| c.legacy_parent.is_some() || c.parent_missing || !c.hooks.is_empty())
     }
 
     /// Objects owned by someone else: apply refuses the whole plan.
     pub fn conflicts(&self) -> impl Iterator<Item = &Action> {
         self.components.iter().flat_map(|c| &c.actions).filter(|a| a.op == Op::Conflict)
+    }
+
+    /// Replacements that are not allowed (no `--force-replace`, no
+    /// `rekube.dev/replace: "true"` on the object): apply refuses the whole plan.
+    pub fn unapproved_replacements(&self, force: bool) -> impl Iterator<Item = &Action> {
+        self.components
+            .iter()
+            .flat_map(|c| &c.actions)
+            .filter(move |a| a.op == Op::Replace && !force && !a.replace_allowed())
     }
 
     /// Adoptions that are not allowed: apply refuses the whole plan.

@@ -53,6 +53,12 @@ pub fn plan(plan: &Plan) -> String {
                     a.display_name(),
                     a.owner.as_deref().unwrap_or("someone else")
                 )),
+                Op::Replace => out.push_str(&format!(
+                    "  ± {} (replace: immutable {}{})\n",
+                    a.display_name(),
+                    a.immutable.join(", "),
+                    if a.replace_allowed() { "" } else { "; apply refuses it without --force-replace" }
+                )),
                 Op::Use => {
                     out.push_str(&format!("  · {} ({})\n", a.display_name(), a.owner.as_deref().unwrap_or("used")))
                 }
@@ -84,6 +90,9 @@ pub fn plan(plan: &Plan) -> String {
     }
     if s.conflict > 0 {
         extra.push_str(&format!(", {} owned by others", s.conflict));
+    }
+    if s.replace > 0 {
+        extra.push_str(&format!(", {} to replace", s.replace));
     }
     let hooks: usize = plan.components.iter().map(|c| c.hooks.len()).sum();
     if hooks > 0 {

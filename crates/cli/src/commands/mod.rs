@@ -24,13 +24,14 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Plan { env, detailed_exitcode, select, render } => {
             converge::plan(g, env, *detailed_exitcode, select, render).await
         }
-        Command::Apply { env, dry_run, no_wait, concurrency, timeout, adopt, select, render } => {
+        Command::Apply { env, dry_run, no_wait, concurrency, timeout, adopt, force_replace, select, render } => {
             let opts = rekube_kube::ApplyOptions {
                 concurrency: *concurrency,
                 timeout: std::time::Duration::from_secs(*timeout),
                 dry_run: *dry_run,
                 no_wait: *no_wait,
                 adopt: *adopt,
+                force_replace: *force_replace,
                 ..Default::default()
             };
             converge::apply(g, env, opts, select, render).await

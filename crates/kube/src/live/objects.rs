@@ -138,6 +138,7 @@ pub(crate) fn action(op: Op, v: &Value, object: Option<Value>) -> Action {
         changes: Vec::new(),
         object,
         reverts: Vec::new(),
+        immutable: Vec::new(),
         owner: None,
     }
 }

@@ -359,11 +359,9 @@ async fn apply_component_inner(
     for k in &kept {
         on(Event::Kept { component: name.to_string(), what: k.clone() });
     }
-    if c.removed {
-        if !opts.dry_run {
-            wait_gone(res, &deletes, opts.timeout).await?;
-            delete_parent(res, &c.identity.parent_name()).await?;
-        }
+    if c.removed && !opts.dry_run {
+        wait_gone(res, &deletes, opts.timeout).await?;
+        delete_parent(res, &c.identity.parent_name()).await?;
     }
 
     if !opts.dry_run && !opts.no_wait && !c.removed {

@@ -443,6 +443,45 @@ async fn immutable_changes_are_replaced_only_when_allowed() {
     assert_eq!(again.status.code(), Some(0), "{}", out(&again));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_apiservice_converges_even_where_the_server_cannot_server_side_apply_it() {
+    let cluster = TestCluster::start("apisvc").await;
+    let p = Platform::new(&cluster, "apisvc");
+    p.write("agg/apiservice.yaml", APISERVICE);
+    p.spec("  agg:\n    manifests: ./agg\n    namespace: agg\n");
+    // No Service answers for it: do not wait for Available.
+    let apply = p.rekube(&["apply", "test", "--no-wait"]);
+    assert_eq!(apply.status.code(), Some(0), "{}", err(&apply));
+    if rekube_testbed::k8s_minor() < 22 {
+        let note = "note: APIService v1beta1.metrics.example.com: the server dropped the connection on every \
+                    server-side apply of it; written with create/replace instead (field manager rekube)";
+        assert!(err(&apply).contains(note), "the fallback is said: {}", err(&apply));
+    }
+    let got =
+        out(&kubectl(&cluster, &["get", "apiservice", "v1beta1.metrics.example.com", "-o", "jsonpath={.spec.group}"]));
+    assert_eq!(got, "metrics.example.com");
+    let again = p.rekube(&["plan", "test", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}{}", out(&again), err(&again));
+    // A change is written too.
+    p.write("agg/apiservice.yaml", &APISERVICE.replace("versionPriority: 100", "versionPriority: 50"));
+    let apply = p.rekube(&["apply", "test", "--no-wait"]);
+    assert_eq!(apply.status.code(), Some(0), "{}", err(&apply));
+    let got = out(&kubectl(
+        &cluster,
+        &["get", "apiservice", "v1beta1.metrics.example.com", "-o", "jsonpath={.spec.versionPriority}"],
+    ));
+    assert_eq!(got, "50");
+    assert_eq!(p.rekube(&["plan", "test", "--detailed-exitcode"]).status.code(), Some(0));
+    ok(&p.rekube(&["destroy", "test"]));
+    assert!(!kubectl(&cluster, &["get", "apiservice", "v1beta1.metrics.example.com"]).status.success());
+}
+
+const APISERVICE: &str = concat!(
+    "apiVersion: apiregistration.k8s.io/v1\nkind: APIService\nmetadata:\n  name: v1beta1.metrics.example.com\n",
+    "spec:\n  group: metrics.example.com\n  version: v1beta1\n  groupPriorityMinimum: 100\n  versionPriority: 100\n",
+    "  insecureSkipTLSVerify: true\n  service: {name: metrics, namespace: agg, port: 443}\n",
+);
+
 fn huge_crd(name: &str) -> String {
     // ~400 KiB of schema descriptions: over the 256 KiB that client-side
     // apply's last-applied annotation allows.

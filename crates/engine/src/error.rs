@@ -195,6 +195,11 @@ fn kube_hint(e: &KubeError) -> Option<String> {
              them from the spec"
                 .into(),
         ),
+        K::Api { what, error: kube::Error::HyperError(_) | kube::Error::Service(_) } => Some(format!(
+            "the API server dropped the connection during `{what}` (rekube retried 6 times); run the command \
+             again; if it repeats, read the API server's log, and `kubectl get apiservices` for an aggregated API \
+             that is down"
+        )),
         K::ReplaceRefused { .. } => Some(
             "run `rekube apply --force-replace` to delete and create them again (what they run restarts), or \
              annotate each `rekube.dev/replace: \"true\"`; or keep the old value of the field"

@@ -117,7 +117,9 @@ async fn existing_parent(res: &Resolver, parent: &str) -> (Vec<String>, String) 
     (kinds, annotations.get(HOOKS_ANNOTATION).cloned().unwrap_or_else(|| "{}".into()))
 }
 
-async fn write_object(res: &Resolver, a: &Action, dry_run: bool) -> Result<(), KubeError> {
+/// Writes one object; `Some(note)` when it had to be written another way
+/// than server-side apply (said in the output).
+async fn write_object(res: &Resolver, a: &Action, dry_run: bool) -> Result<Option<String>, KubeError> {
     let obj = a.object.as_ref().expect("writes carry their object");
     let r =
         res.resolve(&a.api_version, &a.kind).await.map_err(KubeError::api(format!("discover {}", a.api_version)))?;
@@ -137,7 +139,7 @@ async fn write_object(res: &Resolver, a: &Action, dry_run: bool) -> Result<(), K
         let mut cp = kube::api::PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
         cp.dry_run = dry_run;
         return match retry(|| api.create(&cp, &body)).await {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(None),
             Err(kube::Error::Api(s)) if s.code == 409 => Err(KubeError::AppearedSincePlan { object: a.display_name() }),
             Err(e) => Err(KubeError::Api { what: format!("create {}", a.display_name()), error: e }),
         };
@@ -145,23 +147,57 @@ async fn write_object(res: &Resolver, a: &Action, dry_run: bool) -> Result<(), K
     if a.op == Op::Replace {
         // A server dry-run cannot show a replacement: the apply would be refused again.
         if dry_run {
-            return Ok(());
+            return Ok(None);
         }
         delete_object(res, a, false).await?;
         wait_gone(res, &[a], Duration::from_secs(300)).await?;
     }
     let (params, patch) = (apply_params(dry_run), Patch::Apply(obj));
     match retry(|| api.patch(&a.name, &params, &patch)).await {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(None),
         // A server dry-run cannot place objects in a namespace this same
         // apply would create; they are checked when it exists.
         Err(kube::Error::Api(s))
             if dry_run && s.code == 404 && s.details.as_ref().is_some_and(|d| d.kind == "namespaces") =>
         {
-            Ok(())
+            Ok(None)
+        }
+        // Some servers cannot server-side-apply some kinds at all (v1.20
+        // drops the connection on every SSA of an APIService): create or
+        // replace it instead, as rekube's field manager.
+        Err(e) if dropped(&e) => {
+            write_without_ssa(&api, a, obj, dry_run).await?;
+            Ok(Some(format!(
+                "{}: the server dropped the connection on every server-side apply of it; written with \
+                 create/replace instead (field manager {FIELD_MANAGER})",
+                a.display_name()
+            )))
         }
         Err(e) => Err(KubeError::Api { what: format!("apply {}", a.display_name()), error: e }),
     }
+}
+
+/// Whether the server dropped the connection (after every retry).
+fn dropped(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::HyperError(_) | kube::Error::Service(_))
+}
+
+/// Creates `obj`, or replaces the live one with it (a whole-object PUT).
+async fn write_without_ssa(api: &Api<DynamicObject>, a: &Action, obj: &Value, dry_run: bool) -> Result<(), KubeError> {
+    let what = || format!("create or replace {}", a.display_name());
+    let serde = |e| KubeError::Api { what: what(), error: kube::Error::SerdeError(e) };
+    let mut pp = kube::api::PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+    pp.dry_run = dry_run;
+    let live = retry(|| api.get_opt(&a.name)).await.map_err(KubeError::api(what()))?;
+    let mut body: DynamicObject = serde_json::from_value(obj.clone()).map_err(serde)?;
+    match live {
+        None => retry(|| api.create(&pp, &body)).await.map(|_| ()),
+        Some(l) => {
+            body.metadata.resource_version = l.metadata.resource_version;
+            retry(|| api.replace(&a.name, &pp, &body)).await.map(|_| ())
+        }
+    }
+    .map_err(KubeError::api(what()))
 }
 
 /// One object a health gate waits for.
@@ -315,13 +351,16 @@ async fn apply_component_inner(
     let mut done = 0;
     for batch in [first, rest] {
         let results = futures::stream::iter(batch.iter().copied())
-            .map(|a| async move { write_object(res, a, opts.dry_run).await.map(|_| a) })
+            .map(|a| async move { write_object(res, a, opts.dry_run).await.map(|note| (a, note)) })
             .buffer_unordered(opts.object_concurrency.max(1))
             .collect::<Vec<_>>()
             .await;
         let mut crds = Vec::new();
         for r in results {
-            let a = r?;
+            let (a, note) = r?;
+            if let Some(what) = note {
+                on(Event::Note { component: name.to_string(), what });
+            }
             done += 1;
             if a.is_crd() {
                 crds.push(a);

@@ -341,11 +341,17 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
             async move {
                 let Some(r) = r else { return Ok((ci, ai, DryRun::Skipped)) };
                 let api = api_for(client, &r, key.namespace.as_deref());
-                match api.patch(&key.name, &apply_params(true), &Patch::Apply(&obj)).await {
+                // Bounded: a server that cannot apply a kind may hang on it instead of answering.
+                let (params, patch) = (apply_params(true), Patch::Apply(&obj));
+                let dry = tokio::time::timeout(DRY_RUN_TIMEOUT, api.patch(&key.name, &params, &patch));
+                let Ok(result) = dry.await else { return Ok((ci, ai, DryRun::Unavailable)) };
+                match result {
                     Ok(after) => Ok((ci, ai, DryRun::After(serde_json::to_value(&after).expect("serialises")))),
                     Err(kube::Error::Api(s)) if !immutable_fields(&s).is_empty() => {
                         Ok((ci, ai, DryRun::Immutable(immutable_fields(&s))))
                     }
+                    // v1.20 drops the connection on every SSA of an APIService: compare here.
+                    Err(kube::Error::HyperError(_) | kube::Error::Service(_)) => Ok((ci, ai, DryRun::Unavailable)),
                     Err(error) => {
                         Err(KubeError::Api { what: format!("dry-run apply of {} {}", key.kind, key.name), error })
                     }
@@ -366,6 +372,21 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
                 continue;
             }
             DryRun::After(after) => after,
+            DryRun::Unavailable => {
+                let a = &mut components[ci].actions[ai];
+                let desired = a.object.as_ref().expect("object");
+                let before = &live[&ObjectKey::of(desired)];
+                let applied = rekube_plan::normalize::fold_string_data(desired);
+                a.changes = rekube_plan::drift::object_drift(&a.kind, &applied, before, FIELD_MANAGER, &[])
+                    .into_iter()
+                    .map(|f| rekube_plan::FieldChange { path: f.path, before: f.live, after: f.applied })
+                    .collect();
+                if a.changes.is_empty() && live_hash(before) == live_hash(desired) {
+                    a.op = Op::Unchanged;
+                    a.object = None;
+                }
+                continue;
+            }
         };
         let a = &components[ci].actions[ai];
         let before = &live[&ObjectKey::of(a.object.as_ref().expect("object"))];
@@ -453,6 +474,10 @@ pub fn prepare_hook(value: &Value, identity: &Identity) -> Value {
     v
 }
 
+/// How long a server-side dry-run of one object may take (they take
+/// milliseconds; v1.20 hangs on some APIService updates).
+const DRY_RUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// What the server's dry-run of an update said.
 enum DryRun {
     /// The object as it would be stored.
@@ -461,6 +486,8 @@ enum DryRun {
     Immutable(Vec<String>),
     /// Its type is not served yet (a CRD of this apply).
     Skipped,
+    /// The server dropped the connection on it: the fields the spec sets are compared here.
+    Unavailable,
 }
 
 /// The fields a refused update may not change, from the server's answer:

@@ -32,6 +32,13 @@ pub enum Event {
         /// `Namespace x: holds ConfigMap x/y (by kubectl-create)`.
         what: String,
     },
+    /// Something the user should know about one object (written another way).
+    Note {
+        /// The component.
+        component: String,
+        /// What happened.
+        what: String,
+    },
     /// Finished.
     Done {
         /// The component.

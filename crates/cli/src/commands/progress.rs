@@ -73,7 +73,7 @@ impl Progress {
             }
             Event::Applying { component, .. } => self.line(&component, self.verb()),
             Event::WaitingHealth { component, pending } => self.line(&component, &format!("waiting: {pending}")),
-            Event::Kept { what, .. } => crate::printer::message(format!("note: {what}")),
+            Event::Kept { what, .. } | Event::Note { what, .. } => crate::printer::message(format!("note: {what}")),
             Event::Done { component, outcome } => {
                 let text = outcome.to_string();
                 self.finish(&component, &text);

@@ -78,6 +78,9 @@ impl Resolver {
     }
 }
 
+/// How long one group-version's discovery may take before it counts as down.
+const DISCOVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// One group-version the cluster serves, with its resources, or why they
 /// could not be read (an aggregated API that is down).
 pub struct Served {
@@ -110,11 +113,18 @@ pub async fn served(client: &Client, preferred_only: bool) -> Result<Vec<Served>
     }
     Ok(futures::stream::iter(gvs)
         .map(|(group, version)| async move {
-            let resources = if group.is_empty() {
-                client.list_core_api_resources(&version).await
-            } else {
-                client.list_api_group_resources(&format!("{group}/{version}")).await
+            let read = async {
+                if group.is_empty() {
+                    client.list_core_api_resources(&version).await
+                } else {
+                    client.list_api_group_resources(&format!("{group}/{version}")).await
+                }
             };
+            // An aggregated API whose Service is gone may hang rather than answer.
+            let resources = tokio::time::timeout(DISCOVERY_TIMEOUT, read).await.unwrap_or_else(|_| {
+                let why = format!("did not answer within {}s", DISCOVERY_TIMEOUT.as_secs());
+                Err(kube::Error::Service(Box::new(std::io::Error::new(std::io::ErrorKind::TimedOut, why))))
+            });
             Served { group, version, resources }
         })
         .buffered(8)

@@ -125,8 +125,24 @@ impl<'v> Walk<'_, 'v> {
             }
             (l, r) if l == r => {}
             (Some(Value::Number(x)), Some(Value::Number(y))) if x.as_f64() == y.as_f64() => {}
+            // What was applied is compared with what the server stores, which
+            // omits empty values (Go's omitempty): `initialDelaySeconds: 0`
+            // comes back absent. That is not a change.
+            (Some(l), None) if self.keys == Keys::Left && is_empty(l) => {}
             (l, r) => self.out.push(Mismatch { path: self.path.clone(), left: l, right: r }),
         }
+    }
+}
+
+/// A value a Go server omits when serialising (`omitempty`).
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
     }
 }
 
@@ -212,6 +228,15 @@ mod tests {
         assert_eq!(found(Keys::Left), ["a[1] Some(Number(2)) Some(Number(3))", "gone Some(Bool(true)) None"]);
         let skipped = mismatches(&left, &right, Keys::Both, |p| p.first().and_then(Seg::key) == Some("a"));
         assert_eq!(skipped.len(), 2);
+    }
+
+    #[test]
+    fn an_applied_empty_value_the_server_omits_is_not_a_change() {
+        let applied = json!({"probe": {"initialDelaySeconds": 0, "period": 10}, "off": false, "tags": [], "gone": 1});
+        let live = json!({"probe": {"period": 10}});
+        let found: Vec<String> =
+            mismatches(&applied, &live, Keys::Left, |_| false).iter().map(|m| render(&m.path)).collect();
+        assert_eq!(found, ["gone"], "only a value that is really missing");
     }
 
     #[test]

@@ -10,7 +10,11 @@ use common::{Workdir, err, ok, out};
 use rekube_testbed::TestCluster;
 
 /// (archive, release and namespace)
-const CORPUS: &[(&str, &str)] = &[("metrics-server-3.13.1.tgz", "metrics-server"), ("reloader-2.2.16.tgz", "reloader")];
+const CORPUS: &[(&str, &str)] = &[
+    ("metrics-server-3.13.1.tgz", "metrics-server"),
+    ("reloader-2.2.16.tgz", "reloader"),
+    ("traefik-10.33.0.tgz", "traefik"),
+];
 
 fn fixture(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/charts").join(name)

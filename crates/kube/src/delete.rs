@@ -43,16 +43,27 @@ pub(crate) async fn wait_gone(res: &Resolver, objects: &[&Action], timeout: Dura
     for a in objects {
         let Ok(Some(r)) = res.resolve(&a.api_version, &a.kind).await else { continue };
         let api = api_for(res.client(), &r, a.namespace.as_deref());
-        let live = retry(|| api.get_opt(&a.name)).await.map_err(KubeError::api(a.display_name()))?;
-        let Some(uid) = live.and_then(|o| o.metadata.uid) else { continue };
+        let Some(uid) = live_uid(&api, a).await? else { continue };
         let left = timeout.saturating_sub(began.elapsed());
-        match tokio::time::timeout(left, await_condition(api, &a.name, is_deleted(&uid))).await {
+        match tokio::time::timeout(left, await_condition(api.clone(), &a.name, is_deleted(&uid))).await {
             Ok(Ok(_)) => {}
+            // The watch ends when its type goes too (a custom resource deleted with its CRD).
+            Ok(Err(_)) if live_uid(&api, a).await?.is_none() => {}
             Ok(Err(error)) => return Err(KubeError::Watch { what: a.display_name(), error }),
             Err(_) => return Err(KubeError::NotDeleted { object: a.display_name(), seconds: timeout.as_secs() }),
         }
     }
     Ok(())
+}
+
+/// The live object's uid, `None` when it is gone, or its type is (a 404
+/// that is not a Status: the CRD was deleted with it).
+async fn live_uid(api: &Api<DynamicObject>, a: &Action) -> Result<Option<String>, KubeError> {
+    match retry(|| api.get_opt(&a.name)).await {
+        Ok(live) => Ok(live.and_then(|o| o.metadata.uid)),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+        Err(error) => Err(KubeError::Api { what: a.display_name(), error }),
+    }
 }
 
 /// Deletes an ApplySet parent; gone already is fine.

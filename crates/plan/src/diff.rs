@@ -24,7 +24,7 @@ pub fn subset_matches(desired: &Value, live: &Value) -> bool {
 }
 
 /// Fields that change on every write or belong to the server: never a diff.
-fn is_noise(path: &[Seg]) -> bool {
+pub(crate) fn is_noise(path: &[Seg]) -> bool {
     let p: Vec<Option<&str>> = path.iter().map(Seg::key).collect();
     matches!(
         p.as_slice(),

@@ -77,7 +77,8 @@ pub fn object_drift(
     own_manager: &str,
     ignore: &[String],
 ) -> Vec<FieldDrift> {
-    path::mismatches(applied, live, Keys::Left, |_| false)
+    // Server-owned fields (status, creationTimestamp) in a manifest are not drift either.
+    path::mismatches(applied, live, Keys::Left, crate::diff::is_noise)
         .into_iter()
         .filter_map(|m| {
             let p = path::render(&m.path);

@@ -129,6 +129,8 @@ impl<'v> Walk<'_, 'v> {
             // omits empty values (Go's omitempty): `initialDelaySeconds: 0`
             // comes back absent. That is not a change.
             (Some(l), None) if self.keys == Keys::Left && is_empty(l) => {}
+            // An applied `null` (charts render `resources: null`) sets nothing.
+            (Some(Value::Null), _) if self.keys == Keys::Left => {}
             (l, r) => self.out.push(Mismatch { path: self.path.clone(), left: l, right: r }),
         }
     }
@@ -232,8 +234,9 @@ mod tests {
 
     #[test]
     fn an_applied_empty_value_the_server_omits_is_not_a_change() {
-        let applied = json!({"probe": {"initialDelaySeconds": 0, "period": 10}, "off": false, "tags": [], "gone": 1});
-        let live = json!({"probe": {"period": 10}});
+        let applied = json!({"probe": {"initialDelaySeconds": 0, "period": 10}, "off": false, "tags": [], "gone": 1,
+            "resources": null});
+        let live = json!({"probe": {"period": 10}, "resources": {}});
         let found: Vec<String> =
             mismatches(&applied, &live, Keys::Left, |_| false).iter().map(|m| render(&m.path)).collect();
         assert_eq!(found, ["gone"], "only a value that is really missing");

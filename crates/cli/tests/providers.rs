@@ -23,6 +23,16 @@ impl Drop for DownOnDrop<'_> {
     }
 }
 
+/// One component on a cluster from the exec provider that fronts `local`.
+const LAB_SPEC: &str = concat!(
+    "clusters:\n",
+    "  lab: { provider: exec, exec: ./providers/rekube-local.sh }\n",
+    "components:\n",
+    "  app: { manifests: ./app, namespace: app }\n",
+    "environments:\n",
+    "  lab: { cluster: lab }\n",
+);
+
 const CONFIGMAP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  colour: blue\n";
 
 /// Processes whose command line mentions `dir` (what a cluster left running).
@@ -57,17 +67,7 @@ async fn exec_provider_runs_a_local_cluster_through_the_protocol() {
     std::fs::set_permissions(w.path("providers/rekube-local.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .unwrap();
     w.write("app/settings.yaml", CONFIGMAP);
-    w.write(
-        "rekube.yaml",
-        concat!(
-            "clusters:\n",
-            "  lab: { provider: exec, exec: ./providers/rekube-local.sh }\n",
-            "components:\n",
-            "  app: { manifests: ./app, namespace: app }\n",
-            "environments:\n",
-            "  lab: { cluster: lab }\n",
-        ),
-    );
+    w.write("rekube.yaml", LAB_SPEC);
     let up = w.rekube(&["up", "lab"]);
     ok(&up);
     assert!(err(&up).contains("cluster `lab` ready in"), "{}", err(&up));
@@ -452,17 +452,7 @@ async fn down_reports_a_component_it_cannot_destroy_and_force_deletes_the_cluste
         "app/stuck.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stuck\n  finalizers: [example.com/never]\ndata:\n  a: b\n",
     );
-    w.write(
-        "rekube.yaml",
-        concat!(
-            "clusters:\n",
-            "  lab: { provider: exec, exec: ./providers/rekube-local.sh }\n",
-            "components:\n",
-            "  app: { manifests: ./app, namespace: app }\n",
-            "environments:\n",
-            "  lab: { cluster: lab }\n",
-        ),
-    );
+    w.write("rekube.yaml", LAB_SPEC);
     ok(&w.rekube(&["up", "lab"]));
 
     let stuck = w.rekube(&["down", "lab", "--timeout", "2"]);

@@ -195,7 +195,7 @@ fn kube_hint(e: &KubeError) -> Option<String> {
              them from the spec"
                 .into(),
         ),
-        K::Api { what, error: kube::Error::HyperError(_) | kube::Error::Service(_) } => Some(format!(
+        K::Api { what, error } if rekube_kube::request::dropped(error) => Some(format!(
             "the API server dropped the connection during `{what}` (rekube retried 6 times); run the command \
              again; if it repeats, read the API server's log, and `kubectl get apiservices` for an aggregated API \
              that is down"

@@ -28,7 +28,7 @@ use crate::delete::{delete_object, delete_parent, emptied_namespaces, wait_gone}
 use crate::hooks::{HookOutcome, run_hook};
 use crate::live::{Health, Resolver, check, has_rule};
 use crate::report::{ApplyReport, ComponentOutcome, Event};
-use crate::request::{api_for, apply_params, ensure_parent_namespace, parents_api, retry};
+use crate::request::{api_for, apply_params, dropped, ensure_parent_namespace, parents_api, retry};
 
 /// How to apply.
 #[derive(Debug, Clone)]
@@ -177,11 +177,6 @@ async fn write_object(res: &Resolver, a: &Action, dry_run: bool) -> Result<Optio
     }
 }
 
-/// Whether the server dropped the connection (after every retry).
-fn dropped(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::HyperError(_) | kube::Error::Service(_))
-}
-
 /// Creates `obj`, or replaces the live one with it (a whole-object PUT).
 async fn write_without_ssa(api: &Api<DynamicObject>, a: &Action, obj: &Value, dry_run: bool) -> Result<(), KubeError> {
     let what = || format!("create or replace {}", a.display_name());
@@ -273,17 +268,16 @@ async fn wait_established(res: &Resolver, crds: &[&Action], timeout: Duration) -
         let group = spec.and_then(|s| s["group"].as_str()).unwrap_or_default();
         let kind = spec.and_then(|s| s["names"]["kind"].as_str()).unwrap_or_default();
         let versions = spec.and_then(|s| s["versions"].as_array());
+        // What the resolver knew of the group predates the CRD.
+        res.forget_group(group);
         let Some(version) = versions.and_then(|v| v.iter().find(|v| v["served"] == true)) else { continue };
         let api_version = format!("{group}/{}", version["name"].as_str().unwrap_or_default());
-        loop {
-            res.forget_group(group);
-            if let Ok(Some(_)) = res.resolve(&api_version, kind).await {
-                break;
-            }
+        while !matches!(res.resolve(&api_version, kind).await, Ok(Some(_))) {
             if began.elapsed() > timeout {
                 return Err(not_yet("Established, but not yet served"));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+            res.forget_group(group);
         }
     }
     Ok(())
@@ -371,11 +365,6 @@ async fn apply_component_inner(
         }
         if !crds.is_empty() && !opts.dry_run {
             wait_established(res, &crds, opts.timeout).await?;
-            for a in &crds {
-                if let Some(group) = a.object.as_ref().and_then(|o| o.pointer("/spec/group")).and_then(Value::as_str) {
-                    res.forget_group(group);
-                }
-            }
         }
     }
 

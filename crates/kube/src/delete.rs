@@ -36,33 +36,47 @@ pub(crate) async fn delete_object(res: &Resolver, a: &Action, dry_run: bool) -> 
     }
 }
 
-/// Waits until every one of `objects` is gone (finalizers included), with
-/// kube-runtime's `is_deleted` condition on a watch of each.
+/// Waits until every one of `objects` is gone (finalizers included).
 pub(crate) async fn wait_gone(res: &Resolver, objects: &[&Action], timeout: Duration) -> Result<(), KubeError> {
     let began = Instant::now();
     for a in objects {
         let Ok(Some(r)) = res.resolve(&a.api_version, &a.kind).await else { continue };
         let api = api_for(res.client(), &r, a.namespace.as_deref());
-        let Some(uid) = live_uid(&api, a).await? else { continue };
-        let left = timeout.saturating_sub(began.elapsed());
-        match tokio::time::timeout(left, await_condition(api.clone(), &a.name, is_deleted(&uid))).await {
-            Ok(Ok(_)) => {}
-            // The watch ends when its type goes too (a custom resource deleted with its CRD).
-            Ok(Err(_)) if live_uid(&api, a).await?.is_none() => {}
-            Ok(Err(error)) => return Err(KubeError::Watch { what: a.display_name(), error }),
-            Err(_) => return Err(KubeError::NotDeleted { object: a.display_name(), seconds: timeout.as_secs() }),
+        let what = a.display_name();
+        let Some(uid) = live_uid(&api, &a.name, &what).await? else { continue };
+        if !await_gone(&api, &a.name, &uid, timeout.saturating_sub(began.elapsed()), &what).await? {
+            return Err(KubeError::NotDeleted { object: what, seconds: timeout.as_secs() });
         }
     }
     Ok(())
 }
 
+/// Waits up to `left` until the object `name` of `uid` is gone, with
+/// kube-runtime's `is_deleted` condition on a watch; false when time ran
+/// out. A watch that ends because its type went too (a custom resource
+/// deleted with its CRD) counts as gone. `what` names it in errors.
+pub(crate) async fn await_gone(
+    api: &Api<DynamicObject>,
+    name: &str,
+    uid: &str,
+    left: Duration,
+    what: &str,
+) -> Result<bool, KubeError> {
+    match tokio::time::timeout(left, await_condition(api.clone(), name, is_deleted(uid))).await {
+        Ok(Ok(_)) => Ok(true),
+        Ok(Err(_)) if live_uid(api, name, what).await?.is_none() => Ok(true),
+        Ok(Err(error)) => Err(KubeError::Watch { what: what.to_string(), error }),
+        Err(_) => Ok(false),
+    }
+}
+
 /// The live object's uid, `None` when it is gone, or its type is (a 404
-/// that is not a Status: the CRD was deleted with it).
-async fn live_uid(api: &Api<DynamicObject>, a: &Action) -> Result<Option<String>, KubeError> {
-    match retry(|| api.get_opt(&a.name)).await {
+/// that is not a Status: the CRD was deleted with it). `what` names it in errors.
+pub(crate) async fn live_uid(api: &Api<DynamicObject>, name: &str, what: &str) -> Result<Option<String>, KubeError> {
+    match retry(|| api.get_opt(name)).await {
         Ok(live) => Ok(live.and_then(|o| o.metadata.uid)),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
-        Err(error) => Err(KubeError::Api { what: a.display_name(), error }),
+        Err(error) => Err(KubeError::Api { what: what.to_string(), error }),
     }
 }
 

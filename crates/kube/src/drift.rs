@@ -69,10 +69,7 @@ pub struct ObjectDrift {
 impl ObjectDrift {
     /// `Kind namespace/name`.
     pub fn display_name(&self) -> String {
-        match &self.namespace {
-            Some(ns) => format!("{} {ns}/{}", self.kind, self.name),
-            None => format!("{} {}", self.kind, self.name),
-        }
+        rekube_plan::model::display_name(&self.kind, self.namespace.as_deref(), &self.name)
     }
 }
 

@@ -11,6 +11,7 @@ use rekube_plan::applyset::FIELD_MANAGER;
 use serde_json::Value;
 
 use crate::KubeError;
+use crate::delete::{await_gone, live_uid};
 use crate::live::{Health, ObjectKey, Resolver, check};
 use crate::report::Event;
 use crate::request::{api_for, retry};
@@ -116,25 +117,17 @@ async fn pod_log_tail(res: &Resolver, hook: &HookRun) -> String {
 
 /// Deletes the hook object, if there is one, and waits until it is gone.
 async fn remove(api: &kube::Api<DynamicObject>, hook: &HookRun, timeout: Duration) -> Result<(), KubeError> {
-    let what = || format!("hook {}", hook.display_name());
-    let Some(live) = retry(|| api.get_opt(&hook.name)).await.map_err(KubeError::api(what()))? else {
-        return Ok(());
-    };
+    let what = format!("hook {}", hook.display_name());
+    let Some(uid) = live_uid(api, &hook.name, &what).await? else { return Ok(()) };
     let dp = DeleteParams::background();
     match retry(|| api.delete(&hook.name, &dp)).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
-        Err(e) => return Err(KubeError::Api { what: format!("delete {}", what()), error: e }),
+        Err(e) => return Err(KubeError::Api { what: format!("delete {what}"), error: e }),
     }
-    let Some(uid) = live.metadata.uid else { return Ok(()) };
-    let gone = kube::runtime::wait::await_condition(
-        api.clone(),
-        &hook.name,
-        kube::runtime::wait::conditions::is_deleted(&uid),
-    );
-    match tokio::time::timeout(timeout, gone).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(error)) => Err(KubeError::Watch { what: what(), error }),
-        Err(_) => Err(KubeError::NotDeleted { object: hook.display_name(), seconds: timeout.as_secs() }),
+    if await_gone(api, &hook.name, &uid, timeout, &what).await? {
+        Ok(())
+    } else {
+        Err(KubeError::NotDeleted { object: hook.display_name(), seconds: timeout.as_secs() })
     }
 }

@@ -28,7 +28,7 @@ use serde_json::Value;
 use crate::KubeError;
 use crate::desired::Desired;
 use crate::live::{self, LiveState, ObjectKey, Parent, Resolver, action, check_project_source, load_live, parents};
-use crate::request::{api_for, apply_params, parents_api};
+use crate::request::{api_for, apply_params, dropped, parents_api};
 
 /// The ids of every ApplySet of `project`'s `environment` on the cluster.
 /// `source`: where the spec is, when its project name is implicit (see
@@ -351,7 +351,7 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
                         Ok((ci, ai, DryRun::Immutable(immutable_fields(&s))))
                     }
                     // v1.20 drops the connection on every SSA of an APIService: compare here.
-                    Err(kube::Error::HyperError(_) | kube::Error::Service(_)) => Ok((ci, ai, DryRun::Unavailable)),
+                    Err(e) if dropped(&e) => Ok((ci, ai, DryRun::Unavailable)),
                     Err(error) => {
                         Err(KubeError::Api { what: format!("dry-run apply of {} {}", key.kind, key.name), error })
                     }
@@ -429,21 +429,24 @@ pub fn hook_runs(
     } else {
         (HookEvent::PreUpgrade, HookEvent::PostUpgrade)
     };
-    let mut runs = Vec::new();
+    let (mut before, mut after) = (Vec::new(), Vec::new());
     let mut digests = BTreeMap::new();
-    for (event, before) in [(pre, true), (post, false)] {
-        for h in hooks {
-            let object = prepare_hook(&h.object.value, identity);
-            let key = ObjectKey::of(&object).to_string();
-            let digest = rekube_plan::normalize::digest(&object);
-            let changed = recorded.get(&key) != Some(&digest);
-            // Test hooks are recorded too (destroy deletes what `rekube test` left), never run here.
-            digests.insert(key, digest);
-            if h.runs_at(event) && !h.runs_at(HookEvent::Test) && (first_apply || changed) {
-                runs.push(hook_run(h, event, before, object));
-            }
+    for h in hooks {
+        let object = prepare_hook(&h.object.value, identity);
+        let key = ObjectKey::of(&object).to_string();
+        let digest = rekube_plan::normalize::digest(&object);
+        // Test hooks are recorded too (destroy deletes what `rekube test` left), never run here.
+        let runs = !h.runs_at(HookEvent::Test) && (first_apply || recorded.get(&key) != Some(&digest));
+        digests.insert(key, digest);
+        if runs && h.runs_at(pre) {
+            before.push(hook_run(h, pre, true, object.clone()));
+        }
+        if runs && h.runs_at(post) {
+            after.push(hook_run(h, post, false, object));
         }
     }
+    let mut runs = before;
+    runs.extend(after);
     (runs, digests)
 }
 

@@ -7,9 +7,9 @@
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
-use kube::runtime::wait::{await_condition, conditions::is_deleted};
 
 use crate::KubeError;
+use crate::delete::{await_gone, live_uid};
 use crate::live::Resolver;
 
 /// A Service or Ingress that holds a load balancer.
@@ -80,13 +80,9 @@ pub async fn release_load_balancers(
     let began = Instant::now();
     for t in &targets {
         let (api, object) = (t.api(resolver), t.display());
-        let live = api.get_opt(&t.name).await.map_err(KubeError::api(format!("cannot read {object}")))?;
-        let Some(uid) = live.and_then(|o| o.metadata.uid) else { continue };
-        let left = timeout.saturating_sub(began.elapsed());
-        match tokio::time::timeout(left, await_condition(api, &t.name, is_deleted(&uid))).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => return Err(KubeError::Watch { what: object, error }),
-            Err(_) => return Err(KubeError::LoadBalancerStuck { object, seconds: timeout.as_secs() }),
+        let Some(uid) = live_uid(&api, &t.name, &format!("cannot read {object}")).await? else { continue };
+        if !await_gone(&api, &t.name, &uid, timeout.saturating_sub(began.elapsed()), &object).await? {
+            return Err(KubeError::LoadBalancerStuck { object, seconds: timeout.as_secs() });
         }
     }
     Ok(targets.iter().map(Target::display).collect())

@@ -56,9 +56,13 @@ fn transient(e: &kube::Error) -> bool {
             matches!(s.code, 429 | 500 | 502 | 503 | 504)
                 || (s.code == 404 && s.message.contains("could not find the requested resource"))
         }
-        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
-        _ => false,
+        e => dropped(e),
     }
+}
+
+/// Whether the connection failed or was dropped (rather than the server answering).
+pub fn dropped(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::HyperError(_) | kube::Error::Service(_))
 }
 
 /// Runs `f` up to 6 times while it fails transiently (backing off 0.2 s, 0.4 s, ...).

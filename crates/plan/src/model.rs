@@ -5,6 +5,14 @@
 use serde::Serialize;
 use serde_json::Value;
 
+/// `Kind namespace/name` (or `Kind name`), as every message names an object.
+pub fn display_name(kind: &str, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    }
+}
+
 /// What apply will do to one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -101,10 +109,7 @@ pub struct Action {
 impl Action {
     /// `Kind namespace/name`.
     pub fn display_name(&self) -> String {
-        match &self.namespace {
-            Some(ns) => format!("{} {ns}/{}", self.kind, self.name),
-            None => format!("{} {}", self.kind, self.name),
-        }
+        display_name(&self.kind, self.namespace.as_deref(), &self.name)
     }
 
     /// The API group.
@@ -200,10 +205,7 @@ pub struct HookRun {
 impl HookRun {
     /// `Kind namespace/name`.
     pub fn display_name(&self) -> String {
-        match &self.namespace {
-            Some(ns) => format!("{} {ns}/{}", self.kind, self.name),
-            None => format!("{} {}", self.kind, self.name),
-        }
+        display_name(&self.kind, self.namespace.as_deref(), &self.name)
     }
 }
 

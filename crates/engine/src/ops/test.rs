@@ -42,8 +42,9 @@ pub async fn test(
     let client = ctx.resolver.client().clone();
     leased(&client, &ctx.loaded, &ctx.env, "test", break_lock, on, async {
         let mut out = Vec::new();
+        let desired = ctx.desired();
         for comp in ctx.rendered.spec_components() {
-            let identity = ctx.desired().identity(&comp.name);
+            let identity = desired.identity(&comp.name);
             for h in comp.hooks.iter().filter(|h| h.runs_at(HookEvent::Test)) {
                 let run = hook_run(h, HookEvent::Test, true, prepare_hook(&h.object.value, &identity));
                 let t = Instant::now();

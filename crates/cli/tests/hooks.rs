@@ -119,4 +119,13 @@ async fn hooks_run_around_the_component_and_tests_only_under_rekube_test() {
     // destroy removes what the policies left: the Job and the test Pod.
     ok(&w.rekube(&["destroy", "test"]));
     assert!(!kubectl(&cluster, &["get", "ns", "app"]).status.success(), "the namespace and everything in it are gone");
+
+    // A hook's name taken by someone else's object: never deleted, the apply fails naming it.
+    ok(&kubectl(&cluster, &["create", "namespace", "app"]));
+    ok(&kubectl(&cluster, &["create", "job", "migrate", "--image=busybox:1.36", "-n", "app"]));
+    let theirs = uid(&cluster);
+    let refused = w.rekube(&["apply", "test", "--timeout", "60"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", err(&refused));
+    assert!(err(&refused).contains("Job app/migrate exists and is not a hook of this component"), "{}", err(&refused));
+    assert_eq!(uid(&cluster), theirs, "someone else's Job is left alone");
 }

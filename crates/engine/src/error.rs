@@ -200,6 +200,10 @@ fn kube_hint(e: &KubeError) -> Option<String> {
              again; if it repeats, read the API server's log, and `kubectl get apiservices` for an aggregated API \
              that is down"
         )),
+        K::ForeignHook { .. } => Some(
+            "rekube replaces only the hooks it created; delete or rename that object, or give the hook another name"
+                .into(),
+        ),
         K::ReplaceRefused { .. } => Some(
             "run `rekube apply --force-replace` to delete and create them again (what they run restarts), or \
              annotate each `rekube.dev/replace: \"true\"`; or keep the old value of the field"

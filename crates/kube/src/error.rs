@@ -71,6 +71,14 @@ pub enum KubeError {
         /// `Kind ns/name: immutable spec.selector` of each.
         objects: Vec<String>,
     },
+    /// A hook's name is taken by an object that is not this component's hook.
+    #[error(
+        "{hook} exists and is not a hook of this component (no matching rekube.dev/hook-of label); it was left alone"
+    )]
+    ForeignHook {
+        /// `Job ns/name`.
+        hook: String,
+    },
     /// A Helm hook of a component failed (its delete policy was honoured).
     #[error("hook {hook} failed: {reason}")]
     HookFailed {

@@ -5,13 +5,14 @@
 
 use std::time::{Duration, Instant};
 
+use kube::ResourceExt;
 use kube::api::{DeleteParams, DynamicObject, PostParams};
 use rekube_plan::HookRun;
-use rekube_plan::applyset::FIELD_MANAGER;
+use rekube_plan::applyset::{FIELD_MANAGER, HOOK_OF_LABEL};
 use serde_json::Value;
 
 use crate::KubeError;
-use crate::delete::{await_gone, live_uid};
+use crate::delete::await_gone;
 use crate::live::{Health, ObjectKey, Resolver, check};
 use crate::report::Event;
 use crate::request::{api_for, retry};
@@ -118,7 +119,18 @@ async fn pod_log_tail(res: &Resolver, hook: &HookRun) -> String {
 /// Deletes the hook object, if there is one, and waits until it is gone.
 async fn remove(api: &kube::Api<DynamicObject>, hook: &HookRun, timeout: Duration) -> Result<(), KubeError> {
     let what = format!("hook {}", hook.display_name());
-    let Some(uid) = live_uid(api, &hook.name, &what).await? else { return Ok(()) };
+    let live = match retry(|| api.get_opt(&hook.name)).await {
+        Ok(live) => live,
+        Err(kube::Error::Api(s)) if s.code == 404 => None,
+        Err(error) => return Err(KubeError::Api { what, error }),
+    };
+    let Some(live) = live else { return Ok(()) };
+    // Only this component's own hook is replaced: never what someone else made under its name.
+    let ours = hook.object.pointer(&format!("/metadata/labels/{}", HOOK_OF_LABEL.replace('/', "~1")));
+    if live.labels().get(HOOK_OF_LABEL).map(String::as_str) != ours.and_then(Value::as_str) {
+        return Err(KubeError::ForeignHook { hook: hook.display_name() });
+    }
+    let Some(uid) = live.metadata.uid else { return Ok(()) };
     let dp = DeleteParams::background();
     match retry(|| api.delete(&hook.name, &dp)).await {
         Ok(_) => {}

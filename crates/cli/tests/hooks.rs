@@ -68,6 +68,7 @@ async fn hooks_run_around_the_component_and_tests_only_under_rekube_test() {
 
     // The first plan names the install hooks, in weight order; never the test.
     let plan = out(&w.rekube(&["plan", "test"]));
+    common::settings().bind(|| insta::assert_snapshot!("plan_install_hooks", plan.trim_end()));
     let pre = plan.find("  hooks: run Job app/migrate (pre-install)").unwrap_or_else(|| panic!("{plan}"));
     let post = plan.find("  hooks: run Job app/announce (post-install)").unwrap_or_else(|| panic!("{plan}"));
     assert!(pre < post, "{plan}");
@@ -99,6 +100,7 @@ async fn hooks_run_around_the_component_and_tests_only_under_rekube_test() {
     // A changed hook runs again as an upgrade hook, replaced (not patched).
     write_chart(&w, "v2", true);
     let plan = out(&w.rekube(&["plan", "test"]));
+    common::settings().bind(|| insta::assert_snapshot!("plan_upgrade_hook", plan.trim_end()));
     assert!(plan.contains("  hooks: run Job app/migrate (pre-upgrade)") && !plan.contains("announce"), "{plan}");
     let uid =
         |c: &TestCluster| out(&kubectl(c, &["get", "job", "migrate", "-n", "app", "-o", "jsonpath={.metadata.uid}"]));
@@ -110,6 +112,7 @@ async fn hooks_run_around_the_component_and_tests_only_under_rekube_test() {
     // A failing test fails `rekube test`, naming why.
     let test = w.rekube(&["test", "test"]);
     assert_eq!(test.status.code(), Some(1), "{}", err(&test));
+    common::settings().bind(|| insta::assert_snapshot!("test_failed", err(&test).trim_end()));
     assert!(
         err(&test).contains("app: Pod app/hooked-test FAILED: Pod hooked-test: a container exited with Error"),
         "{}",

@@ -111,8 +111,14 @@ pub async fn served(client: &Client, preferred_only: bool) -> Result<Vec<Served>
         };
         gvs.extend(versions.into_iter().map(|v| (g.name.clone(), v.version)));
     }
+    let down = &unavailable_apis(client).await;
     Ok(futures::stream::iter(gvs)
         .map(|(group, version)| async move {
+            let gv = if group.is_empty() { version.clone() } else { format!("{group}/{version}") };
+            if let Some(why) = down.get(&gv) {
+                let err = std::io::Error::new(std::io::ErrorKind::NotConnected, why.clone());
+                return Served { group, version, resources: Err(kube::Error::Service(Box::new(err))) };
+            }
             let read = async {
                 if group.is_empty() {
                     client.list_core_api_resources(&version).await
@@ -130,6 +136,37 @@ pub async fn served(client: &Client, preferred_only: bool) -> Result<Vec<Served>
         .buffered(8)
         .collect()
         .await)
+}
+
+/// The aggregated group-versions whose APIService is not Available, with
+/// why: reading them would only wait for a backend that is not there (a
+/// metrics-server whose Pods are not up yet). Empty when APIServices cannot
+/// be listed (say, RBAC forbids it); the per-read timeout still bounds those.
+async fn unavailable_apis(client: &Client) -> std::collections::HashMap<String, String> {
+    use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+    let api: kube::Api<APIService> = kube::Api::all(client.clone());
+    let Ok(list) = api.list(&kube::api::ListParams::default()).await else { return Default::default() };
+    let mut down = std::collections::HashMap::new();
+    for svc in list.items {
+        let Some(spec) = &svc.spec else { continue };
+        let conditions = svc.status.as_ref().and_then(|s| s.conditions.as_ref());
+        let available = conditions.into_iter().flatten().find(|c| c.type_ == "Available");
+        if let Some(c) = available.filter(|c| c.status == "False") {
+            let gv = format!(
+                "{}/{}",
+                spec.group.as_deref().unwrap_or_default(),
+                spec.version.as_deref().unwrap_or_default()
+            );
+            let name = svc.metadata.name.unwrap_or_default();
+            let why = format!(
+                "APIService {name} is not available ({}: {})",
+                c.reason.as_deref().unwrap_or("no reason"),
+                c.message.as_deref().unwrap_or_default()
+            );
+            down.insert(gv, why);
+        }
+    }
+    down
 }
 
 /// What the cluster serves, as Helm's `--api-versions` takes it: every

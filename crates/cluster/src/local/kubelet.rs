@@ -14,7 +14,8 @@
 //! - finishes graceful deletions, as a kubelet does once containers stop;
 //! - gives every LoadBalancer Service an ingress address, as k3s's ServiceLB
 //!   or cloud-provider-kind do, from [`LB_RANGE`] (nothing listens there:
-//!   it lets health gates and charts see a provisioned load balancer).
+//!   it lets health gates and charts see a provisioned load balancer);
+//! - provisions volumes for PersistentVolumeClaims (see [`super::volumes`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use super::client_for;
+use super::{client_for, volumes};
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod, Service};
@@ -84,11 +85,15 @@ impl FakeKubelet {
                             return drop(ready_tx.send(Err(format!("register node {name}: {e}"))));
                         }
                     }
+                    if let Err(e) = volumes::ensure_storage_class(&client).await {
+                        return drop(ready_tx.send(Err(format!("default storage class: {e}"))));
+                    }
                     let _ = ready_tx.send(Ok(()));
                     tokio::select! {
                         _ = stop_rx => {}
                         _ = heartbeat(client.clone(), thread_nodes.clone()) => {}
                         _ = serve_load_balancers(client.clone()) => {}
+                        _ = volumes::serve_volumes(client.clone()) => {}
                         _ = serve_pods(client, thread_nodes) => {}
                     }
                 });

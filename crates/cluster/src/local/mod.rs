@@ -15,6 +15,7 @@ mod kubelet;
 mod managed;
 mod pki;
 mod process;
+mod volumes;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use crate::KubeError;
 use crate::delete::{delete_object, delete_parent, emptied_namespaces, wait_gone};
-use crate::hooks::{HookOutcome, run_hook};
+use crate::hooks::{HookOutcome, clean_succeeded, run_hook};
 use crate::live::{Health, Resolver, check, has_rule};
 use crate::report::{ApplyReport, ComponentOutcome, Event};
 use crate::request::{api_for, apply_params, dropped, ensure_parent_namespace, parents_api, retry};
@@ -424,7 +424,8 @@ async fn apply_component_inner(
     Ok(ComponentOutcome::Done { written: total, deleted: deletes.len(), unchanged })
 }
 
-/// Runs `hooks` in order; the first that fails fails the component.
+/// Runs `hooks` in order; the first that fails fails the component. Once all
+/// succeeded, those whose policy says so are deleted.
 async fn run_hooks<'a>(
     res: &Resolver,
     component: &str,
@@ -432,12 +433,14 @@ async fn run_hooks<'a>(
     opts: &ApplyOptions,
     on: &(dyn Fn(Event) + Sync),
 ) -> Result<(), KubeError> {
+    let mut succeeded = Vec::new();
     for h in hooks {
         if let HookOutcome::Failed(reason) = run_hook(res, component, h, opts.timeout, on).await? {
             return Err(KubeError::HookFailed { hook: format!("{} ({})", h.display_name(), h.event), reason });
         }
+        succeeded.push(h);
     }
-    Ok(())
+    clean_succeeded(res, &succeeded, opts.timeout).await
 }
 
 /// Refuses a plan that would write what belongs to someone else, or adopt

@@ -9,15 +9,13 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::ResourceExt;
-use rekube_plan::applyset::{self, HOOK_OF_LABEL, Identity, PART_OF_LABEL};
+use rekube_plan::applyset::{self, Identity, PART_OF_LABEL};
 use rekube_plan::{Action, Op};
 
 use crate::KubeError;
 use crate::delete::{delete_object, delete_parent, emptied_namespaces, wait_gone};
 use crate::live::{Parent, Resolver, action, check_project_source, list_type, parents};
 use crate::report::{ApplyReport, ComponentOutcome, Event};
-use crate::request::api_for;
 
 /// Destroys `project`'s `environment`: components wave by wave in the order
 /// given (reverse dependency order), the components of a wave in parallel,
@@ -114,23 +112,7 @@ async fn destroy_component(
         }
     }
     // Hooks left by their policy (a completed Job kept until it runs again) go too.
-    for key in parent.hooks.keys() {
-        let Some((gk, rest)) = key.split_once(' ') else { continue };
-        let (ns, name) = match rest.split_once('/') {
-            Some((ns, name)) => (Some(ns), name),
-            None => (None, rest),
-        };
-        let Some(r) = res.resolve_group_kind(gk).await.map_err(KubeError::api(format!("discover {gk}")))? else {
-            continue;
-        };
-        let live = api_for(res.client(), &r, ns).get_opt(name).await.map_err(KubeError::api(format!("read {key}")))?;
-        if let Some(o) = live.filter(|o| o.labels().get(HOOK_OF_LABEL) == Some(&parent.id)) {
-            let mut v = serde_json::to_value(&o).expect("serialises");
-            v["apiVersion"] = r.resource.api_version.clone().into();
-            v["kind"] = r.resource.kind.clone().into();
-            members.push(action(Op::Delete, &v, None));
-        }
-    }
+    members.extend(parent.hook_leftovers(res).await?.iter().map(|v| action(Op::Delete, v, None)));
     let (namespaces, others): (Vec<&Action>, Vec<&Action>) = members.iter().partition(|a| a.is_namespace());
     let mut kept = Vec::new();
     let namespaces = emptied_namespaces(res, namespaces, env_ids, &mut kept).await?;

@@ -3,10 +3,13 @@
 //! Pods until Succeeded, then deleted as its policy says. Hooks are not
 //! ApplySet members; they carry `rekube.dev/hook-of` so destroy finds them.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use futures::StreamExt;
 
 use kube::ResourceExt;
 use kube::api::{DeleteParams, DynamicObject, PostParams};
+use kube::runtime::watcher;
 use rekube_plan::HookRun;
 use rekube_plan::applyset::{FIELD_MANAGER, HOOK_OF_LABEL};
 use serde_json::Value;
@@ -52,33 +55,67 @@ pub async fn run_hook(
     let body: DynamicObject = serde_json::from_value(hook.object.clone())
         .map_err(|e| KubeError::Api { what: format!("create {what}"), error: kube::Error::SerdeError(e) })?;
     let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+    // Watched from before it exists: a Pod may succeed and be gone within
+    // milliseconds (a DaemonSet whose selector matches a test Pod adopts it
+    // and deletes it once Succeeded), which a poll would miss.
+    let changes = watcher::watch_object(api.clone(), &hook.name);
+    futures::pin_mut!(changes);
+    let _ = tokio::time::timeout(timeout, changes.next()).await; // the initial read: not there yet
     retry(|| api.create(&pp, &body)).await.map_err(KubeError::api(format!("create {what}")))?;
 
-    let began = Instant::now();
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
     let outcome = loop {
-        let live = retry(|| api.get_opt(&hook.name)).await.map_err(KubeError::api(format!("read {what}")))?;
-        let Some(live) = live else { break HookOutcome::Failed(format!("{what}: deleted while it ran")) };
-        let v = serde_json::to_value(&live).unwrap_or_default();
-        match finished(res, &hook.kind, &v).await {
-            Some(o) => break o,
-            None if began.elapsed() > timeout => {
+        let change = tokio::select! {
+            _ = &mut deadline => {
                 break HookOutcome::Failed(format!("{what}: not finished after {}s", timeout.as_secs()));
             }
-            None => tokio::time::sleep(Duration::from_millis(250)).await,
+            change = changes.next() => change,
+        };
+        let live = match change {
+            Some(Ok(live)) => live,
+            // A watch that breaks (or is not allowed): read it instead, a moment later.
+            Some(Err(_)) | None => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                retry(|| api.get_opt(&hook.name)).await.map_err(KubeError::api(format!("read {what}")))?
+            }
+        };
+        match live {
+            None => break HookOutcome::Failed(format!("{what}: deleted while it ran")),
+            Some(live) => {
+                let v = serde_json::to_value(&live).unwrap_or_default();
+                if let Some(o) = finished(res, &hook.kind, &v).await {
+                    break o;
+                }
+            }
         }
     };
     let outcome = match outcome {
         HookOutcome::Failed(why) => HookOutcome::Failed(format!("{why}{}", pod_log_tail(res, hook).await)),
         ok => ok,
     };
-    let delete = match &outcome {
-        HookOutcome::Succeeded => hook.delete_on_success,
-        HookOutcome::Failed(_) => hook.delete_on_failure,
-    };
-    if delete {
+    // A success is cleaned up by `clean_succeeded`, once the event's other hooks are done.
+    if matches!(outcome, HookOutcome::Failed(_)) && hook.delete_on_failure {
         remove(&api, hook, timeout).await?;
     }
     Ok(outcome)
+}
+
+/// Deletes the hooks that succeeded and whose policy says `hook-succeeded`,
+/// the last first. As Helm does, this waits until every hook of the event
+/// has succeeded: cert-manager's startup Job runs as a ServiceAccount that is
+/// a hook of the same event, deleted on success too.
+pub async fn clean_succeeded(res: &Resolver, succeeded: &[&HookRun], timeout: Duration) -> Result<(), KubeError> {
+    for hook in succeeded.iter().rev().filter(|h| h.delete_on_success) {
+        let r = res
+            .resolve(&hook.api_version, &hook.kind)
+            .await
+            .map_err(KubeError::api(format!("discover {}", hook.api_version)))?;
+        if let Some(r) = r {
+            remove(&api_for(res.client(), &r, hook.namespace.as_deref()), hook, timeout).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether a hook object has finished: Jobs and Pods run to an end;

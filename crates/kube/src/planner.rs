@@ -307,12 +307,15 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
             .collect();
         removed.sort_by(|a, b| b.0.cmp(a.0));
         for (name, p) in removed {
+            // Its hooks' leftovers go with it: they would keep its namespace.
+            let leftovers = p.hook_leftovers(res).await?;
             let actions = deletion_order(
                 live.iter()
                     .filter(|(k, v)| {
                         applyset::part_of(v) == Some(p.id.as_str()) && !desired_all.contains(*k) && deletable(v)
                     })
-                    .map(|(_, v)| action(Op::Delete, v, None)),
+                    .map(|(_, v)| action(Op::Delete, v, None))
+                    .chain(leftovers.iter().map(|v| action(Op::Delete, v, None))),
             );
             components.push(ComponentPlan {
                 name: name.to_string(),

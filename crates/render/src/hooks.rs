@@ -130,8 +130,53 @@ impl Hook {
     }
 }
 
+/// Helm's install order of kinds: among hooks of one weight, a Job's
+/// ServiceAccount and RBAC go before the Job. Other kinds come after these.
+const INSTALL_ORDER: &[&str] = &[
+    "PriorityClass",
+    "Namespace",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodSecurityPolicy",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "SecretList",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleList",
+    "ClusterRoleBinding",
+    "ClusterRoleBindingList",
+    "Role",
+    "RoleList",
+    "RoleBinding",
+    "RoleBindingList",
+    "Service",
+    "DaemonSet",
+    "Pod",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "IngressClass",
+    "Ingress",
+    "APIService",
+];
+
+fn install_rank(kind: &str) -> usize {
+    INSTALL_ORDER.iter().position(|k| *k == kind).unwrap_or(INSTALL_ORDER.len())
+}
+
 /// Takes the hooks out of `objects`, in the order they run: by weight, then
-/// kind and name (as Helm sorts them).
+/// kind in Helm's install order, then name (as Helm sorts them).
 pub fn split(objects: &mut Vec<Object>) -> Vec<Hook> {
     let mut hooks = Vec::new();
     objects.retain(|o| match Hook::of(o) {
@@ -141,9 +186,9 @@ pub fn split(objects: &mut Vec<Object>) -> Vec<Hook> {
         }
         None => true,
     });
-    hooks.sort_by(|a, b| {
-        (a.weight, a.object.kind(), a.object.name()).cmp(&(b.weight, b.object.kind(), b.object.name()))
-    });
+    let key =
+        |h: &Hook| (h.weight, install_rank(h.object.kind()), h.object.kind().to_string(), h.object.name().to_string());
+    hooks.sort_by_cached_key(key);
     hooks
 }
 
@@ -182,5 +227,23 @@ mod tests {
         assert_eq!(hooks[1].delete_policies, [DeletePolicy::BeforeHookCreation], "Helm's default");
         assert!(hooks[1].runs_at(HookEvent::Test) && !hooks[1].runs_at(HookEvent::PreInstall));
         assert!(hooks[2].runs_at(HookEvent::PostUpgrade));
+    }
+
+    #[test]
+    fn within_a_weight_a_jobs_service_account_and_rbac_go_first() {
+        let hook = |kind: &str, name: &str| Object {
+            value: serde_json::json!({"apiVersion": "v1", "kind": kind,
+                "metadata": {"name": name, "annotations": {"helm.sh/hook": "pre-install"}}}),
+            origin: Origin { file: "t.yaml".into(), line: 1 },
+        };
+        let mut objects = vec![
+            hook("Job", "admission-create"),
+            hook("RoleBinding", "admission"),
+            hook("ClusterRole", "admission"),
+            hook("ServiceAccount", "admission"),
+            hook("Widget", "custom"),
+        ];
+        let kinds: Vec<String> = split(&mut objects).iter().map(|h| h.object.kind().to_string()).collect();
+        assert_eq!(kinds, ["ServiceAccount", "ClusterRole", "RoleBinding", "Job", "Widget"]);
     }
 }

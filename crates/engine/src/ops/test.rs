@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use rekube_kube::hooks::{HookOutcome, run_hook};
+use rekube_kube::hooks::{HookOutcome, clean_succeeded, run_hook};
 use rekube_kube::planner::{hook_run, prepare_hook};
 use rekube_render::hooks::HookEvent;
 use serde::Serialize;
@@ -45,6 +45,7 @@ pub async fn test(
         let desired = ctx.desired();
         for comp in ctx.rendered.spec_components() {
             let identity = desired.identity(&comp.name);
+            let mut succeeded = Vec::new();
             for h in comp.hooks.iter().filter(|h| h.runs_at(HookEvent::Test)) {
                 let run = hook_run(h, HookEvent::Test, true, prepare_hook(&h.object.value, &identity));
                 let t = Instant::now();
@@ -66,7 +67,12 @@ pub async fn test(
                 };
                 on(Event::Line(format!("{}: {} {verdict} ({:.1}s)", r.component, r.test, r.seconds)));
                 out.push(r);
+                if passed {
+                    succeeded.push(run);
+                }
             }
+            let runs: Vec<_> = succeeded.iter().collect();
+            clean_succeeded(&ctx.resolver, &runs, timeout).await?;
         }
         Ok::<_, EngineError>(out)
     })

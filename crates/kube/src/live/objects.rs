@@ -7,10 +7,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use futures::StreamExt;
 use kube::Api;
 use kube::Client;
+use kube::ResourceExt;
 use kube::api::{DynamicObject, ListParams};
 use rekube_plan::applyset::{
-    self, COMPONENT_LABEL, CONTAINS_ANNOTATION, ENVIRONMENT_LABEL, HOOKS_ANNOTATION, ID_LABEL, Identity, PROJECT_LABEL,
-    SOURCE_ANNOTATION,
+    self, COMPONENT_LABEL, CONTAINS_ANNOTATION, ENVIRONMENT_LABEL, HOOK_OF_LABEL, HOOKS_ANNOTATION, ID_LABEL, Identity,
+    PROJECT_LABEL, SOURCE_ANNOTATION,
 };
 use rekube_plan::{Action, Op};
 use serde_json::Value;
@@ -48,6 +49,32 @@ impl Parent {
             (None, Some(c)) => format!("component `{c}` of a rekube release before 0.2"),
             (None, None) => format!("the ApplySet of rekube-system/{}", self.name),
         }
+    }
+
+    /// The hooks its component left on the cluster (a completed Job kept by
+    /// its policy until it runs again): those recorded in the parent that
+    /// still carry this ApplySet's hook label, typed for deletion.
+    pub async fn hook_leftovers(&self, res: &Resolver) -> Result<Vec<Value>, KubeError> {
+        let mut out = Vec::new();
+        for key in self.hooks.keys() {
+            let Some((gk, rest)) = key.split_once(' ') else { continue };
+            let (ns, name) = match rest.split_once('/') {
+                Some((ns, name)) => (Some(ns), name),
+                None => (None, rest),
+            };
+            let Some(r) = res.resolve_group_kind(gk).await.map_err(KubeError::api(format!("discover {gk}")))? else {
+                continue;
+            };
+            let api = crate::request::api_for(res.client(), &r, ns);
+            let live = api.get_opt(name).await.map_err(KubeError::api(format!("read {key}")))?;
+            if let Some(o) = live.filter(|o| o.labels().get(HOOK_OF_LABEL) == Some(&self.id)) {
+                let mut v = serde_json::to_value(&o).expect("serialises");
+                v["apiVersion"] = r.resource.api_version.clone().into();
+                v["kind"] = r.resource.kind.clone().into();
+                out.push(v);
+            }
+        }
+        Ok(out)
     }
 
     /// Its component, for ApplySets of `project`'s `environment`.

@@ -250,6 +250,9 @@ fn finish(components: &mut Vec<ComponentOutput>, diags: &mut Vec<Diagnostic>) ->
                         )),
                     ),
                 },
+                // As kubectl and Helm do: a chart may template a namespace onto a
+                // PodSecurityPolicy or a ClusterRole; the server has none for it.
+                Scope::Cluster if obj.namespace().is_some() => obj.clear_namespace(),
                 Scope::Unknown if !BUILTIN_GROUPS.contains(&group.as_str()) => warnings.push(
                     Diagnostic::new(
                         &obj.origin.file,

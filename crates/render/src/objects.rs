@@ -117,6 +117,13 @@ impl Object {
             meta.insert("namespace".into(), Value::String(ns.to_string()));
         }
     }
+
+    /// Drops `metadata.namespace` (a cluster-scoped object has none).
+    pub fn clear_namespace(&mut self) {
+        if let Some(meta) = self.value.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("namespace");
+        }
+    }
 }
 
 /// A document of a stream: its text, first line and Helm source file.

@@ -68,7 +68,9 @@ fn platform(repo_url: &str, constraint: &str) -> tempfile::TempDir {
     write(
         d,
         "plain/sub/c.yml",
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: plain-reader\nrules: []\n",
+        // A namespace on a cluster-scoped object (charts template one onto PSPs) is dropped.
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\n\
+         metadata:\n  name: plain-reader\n  namespace: x\nrules: []\n",
     );
     write(d, "kust/kustomization.yaml", "namespace: kust\nnamePrefix: k-\nresources: [cm.yaml]\n");
     write(d, "kust/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: b\n");
@@ -150,7 +152,7 @@ async fn renders_every_source_with_values_layered_in_order() {
     assert_eq!(find(&r, "ConfigMap", "plain-a")["data"]["mode"], 493, "0755 is octal, as kubectl reads it");
     assert!(
         find(&r, "ClusterRole", "plain-reader")["metadata"].get("namespace").is_none(),
-        "cluster-scoped objects get no namespace"
+        "cluster-scoped objects get no namespace, even when the file gives one"
     );
     assert_eq!(find(&r, "ConfigMap", "k-settings")["metadata"]["namespace"], "kust", "kustomize ran");
     for ns in ["pub", "loc", "plain"] {

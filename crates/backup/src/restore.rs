@@ -437,7 +437,7 @@ impl Restorer<'_> {
             Err(e) => return self.fail(format!("{what}: {e}")),
         };
         let name = dynobj.metadata.name.clone().unwrap_or_default();
-        let (uid, updated) = match api.create(&self.post_params(), &dynobj).await {
+        let (uid, updated) = match create_when_ready(&api, &self.post_params(), &dynobj).await {
             Ok(created) => {
                 if self.opts.dry_run && key == "namespaces" {
                     self.planned_namespaces.lock().expect("not poisoned").insert(name.clone());
@@ -509,4 +509,29 @@ impl Restorer<'_> {
             }
         }
     }
+}
+
+/// Creates `obj`, waiting (up to 30 s) while the server says it is not ready
+/// for it yet: before 1.24 a Pod is refused until its ServiceAccount's token
+/// Secret exists ("retry after the token is automatically created"), and the
+/// restored ServiceAccounts came a moment earlier.
+async fn create_when_ready(
+    api: &Api<DynamicObject>,
+    pp: &PostParams,
+    obj: &DynamicObject,
+) -> Result<DynamicObject, kube::Error> {
+    let began = std::time::Instant::now();
+    loop {
+        match api.create(pp, obj).await {
+            Err(kube::Error::Api(s)) if waits_for_token(&s) && began.elapsed() < Duration::from_secs(30) => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The refusal of a Pod whose ServiceAccount has no token yet.
+fn waits_for_token(s: &kube::core::Status) -> bool {
+    s.message.contains("retry after the token is automatically created")
 }

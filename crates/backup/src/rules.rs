@@ -246,6 +246,7 @@ pub fn prepare(key: &str, obj: &mut Value, map: &NamespaceMap, keep_status: bool
             }
         }
         "pods" => strip_pod_binding(obj),
+        "jobs.batch" => strip_job_selector(obj),
         "serviceaccounts" => {
             let sa = str_at(obj, "/metadata/name").to_string();
             if let Some(secrets) = obj.get_mut("secrets").and_then(Value::as_array_mut) {
@@ -260,6 +261,25 @@ pub fn prepare(key: &str, obj: &mut Value, map: &NamespaceMap, keep_status: bool
             }
         }
         _ => {}
+    }
+}
+
+/// A Job's generated selector and Pod labels name the old Job's UID: the
+/// server refuses them on create ("selector not auto-generated"), so they go
+/// and the server generates new ones (as Velero does). A selector the user
+/// chose (`manualSelector: true`) stays.
+fn strip_job_selector(obj: &mut Value) {
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    if spec.get("manualSelector").and_then(Value::as_bool) == Some(true) {
+        return;
+    }
+    spec.remove("selector");
+    if let Some(labels) =
+        spec.get_mut("template").and_then(|t| t.pointer_mut("/metadata/labels")).and_then(Value::as_object_mut)
+    {
+        for l in ["controller-uid", "job-name", "batch.kubernetes.io/controller-uid", "batch.kubernetes.io/job-name"] {
+            labels.remove(l);
+        }
     }
 }
 
@@ -287,6 +307,29 @@ fn strip_pod_binding(obj: &mut Value) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_restored_job_gets_a_new_generated_selector() {
+        let uid = "0b3f-old";
+        let mut job = json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "migrate", "namespace": "app", "uid": uid, "labels": {"app": "db"}},
+            "spec": {
+                "selector": {"matchLabels": {"controller-uid": uid}},
+                "template": {"metadata": {"labels": {"app": "db", "controller-uid": uid, "job-name": "migrate",
+                    "batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": "migrate"}}},
+            },
+        });
+        prepare("jobs.batch", &mut job, &NamespaceMap::default(), false);
+        assert_eq!(job["spec"].get("selector"), None);
+        assert_eq!(job["spec"]["template"]["metadata"]["labels"], json!({"app": "db"}));
+        assert_eq!(job["metadata"]["labels"], json!({"app": "db"}), "the user's own labels stay");
+
+        let mut manual = json!({"spec": {"manualSelector": true, "selector": {"matchLabels": {"app": "db"}}},
+                                "metadata": {"name": "m"}});
+        prepare("jobs.batch", &mut manual, &NamespaceMap::default(), false);
+        assert_eq!(manual["spec"]["selector"], json!({"matchLabels": {"app": "db"}}), "a chosen selector stays");
+    }
 
     #[test]
     fn crds_and_namespaces_first_custom_resources_last() {

@@ -102,6 +102,10 @@ fn foreign(v: &Value, ours: &BTreeSet<String>) -> Option<String> {
     if let Some(p) = applyset::part_of(v) {
         return (!ours.contains(p)).then(|| format!("a member of another ApplySet ({p})"));
     }
+    // Data: a claim a StatefulSet made from our template outlives it, as with `helm uninstall`.
+    if v["kind"] == "PersistentVolumeClaim" {
+        return Some("a volume claim rekube did not create: it holds data".into());
+    }
     let creator = v.pointer("/metadata/managedFields/0/manager").and_then(Value::as_str).unwrap_or_default();
     if creator.starts_with("kubectl") || creator == "helm" {
         return Some(format!("made by {creator}"));

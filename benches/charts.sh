@@ -50,8 +50,16 @@ for _ in $(seq 1 "$PLANS"); do
   t=$(now); run plan.log "$REKUBE" plan bench --detailed-exitcode; times+=("$(ms $t)")
 done
 median=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (PLANS + 1) / 2 ))p")
+# The issue's figure: an unchanged plan of four real charts (-c selects them).
+four=(); for c in "${charts[@]:0:4}"; do four+=(-c "$(release "$c")"); done
+times4=()
+for _ in $(seq 1 "$PLANS"); do
+  t=$(now); run plan4.log "$REKUBE" plan bench "${four[@]}" --detailed-exitcode; times4+=("$(ms $t)")
+done
+median4=$(printf '%s\n' "${times4[@]}" | sort -n | sed -n "$(( (PLANS + 1) / 2 ))p")
 objects=$("$REKUBE" render bench 2>/dev/null | grep -c '^kind:')
 
 echo "chart benchmark: ${#charts[@]} public charts, $objects objects, $(nproc) cores, one test-bed build (${K8S:-newest})"
 echo "  first install : helm install --wait, one by one ${h_install} ms | rekube apply (health-gated) ${r_apply} ms ($(ratio $h_install $r_apply)x; goal >= 3x)"
-echo "  unchanged plan: median of $PLANS ${median} ms (runs: ${times[*]} ms; goal <= 500 ms for four charts)"
+echo "  unchanged plan: all ${#charts[@]} charts, median of $PLANS ${median} ms (runs: ${times[*]} ms)"
+echo "                  four charts (${four[*]}), median ${median4} ms (runs: ${times4[*]} ms; goal <= 500 ms)"

@@ -132,3 +132,75 @@ async fn hooks_run_around_the_component_and_tests_only_under_rekube_test() {
     assert!(err(&refused).contains("Job app/migrate exists and is not a hook of this component"), "{}", err(&refused));
     assert_eq!(uid(&cluster), theirs, "someone else's Job is left alone");
 }
+
+/// A chart with Helm delete hooks: a pre-delete Job (whose Pod fails when
+/// `fail_pre`) and a post-delete Job deleted once it succeeded.
+fn write_delete_hooks(w: &Workdir, fail_pre: bool) {
+    w.write("del/Chart.yaml", "apiVersion: v2\nname: leaving\nversion: 0.1.0\n");
+    w.write("del/values.yaml", "migration: none\n");
+    w.write("del/templates/config.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  a: b\n");
+    let labels =
+        if fail_pre { format!("    metadata:\n      labels:\n        {FAIL_LABEL}: Error\n") } else { String::new() };
+    w.write(
+        "del/templates/drain.yaml",
+        &format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: drain\n  annotations:\n    helm.sh/hook: pre-delete\n\
+             spec:\n  backoffLimit: 0\n  template:\n{labels}    spec:\n      restartPolicy: Never\n      containers:\n\
+             \x20       - name: run\n          image: busybox:1.36\n"
+        ),
+    );
+    w.write(
+        "del/templates/farewell.yaml",
+        &job("farewell", "post-delete", "    helm.sh/hook-delete-policy: hook-succeeded\n"),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_hooks_run_around_destroy_and_removal_and_a_failing_one_stops_it() {
+    let cluster = TestCluster::with_kubelet("delete-hooks").await;
+    let w = Workdir::new();
+    let spec = |components: &str| {
+        format!(
+            "clusters:\n{}components:\n{components}environments:\n  test: {{ cluster: test }}\n",
+            common::existing("test", &cluster, "delete-hooks")
+        )
+    };
+    let with_app = "  app:\n    chart: { path: ./del }\n    namespace: app\n";
+    w.write("rekube.yaml", &spec(with_app));
+    write_delete_hooks(&w, true);
+    let plan = out(&w.rekube(&["plan", "test"]));
+    assert!(!plan.contains("drain") && !plan.contains("farewell"), "apply never runs delete hooks:\n{plan}");
+    ok(&w.rekube(&["apply", "test", "--timeout", "120"]));
+    assert_eq!(names(&cluster, "jobs"), "", "no delete hook ran at apply");
+
+    // A failing pre-delete hook stops the destroy before anything is deleted.
+    let refused = w.rekube(&["destroy", "test", "--timeout", "60"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", err(&refused));
+    assert!(err(&refused).contains("hook Job app/drain (pre-delete) failed"), "{}", err(&refused));
+    assert!(names(&cluster, "configmaps").contains("configmap/app"), "the component is still there");
+
+    // Fixed: the apply records the new hook (nothing else changed), and destroy runs both, in order.
+    write_delete_hooks(&w, false);
+    ok(&w.rekube(&["apply", "test", "--timeout", "120"]));
+    let destroyed = w.rekube(&["destroy", "test", "--timeout", "60"]);
+    let said = err(&destroyed);
+    assert_eq!(destroyed.status.code(), Some(0), "{said}");
+    let pre = said.find("hook Job app/drain (pre-delete)").unwrap_or_else(|| panic!("{said}"));
+    let post = said.find("hook Job app/farewell (post-delete)").unwrap_or_else(|| panic!("{said}"));
+    assert!(pre < post, "pre-delete before post-delete:\n{said}");
+    assert!(!kubectl(&cluster, &["get", "ns", "app"]).status.success(), "nothing left, hooks included:\n{said}");
+
+    // Removing the component from the spec uninstalls it the same way.
+    ok(&w.rekube(&["apply", "test", "--timeout", "120"]));
+    w.write("rekube.yaml", &spec("  other:\n    manifests: ./other\n    namespace: other\n"));
+    w.write("other/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\ndata:\n  a: b\n");
+    let pruned = w.rekube(&["apply", "test", "--timeout", "120"]);
+    let said = err(&pruned);
+    assert_eq!(pruned.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("hook Job app/drain (pre-delete)") && said.contains("hook Job app/farewell (post-delete)"),
+        "{said}"
+    );
+    assert!(!kubectl(&cluster, &["get", "ns", "app"]).status.success(), "its namespace goes too:\n{said}");
+    ok(&w.rekube(&["destroy", "test"]));
+}

@@ -16,8 +16,8 @@ use kube::Api;
 use kube::api::{DynamicObject, Patch};
 use kube::runtime::wait::{await_condition, conditions::is_crd_established};
 use rekube_plan::applyset::{
-    self, COMPONENT_LABEL, CONTAINS_ANNOTATION, ENVIRONMENT_LABEL, FIELD_MANAGER, HOOKS_ANNOTATION, ID_LABEL, Identity,
-    NAMESPACES_ANNOTATION, PARENT_NAMESPACE, PROJECT_LABEL, SOURCE_ANNOTATION, TOOLING_ANNOTATION,
+    self, COMPONENT_LABEL, CONTAINS_ANNOTATION, DELETE_HOOKS_KEY, ENVIRONMENT_LABEL, FIELD_MANAGER, HOOKS_ANNOTATION,
+    ID_LABEL, Identity, NAMESPACES_ANNOTATION, PARENT_NAMESPACE, PROJECT_LABEL, SOURCE_ANNOTATION, TOOLING_ANNOTATION,
 };
 use rekube_plan::{Action, ComponentPlan, HookRun, Op, Plan};
 use rekube_render::Rendered;
@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use crate::KubeError;
 use crate::delete::{delete_object, delete_parent, emptied_namespaces, wait_gone};
-use crate::hooks::{HookOutcome, clean_succeeded, run_hook};
+use crate::hooks::{remove_all, run_hooks};
 use crate::live::{Health, Resolver, check, has_rule};
 use crate::report::{ApplyReport, ComponentOutcome, Event};
 use crate::request::{api_for, apply_params, dropped, ensure_parent_namespace, parents_api, retry};
@@ -74,6 +74,7 @@ async fn write_parent(
     group_kinds: &[String],
     namespaces: &[String],
     hooks: &str,
+    delete_hooks: &[HookRun],
     opts: &ApplyOptions,
 ) -> Result<(), KubeError> {
     let api = parents_api(res.client());
@@ -83,7 +84,7 @@ async fn write_parent(
     if let Some(c) = &identity.component {
         labels[COMPONENT_LABEL] = json!(c);
     }
-    let body = json!({
+    let mut body = json!({
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {
             "name": name, "namespace": PARENT_NAMESPACE,
@@ -97,6 +98,10 @@ async fn write_parent(
             },
         },
     });
+    // Left out when there are none: server-side apply then drops the old ones.
+    if !delete_hooks.is_empty() {
+        body["data"] = json!({DELETE_HOOKS_KEY: HookRun::encode_all(delete_hooks)});
+    }
     let (params, patch) = (apply_params(opts.dry_run), Patch::Apply(&body));
     retry(|| api.patch(&name, &params, &patch))
         .await
@@ -327,7 +332,8 @@ async fn apply_component_inner(
         || !deletes.is_empty()
         || c.legacy_parent.is_some()
         || c.parent_missing
-        || !c.hooks.is_empty();
+        || !c.hooks.is_empty()
+        || c.record_hooks;
     if !c.removed && !opts.dry_run && changes {
         // Superset first (KEP-3659): a crash mid-apply must not hide members from prune.
         // Hooks are recorded only once they ran: a crash before runs them again.
@@ -335,10 +341,10 @@ async fn apply_component_inner(
         superset.extend(kinds.iter().cloned());
         superset.sort();
         superset.dedup();
-        write_parent(res, &c.identity, &superset, &namespaces, &ran, opts).await?;
+        write_parent(res, &c.identity, &superset, &namespaces, &ran, &c.delete_hooks, opts).await?;
     }
     if !opts.dry_run {
-        run_hooks(res, name, c.hooks.iter().filter(|h| h.before), opts, on).await?;
+        run_hooks(res, name, c.hooks.iter().filter(|h| h.before), opts.timeout, on).await?;
     }
 
     let (first, rest): (Vec<&Action>, Vec<&Action>) = writes.iter().partition(|a| a.is_namespace() || a.is_crd());
@@ -368,6 +374,10 @@ async fn apply_component_inner(
         }
     }
 
+    // A component removed from the spec is uninstalled: its pre-delete hooks first.
+    if c.removed && !opts.dry_run {
+        run_hooks(res, name, c.delete_hooks.iter().filter(|h| h.before), opts.timeout, on).await?;
+    }
     // Prune: everything but namespaces first, so their contents go in order;
     // a namespace that still holds what is not ours is kept.
     let (ns_deletes, other_deletes): (Vec<&Action>, Vec<&Action>) = deletes.iter().partition(|a| a.is_namespace());
@@ -389,6 +399,8 @@ async fn apply_component_inner(
     }
     if c.removed && !opts.dry_run {
         wait_gone(res, &deletes, opts.timeout).await?;
+        run_hooks(res, name, c.delete_hooks.iter().filter(|h| !h.before), opts.timeout, on).await?;
+        remove_all(res, &c.delete_hooks, opts.timeout).await?;
         delete_parent(res, &c.identity.parent_name()).await?;
     }
 
@@ -410,37 +422,18 @@ async fn apply_component_inner(
         wait_healthy(res, name, &objs, opts.timeout, on).await?;
     }
     if !opts.dry_run && !c.removed {
-        run_hooks(res, name, c.hooks.iter().filter(|h| !h.before), opts, on).await?;
+        run_hooks(res, name, c.hooks.iter().filter(|h| !h.before), opts.timeout, on).await?;
     }
     // The final inventory, and the hooks that ran, once all went well.
     if !c.removed && !opts.dry_run && changes {
         let hooks = serde_json::to_string(&c.hook_digests).unwrap_or_default();
-        write_parent(res, &c.identity, &kinds, &namespaces, &hooks, opts).await?;
+        write_parent(res, &c.identity, &kinds, &namespaces, &hooks, &c.delete_hooks, opts).await?;
         if let Some(legacy) = &c.legacy_parent {
             // Migrated: every member now carries the new id.
             delete_parent(res, legacy).await?;
         }
     }
     Ok(ComponentOutcome::Done { written: total, deleted: deletes.len(), unchanged })
-}
-
-/// Runs `hooks` in order; the first that fails fails the component. Once all
-/// succeeded, those whose policy says so are deleted.
-async fn run_hooks<'a>(
-    res: &Resolver,
-    component: &str,
-    hooks: impl Iterator<Item = &'a HookRun>,
-    opts: &ApplyOptions,
-    on: &(dyn Fn(Event) + Sync),
-) -> Result<(), KubeError> {
-    let mut succeeded = Vec::new();
-    for h in hooks {
-        if let HookOutcome::Failed(reason) = run_hook(res, component, h, opts.timeout, on).await? {
-            return Err(KubeError::HookFailed { hook: format!("{} ({})", h.display_name(), h.event), reason });
-        }
-        succeeded.push(h);
-    }
-    clean_succeeded(res, &succeeded, opts.timeout).await
 }
 
 /// Refuses a plan that would write what belongs to someone else, or adopt

@@ -14,6 +14,7 @@ use rekube_plan::{Action, Op};
 
 use crate::KubeError;
 use crate::delete::{delete_object, delete_parent, emptied_namespaces, wait_gone};
+use crate::hooks::{remove_all, run_hooks};
 use crate::live::{Parent, Resolver, action, check_project_source, list_type, parents};
 use crate::report::{ApplyReport, ComponentOutcome, Event};
 
@@ -113,6 +114,10 @@ async fn destroy_component(
     }
     // Hooks left by their policy (a completed Job kept until it runs again) go too.
     members.extend(parent.hook_leftovers(res).await?.iter().map(|v| action(Op::Delete, v, None)));
+    // Helm's pre-delete hooks, before anything goes; one that fails stops this component.
+    if let Err(e) = run_hooks(res, &name, parent.delete_hooks.iter().filter(|h| h.before), timeout, on).await {
+        return Ok(ComponentOutcome::Failed(e.to_string()));
+    }
     let (namespaces, others): (Vec<&Action>, Vec<&Action>) = members.iter().partition(|a| a.is_namespace());
     let mut kept = Vec::new();
     let namespaces = emptied_namespaces(res, namespaces, env_ids, &mut kept).await?;
@@ -120,25 +125,32 @@ async fn destroy_component(
         on(Event::Kept { component: name.clone(), what: k.clone() });
     }
     let mut deleted = 0;
-    for batch in [others, namespaces] {
-        if batch.is_empty() {
-            continue;
+    for (i, batch) in [others, namespaces].into_iter().enumerate() {
+        if !batch.is_empty() {
+            let results = futures::stream::iter(batch.iter().copied())
+                .map(|a| delete_object(res, a, false))
+                .buffer_unordered(16)
+                .collect::<Vec<_>>()
+                .await;
+            for r in results {
+                r?;
+            }
+            deleted += batch.len();
+            on(Event::WaitingHealth {
+                component: name.clone(),
+                pending: format!("{} object(s) to disappear", batch.len()),
+            });
+            if let Err(e) = wait_gone(res, &batch, timeout).await {
+                return Ok(ComponentOutcome::Failed(e.to_string()));
+            }
         }
-        let results = futures::stream::iter(batch.iter().copied())
-            .map(|a| delete_object(res, a, false))
-            .buffer_unordered(16)
-            .collect::<Vec<_>>()
-            .await;
-        for r in results {
-            r?;
-        }
-        deleted += batch.len();
-        on(Event::WaitingHealth {
-            component: name.clone(),
-            pending: format!("{} object(s) to disappear", batch.len()),
-        });
-        if let Err(e) = wait_gone(res, &batch, timeout).await {
-            return Ok(ComponentOutcome::Failed(e.to_string()));
+        if i == 0 && !parent.delete_hooks.is_empty() {
+            // Post-delete hooks once the component's objects are gone, before its namespaces.
+            let post = parent.delete_hooks.iter().filter(|h| !h.before);
+            if let Err(e) = run_hooks(res, &name, post, timeout, on).await {
+                return Ok(ComponentOutcome::Failed(e.to_string()));
+            }
+            remove_all(res, &parent.delete_hooks, timeout).await?;
         }
     }
     // A kept namespace stays in the inventory, so the next destroy tries again.

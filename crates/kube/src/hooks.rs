@@ -101,6 +101,40 @@ pub async fn run_hook(
     Ok(outcome)
 }
 
+/// Runs `hooks` in order; the first that fails fails the component. Once all
+/// succeeded, those whose policy says so are deleted.
+pub async fn run_hooks<'a>(
+    res: &Resolver,
+    component: &str,
+    hooks: impl Iterator<Item = &'a HookRun>,
+    timeout: Duration,
+    on: &(dyn Fn(Event) + Sync),
+) -> Result<(), KubeError> {
+    let mut succeeded = Vec::new();
+    for h in hooks {
+        if let HookOutcome::Failed(reason) = run_hook(res, component, h, timeout, on).await? {
+            return Err(KubeError::HookFailed { hook: format!("{} ({})", h.display_name(), h.event), reason });
+        }
+        succeeded.push(h);
+    }
+    clean_succeeded(res, &succeeded, timeout).await
+}
+
+/// Deletes whatever `hooks` left on the cluster (their policies kept them
+/// until they run again, which they will not: their component is gone).
+pub async fn remove_all(res: &Resolver, hooks: &[HookRun], timeout: Duration) -> Result<(), KubeError> {
+    for hook in hooks.iter().rev() {
+        let r = res
+            .resolve(&hook.api_version, &hook.kind)
+            .await
+            .map_err(KubeError::api(format!("discover {}", hook.api_version)))?;
+        if let Some(r) = r {
+            remove(&api_for(res.client(), &r, hook.namespace.as_deref()), hook, timeout).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Deletes the hooks that succeeded and whose policy says `hook-succeeded`,
 /// the last first. As Helm does, this waits until every hook of the event
 /// has succeeded: cert-manager's startup Job runs as a ServiceAccount that is

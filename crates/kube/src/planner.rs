@@ -275,6 +275,8 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
         let first_apply = parent.is_none() && legacy_parent.is_none() && !parent_missing;
         let recorded = parent.map(|p| p.hooks.clone()).unwrap_or_default();
         let (hooks, hook_digests) = hook_runs(&comp.hooks, &identity, first_apply, &recorded);
+        let delete_hooks = delete_hook_runs(&comp.hooks, &identity);
+        let record_hooks = !first_apply && recorded != hook_digests;
         components.push(ComponentPlan {
             name: comp.name.clone(),
             identity,
@@ -287,6 +289,8 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
             actions: indexed.into_iter().map(|(_, a)| a).collect(),
             hooks,
             hook_digests,
+            delete_hooks,
+            record_hooks,
         });
     }
     // Every update candidate gets the server's dry-run, below.
@@ -329,6 +333,8 @@ pub async fn build_plan(res: &Resolver, want: &Desired<'_>) -> Result<Plan, Kube
                 actions,
                 hooks: Vec::new(),
                 hook_digests: BTreeMap::new(),
+                delete_hooks: p.delete_hooks.clone(),
+                record_hooks: false,
             });
         }
     }
@@ -451,6 +457,18 @@ pub fn hook_runs(
     let mut runs = before;
     runs.extend(after);
     (runs, digests)
+}
+
+/// The `pre-delete` and `post-delete` hooks of a component, in order, as
+/// destroy runs them.
+pub fn delete_hook_runs(hooks: &[Hook], identity: &Identity) -> Vec<HookRun> {
+    let mut runs = Vec::new();
+    for (event, before) in [(HookEvent::PreDelete, true), (HookEvent::PostDelete, false)] {
+        for h in hooks.iter().filter(|h| h.runs_at(event)) {
+            runs.push(hook_run(h, event, before, prepare_hook(&h.object.value, identity)));
+        }
+    }
+    runs
 }
 
 /// A hook as it runs: created as `object`, deleted as its policy says.

@@ -39,6 +39,9 @@ pub const SOURCE_ANNOTATION: &str = "rekube.dev/source";
 /// last applied (JSON `{"Kind/namespace/name": digest}`); a hook runs again
 /// only when its digest changes.
 pub const HOOKS_ANNOTATION: &str = "rekube.dev/hooks";
+/// The parent's data key holding its component's `pre-delete` and
+/// `post-delete` hooks (see `HookRun::encode_all`).
+pub const DELETE_HOOKS_KEY: &str = "delete-hooks";
 /// On a hook object: the ApplySet id of the component it belongs to (hooks
 /// are not members: never pruned, never drift; destroy deletes them).
 pub const HOOK_OF_LABEL: &str = "rekube.dev/hook-of";

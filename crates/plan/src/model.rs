@@ -173,6 +173,14 @@ pub struct ComponentPlan {
     /// after the apply: a hook runs again only when its content changes.
     #[serde(skip)]
     pub hook_digests: std::collections::BTreeMap<String, String>,
+    /// Its `pre-delete` and `post-delete` hooks, in order, recorded on its
+    /// parent for destroy to run.
+    #[serde(skip)]
+    pub delete_hooks: Vec<HookRun>,
+    /// Its hooks changed since they were recorded, though none runs now (a
+    /// new `pre-delete` hook): apply records them again.
+    #[serde(skip)]
+    pub record_hooks: bool,
 }
 
 /// A Helm hook an apply runs: created (after deleting the one before),
@@ -206,6 +214,43 @@ impl HookRun {
     /// `Kind namespace/name`.
     pub fn display_name(&self) -> String {
         display_name(&self.kind, self.namespace.as_deref(), &self.name)
+    }
+
+    /// Hooks as kept on the cluster (the ApplySet parent keeps its
+    /// component's `pre-delete`/`post-delete` hooks, as Helm's release
+    /// record does, so destroy runs what was installed without the spec).
+    pub fn encode_all(hooks: &[HookRun]) -> String {
+        let stored: Vec<Value> = hooks
+            .iter()
+            .map(|h| {
+                serde_json::json!({"event": h.event, "before": h.before, "deleteOnSuccess": h.delete_on_success,
+                    "deleteOnFailure": h.delete_on_failure, "object": h.object})
+            })
+            .collect();
+        serde_json::to_string(&stored).unwrap_or_default()
+    }
+
+    /// What [`HookRun::encode_all`] wrote; what cannot be read is left out.
+    pub fn decode_all(text: &str) -> Vec<HookRun> {
+        let stored: Vec<Value> = serde_json::from_str(text).unwrap_or_default();
+        stored
+            .into_iter()
+            .filter_map(|s| {
+                let object = s.get("object")?.clone();
+                let text = |p: &str| object.pointer(p).and_then(Value::as_str).map(str::to_string);
+                Some(HookRun {
+                    event: s.get("event")?.as_str()?.to_string(),
+                    api_version: text("/apiVersion")?,
+                    kind: text("/kind")?,
+                    namespace: text("/metadata/namespace"),
+                    name: text("/metadata/name")?,
+                    before: s.get("before")?.as_bool()?,
+                    delete_on_success: s.get("deleteOnSuccess")?.as_bool()?,
+                    delete_on_failure: s.get("deleteOnFailure")?.as_bool()?,
+                    object,
+                })
+            })
+            .collect()
     }
 }
 

@@ -10,8 +10,8 @@ use kube::Client;
 use kube::ResourceExt;
 use kube::api::{DynamicObject, ListParams};
 use rekube_plan::applyset::{
-    self, COMPONENT_LABEL, CONTAINS_ANNOTATION, ENVIRONMENT_LABEL, HOOK_OF_LABEL, HOOKS_ANNOTATION, ID_LABEL, Identity,
-    PROJECT_LABEL, SOURCE_ANNOTATION,
+    self, COMPONENT_LABEL, CONTAINS_ANNOTATION, DELETE_HOOKS_KEY, ENVIRONMENT_LABEL, HOOK_OF_LABEL, HOOKS_ANNOTATION,
+    ID_LABEL, Identity, PROJECT_LABEL, SOURCE_ANNOTATION,
 };
 use rekube_plan::{Action, Op};
 use serde_json::Value;
@@ -38,6 +38,8 @@ pub(crate) struct Parent {
     pub source: Option<String>,
     /// The digests of its component's hooks when last applied.
     pub hooks: BTreeMap<String, String>,
+    /// Its component's `pre-delete` and `post-delete` hooks, for destroy.
+    pub delete_hooks: Vec<rekube_plan::HookRun>,
 }
 
 impl Parent {
@@ -118,7 +120,9 @@ pub(crate) async fn parents(client: &Client) -> Result<Vec<Parent>, KubeError> {
             let source = annotations.get(SOURCE_ANNOTATION).cloned();
             let hooks =
                 annotations.get(HOOKS_ANNOTATION).and_then(|h| serde_json::from_str(h).ok()).unwrap_or_default();
-            Some(Parent { name, identity, legacy_component, id, group_kinds, source, hooks })
+            let delete_hooks =
+                o.data["data"][DELETE_HOOKS_KEY].as_str().map(rekube_plan::HookRun::decode_all).unwrap_or_default();
+            Some(Parent { name, identity, legacy_component, id, group_kinds, source, hooks, delete_hooks })
         })
         .collect())
 }

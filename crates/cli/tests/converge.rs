@@ -427,12 +427,14 @@ async fn immutable_changes_are_replaced_only_when_allowed() {
     );
     assert!(plan.contains("± Deployment batch/web (replace: immutable spec.selector)\n"), "{plan}");
     assert!(plan.contains("2 to replace"), "{plan}");
+    common::settings().bind(|| insta::assert_snapshot!("plan_replace", plan.trim_end()));
 
     // Without leave, nothing is written at all (not even the allowed one).
     let refused = p.rekube(&["apply", "test", "--timeout", "120"]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(err(&refused).contains("Job batch/once: immutable spec.template"), "{}", err(&refused));
     assert!(err(&refused).contains("hint: run `rekube apply --force-replace`"), "{}", err(&refused));
+    common::settings().bind(|| insta::assert_snapshot!("apply_refused_replace", err(&refused).trim_end()));
     assert_eq!((uid("job", "once"), uid("deploy", "web")), (job.clone(), web.clone()));
 
     // With it, both are deleted and created again, and the platform converges.

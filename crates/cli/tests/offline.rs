@@ -224,3 +224,22 @@ fn completions_and_the_man_page_cover_every_command() {
         "the man page lists the commands and the exit codes"
     );
 }
+
+#[test]
+fn status_names_a_missing_kubeconfig_its_context_and_how_to_point_elsewhere() {
+    let dir = spec_dir(
+        "clusters:\n  prod: { provider: existing, kubeconfig: ./nope/kubeconfig, context: prod-admin }\n\
+         environments:\n  prod: { cluster: prod }\n",
+    );
+    let out = rekube(dir.path(), &["status", "prod"]);
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        said.contains("nope/kubeconfig (looking for context `prod-admin`): No such file or directory"),
+        "names the file, the context and the cause:\n{said}"
+    );
+    assert!(
+        said.contains("`kubeconfig: PATH`") && said.contains("$KUBECONFIG"),
+        "says how to point elsewhere:\n{said}"
+    );
+    assert!(!said.contains("'\""), "no doubly quoted path:\n{said}");
+}

@@ -413,12 +413,31 @@ impl Cluster {
     /// A client for the cluster.
     pub async fn client(&self) -> Result<kube::Client, Box<dyn std::error::Error + Send + Sync>> {
         let (path, context) = self.kubeconfig().await?;
-        let kc = match &path {
-            Some(p) => kube::config::Kubeconfig::read_from(p)?,
-            None => kube::config::Kubeconfig::read()?,
+        let read = match &path {
+            Some(p) => kube::config::Kubeconfig::read_from(p),
+            None => kube::config::Kubeconfig::read(),
         };
+        let kc = read.map_err(|e| unreadable_kubeconfig(path.as_deref(), context.as_deref(), &e))?;
         let opts = kube::config::KubeConfigOptions { context, ..Default::default() };
         let config = kube::Config::from_custom_kubeconfig(kc, &opts).await?;
         Ok(kube::Client::try_from(config)?)
     }
+}
+
+/// Says which kubeconfig could not be read, for which context, and how to
+/// point at another (kube's own message quotes the path twice and no more).
+fn unreadable_kubeconfig(path: Option<&Path>, context: Option<&str>, e: &kube::config::KubeconfigError) -> String {
+    let file = match path {
+        Some(p) => p.display().to_string(),
+        None => std::env::var("KUBECONFIG").unwrap_or_else(|_| "~/.kube/config".into()),
+    };
+    let context = context.map_or("its current context".to_string(), |c| format!("context `{c}`"));
+    let cause = match e {
+        kube::config::KubeconfigError::ReadConfig(io, _) => io.to_string(),
+        e => e.to_string(),
+    };
+    format!(
+        "cannot read kubeconfig {file} (looking for {context}): {cause}; \
+         point the cluster at another with `kubeconfig: PATH` (and `context:`) in rekube.yaml, or set $KUBECONFIG"
+    )
 }

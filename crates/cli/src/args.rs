@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::ArgValueCompleter;
+
+use crate::complete;
 
 /// Kubernetes clusters you can destroy and bring back, identical, with one command.
 #[derive(Debug, Parser)]
@@ -64,6 +67,7 @@ pub enum Command {
     /// Check everything offline: spec, lock, values, rendered manifests.
     Validate {
         /// Only this environment (default: every environment).
+        #[arg(add = ArgValueCompleter::new(complete::environments))]
         env: Option<String>,
         #[command(flatten)]
         render: RenderFlags,
@@ -71,9 +75,10 @@ pub enum Command {
     /// Print the exact objects that would be applied, in order.
     Render {
         /// The environment.
+        #[arg(add = ArgValueCompleter::new(complete::environments))]
         env: String,
         /// Only these components (repeatable).
-        #[arg(long = "component", short = 'c')]
+        #[arg(long = "component", short = 'c', add = ArgValueCompleter::new(complete::components))]
         components: Vec<String>,
         #[command(flatten)]
         render: RenderFlags,
@@ -81,6 +86,7 @@ pub enum Command {
     /// Show what apply would change, field by field (Secret values masked).
     Plan {
         /// The environment.
+        #[arg(add = ArgValueCompleter::new(complete::environments))]
         env: String,
         /// Exit 0 when nothing would change, 2 when something would.
         #[arg(long)]
@@ -93,6 +99,7 @@ pub enum Command {
     /// Converge the environment: ordered server-side apply, health gates, pruning.
     Apply {
         /// The environment.
+        #[arg(add = ArgValueCompleter::new(complete::environments))]
         env: String,
         /// Use the server's dry-run: nothing is persisted.
         #[arg(long)]
@@ -122,6 +129,7 @@ pub enum Command {
     /// Hand-made changes since the last apply, and who made them (exit 2 when any).
     Drift {
         /// The environment.
+        #[arg(add = ArgValueCompleter::new(complete::environments))]
         env: String,
         /// Keep watching: print each new hand change as it appears, until interrupted.
         #[arg(long)]
@@ -135,6 +143,7 @@ pub enum Command {
     /// Delete every component in reverse dependency order and wait until gone.
     Destroy {
         /// The environment.
+        #[arg(add = ArgValueCompleter::new(complete::environments))]
         env: String,
         /// Seconds to wait for each component's objects to disappear.
         #[arg(long, default_value_t = 300)]
@@ -143,6 +152,7 @@ pub enum Command {
     /// Run the components' Helm test hooks, as `helm test` does (exit 1 when one fails).
     Test {
         /// The environment.
+        #[arg(add = ArgValueCompleter::new(complete::environments))]
         env: String,
         /// Seconds each test may take.
         #[arg(long, default_value_t = 300)]
@@ -164,11 +174,13 @@ pub enum Command {
     /// Run the prerequisites, create the cluster if needed, apply every component (resumable).
     Up {
         /// The environment.
+        #[arg(add = ArgValueCompleter::new(complete::environments))]
         env: String,
     },
     /// Release load balancers, destroy the components, delete the cluster, tear down prerequisites (resumable).
     Down {
         /// The environment.
+        #[arg(add = ArgValueCompleter::new(complete::environments))]
         env: String,
         /// Delete the cluster even when some component cannot be destroyed
         /// (reported first); prerequisites are still torn down.
@@ -188,6 +200,7 @@ pub enum Command {
     /// A picture of an environment: components, their `needs`, their cluster (Mermaid or DOT).
     Graph {
         /// The environment.
+        #[arg(add = ArgValueCompleter::new(complete::environments))]
         env: String,
         /// `mermaid` (GitHub renders it in Markdown) or `dot` (Graphviz).
         #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
@@ -199,11 +212,13 @@ pub enum Command {
     /// Every environment: cluster, version, each component's health and drift, last apply.
     Status {
         /// Only this environment.
+        #[arg(add = ArgValueCompleter::new(complete::environments))]
         env: Option<String>,
     },
     /// Prove the environment can be rebuilt: fingerprint, down, up, compare (exit 2 when different).
     RebuildCheck {
         /// The environment (its cluster must be `local` or `disposable: true`).
+        #[arg(add = ArgValueCompleter::new(complete::environments))]
         env: String,
     },
     /// Back up a cluster's objects (Secrets encrypted), and restore them anywhere.
@@ -222,6 +237,7 @@ pub enum Backup {
     /// Back up an environment's cluster into the store.
     Create {
         /// The environment.
+        #[arg(add = ArgValueCompleter::new(complete::environments))]
         env: String,
         /// Only these namespaces (repeatable; default: all but kube-system, kube-public, kube-node-lease).
         #[arg(long = "namespace", short = 'n')]
@@ -309,7 +325,7 @@ pub enum ExistingMode {
 #[derive(Debug, Default, Args)]
 pub struct Select {
     /// Only these components (repeatable).
-    #[arg(long = "component", short = 'c')]
+    #[arg(long = "component", short = 'c', add = ArgValueCompleter::new(complete::components))]
     pub components: Vec<String>,
     /// With --component: also what they need.
     #[arg(long)]

@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod complete;
 mod printer;
 mod table;
 
@@ -57,6 +58,8 @@ impl From<rekube_engine::EngineError> for Failure {
 }
 
 fn main() -> ExitCode {
+    // `COMPLETE=bash rekube` (zsh, fish...): the shell's completion protocol, then exit.
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command).complete();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

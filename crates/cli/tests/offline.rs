@@ -243,3 +243,29 @@ fn status_names_a_missing_kubeconfig_its_context_and_how_to_point_elsewhere() {
     );
     assert!(!said.contains("'\""), "no doubly quoted path:\n{said}");
 }
+
+/// What the shell's dynamic completion offers at `words` (fish's protocol,
+/// the simplest to read: one candidate per line, a tab before its help).
+fn completions(dir: &Path, words: &[&str]) -> Vec<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_rekube"))
+        .arg("--")
+        .args(words)
+        .current_dir(dir)
+        .env("COMPLETE", "fish")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).lines().map(|l| l.split('\t').next().unwrap_or_default().to_string()).collect()
+}
+
+#[test]
+fn the_shell_completes_environment_and_component_names_from_the_spec_here() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform");
+    let envs = completions(&example, &["rekube", "plan", ""]);
+    assert!(envs.starts_with(&["dev".to_string(), "staging".to_string()]), "{envs:?}");
+    assert_eq!(completions(&example, &["rekube", "apply", "dev", "-c", ""]), ["web", "app"]);
+    assert_eq!(completions(&example, &["rekube", "drift", "st"]), ["staging"]);
+    // No spec here: nothing, and no error in the user's prompt.
+    let empty = tempfile::tempdir().unwrap();
+    assert!(completions(empty.path(), &["rekube", "plan", "x"]).is_empty());
+}

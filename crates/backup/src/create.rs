@@ -211,8 +211,8 @@ pub async fn create(
     if recipients.is_empty() && !opts.allow_plaintext_secrets {
         return Err(BackupError::refused(
             "no age recipient to encrypt Secrets to: refusing to write them in plaintext",
-            "add `encrypt-secrets: [age1...]` under `backup:` in the spec (`age-keygen` makes a key), \
-             or pass --allow-plaintext-secrets",
+            "add `encrypt-secrets: [age1...]` under `backup:` in the spec (`rekube backup keygen > key.txt` makes a \
+             key and prints its public half), or pass --allow-plaintext-secrets",
         ));
     }
     let manifest_path = store.path(&opts.name, archive::MANIFEST_FILE);

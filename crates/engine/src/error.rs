@@ -164,6 +164,16 @@ impl EngineError {
                  (docs/spec.md)"
                     .into(),
             ),
+            E::Render(RenderError::Helm { what, stderr })
+                if stderr.contains("cannot be reached") || stderr.contains("connection refused") =>
+            {
+                let repo = what.rsplit_once(" from ").map_or("the chart repository", |(_, r)| r);
+                Some(format!(
+                    "is {repo} up? `curl {}/index.yaml` should print its index; a chart already in rekube.lock \
+                     renders from rekube's cache without it",
+                    repo.trim_end_matches('/')
+                ))
+            }
             E::Render(RenderError::Component { cause, .. })
                 if matches!(**cause, RenderError::DigestMismatch { .. }) =>
             {

@@ -6,6 +6,7 @@ use tokio_util::io::SyncIoBridge;
 use crate::BackupError;
 use crate::archive::{self, Manifest};
 use crate::crypt::Identities;
+use crate::sign::Provenance;
 use crate::store::Store;
 
 /// One backup found in a store.
@@ -28,6 +29,36 @@ pub async fn list(store: &Store) -> Result<Vec<Listed>, BackupError> {
         out.push(Listed { name, manifest });
     }
     Ok(out)
+}
+
+/// Which signers a verify or restore trusts.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    /// `backup.trusted-signers`.
+    pub signers: Vec<String>,
+    /// `--allow-unsigned`: accept an unsigned or unknown-signer backup.
+    pub allow_unsigned: bool,
+}
+
+/// The manifest of backup `name`, once its signature is checked against
+/// `trust`. What is used is parsed from the very bytes the signature
+/// covered, and it pins the archive's sha256, which every read of the
+/// archive checks: a swap of either after this is caught.
+pub async fn load_trusted(store: &Store, name: &str, trust: &Trust) -> Result<(Manifest, Provenance), BackupError> {
+    let manifest = load_manifest(store, name).await?;
+    let bytes = store.read_small(&store.path(name, archive::MANIFEST_FILE)).await?.unwrap_or_default();
+    let signature = store.read_small(&store.path(name, crate::sign::SIGNATURE_FILE)).await?;
+    let provenance = crate::sign::check(name, &bytes, signature.as_deref(), &trust.signers, trust.allow_unsigned)?;
+    let parsed: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+        BackupError::refused(format!("backup {name}: unreadable manifest: {e}"), "the backup is damaged; pick another")
+    })?;
+    if parsed.format != manifest.format {
+        return Err(BackupError::refused(
+            format!("backup {name}: its manifest changed while it was read; nothing was written"),
+            "someone is writing to the store: find out who before restoring",
+        ));
+    }
+    Ok((parsed, provenance))
 }
 
 /// The manifest of backup `name`.

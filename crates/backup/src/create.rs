@@ -30,6 +30,8 @@ pub struct CreateOptions {
     pub recipients: Vec<String>,
     /// Store Secrets in plaintext when there are no recipients.
     pub allow_plaintext_secrets: bool,
+    /// Signs the manifest (`backup.sign-with`).
+    pub signer: Option<crate::sign::Signer>,
 }
 
 /// `<env>-<UTC time>`, e.g. `prod-2026-11-27T10-00-00`.
@@ -329,6 +331,10 @@ pub async fn create(
         objects,
     };
     let text = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+    if let Some(signer) = &opts.signer {
+        // Before the manifest: a complete backup is never without its signature.
+        store.write_small(&store.path(&opts.name, crate::sign::SIGNATURE_FILE), signer.sign(&text)).await?;
+    }
     store.write_small(&manifest_path, text).await?;
     Ok((manifest, warnings))
 }

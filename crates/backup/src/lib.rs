@@ -14,11 +14,12 @@ mod create;
 pub mod crypt;
 mod restore;
 pub mod rules;
+pub mod sign;
 mod store;
 pub mod text;
 
 pub use archive::{ArchiveError, Manifest};
-pub use catalog::{Listed, Verified, delete, list, load_manifest, retain, verify};
+pub use catalog::{Listed, Trust, Verified, delete, list, load_manifest, load_trusted, retain, verify};
 pub use create::{CreateOptions, create, default_name};
 pub use restore::{Existing, Progress, RestoreOptions, RestoreReport, restore};
 pub use store::{Store, StoreOptions};

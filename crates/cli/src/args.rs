@@ -301,15 +301,24 @@ pub enum Backup {
         name: String,
     },
     /// Print a new age identity (like `age-keygen`); its public key goes under `encrypt-secrets`.
-    Keygen,
+    Keygen {
+        /// An ed25519 signing key instead: its file goes under `sign-with`,
+        /// its public key under `trusted-signers`.
+        #[arg(long)]
+        signing: bool,
+    },
 }
 
-/// The age key that opens encrypted Secrets.
+/// The age key that opens encrypted Secrets, and whom to trust.
 #[derive(Debug, Args)]
 pub struct Identity {
     /// An age identity file (`AGE-SECRET-KEY-1...`).
     #[arg(long, short = 'i', env = "REKUBE_AGE_IDENTITY")]
     pub identity: Option<PathBuf>,
+    /// Accept a backup not signed by one of `backup.trusted-signers` (only
+    /// when you know where it came from).
+    #[arg(long)]
+    pub allow_unsigned: bool,
 }
 
 /// `--existing`.

@@ -65,7 +65,19 @@ fn age_key(w: &Workdir, file: &str) -> String {
     id.to_public().to_string()
 }
 
+/// The signing key of `w`'s backups (made once); its public key.
+fn signing_key(w: &Workdir) -> String {
+    let path = w.path("signing.key");
+    if !path.exists() {
+        let key = rekube_backup::sign::Signer::generate().unwrap();
+        std::fs::write(&path, key.to_text()).unwrap();
+    }
+    rekube_backup::sign::Signer::from_file(&path).unwrap().public()
+}
+
+/// The spec, every backup signed and only its own signer trusted.
 fn spec(w: &Workdir, clusters: &str, backup: &str) {
+    let backup = format!("{backup}  sign-with: signing.key\n  trusted-signers: [{}]\n", signing_key(w));
     w.write(
         "rekube.yaml",
         &format!(
@@ -392,6 +404,37 @@ async fn damage_wrong_keys_and_existing_objects_are_refused_or_reported() {
         );
     }
     std::fs::write(&archive, &pristine).unwrap();
+
+    // Tampering with the manifest (an object slipped in, the checksums made
+    // to fit) breaks its signature: refused, even with --allow-unsigned.
+    let manifest_file = w.path("backups/good/manifest.json");
+    let signed = std::fs::read_to_string(&manifest_file).unwrap();
+    std::fs::write(&manifest_file, signed.replacen("\"good\"", "\"good \"", 1)).unwrap();
+    for allow in [false, true] {
+        let args = ["backup", "restore", "good", "--to", "b", "-i", "key.txt", "--namespace-map", "shop:forged"];
+        let r = w.rekube(&[&args[..], if allow { &["--allow-unsigned"][..] } else { &[][..] }].concat());
+        assert_eq!(r.status.code(), Some(1), "{}", out(&r));
+        assert!(err(&r).contains("the manifest does not match its signature"), "{}", err(&r));
+    }
+    std::fs::write(&manifest_file, &signed).unwrap();
+    // Unsigned, or signed by a key the spec does not trust: refused unless --allow-unsigned.
+    let sig = w.path("backups/good/manifest.json.sig");
+    let signature = std::fs::read(&sig).unwrap();
+    std::fs::remove_file(&sig).unwrap();
+    let unsigned = w.rekube(&["backup", "verify", "good", "-i", "key.txt"]);
+    assert_eq!(unsigned.status.code(), Some(1));
+    assert!(err(&unsigned).contains("backup good: not signed; nothing was written"), "{}", err(&unsigned));
+    let allowed = ok(&w.rekube(&["backup", "verify", "good", "-i", "key.txt", "--allow-unsigned"]));
+    assert!(allowed.contains("not signed (accepted: --allow-unsigned)"), "{allowed}");
+    std::fs::write(&sig, &signature).unwrap();
+    let stranger = rekube_backup::sign::Signer::generate().unwrap().public();
+    let trusting = std::fs::read_to_string(w.path("rekube.yaml")).unwrap();
+    w.write("rekube.yaml", &trusting.replace(&signing_key(&w), &stranger));
+    let unknown = w.rekube(&["backup", "restore", "good", "--to", "b", "-i", "key.txt", "--namespace-map", "shop:x"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(err(&unknown).contains("which is not in `backup.trusted-signers`"), "{}", err(&unknown));
+    w.write("rekube.yaml", &trusting);
+    assert!(get(&c, &["get", "ns", "-o", "name"]).lines().all(|l| l != "namespace/forged" && l != "namespace/x"));
 
     // A wrong key, and no key: refused before writing.
     let wrong =

@@ -89,15 +89,18 @@ fn converge(cluster: &TestCluster, fresh: &TestCluster, chart: &Chart) {
     std::fs::copy(fixture(archive), w.path(archive)).unwrap();
     let id = age::x25519::Identity::generate();
     w.write("key.txt", &format!("{}\n", id.to_string().expose_secret()));
+    let signer = rekube_backup::sign::Signer::generate().unwrap();
+    w.write("signing.key", &signer.to_text());
     w.write(
         "rekube.yaml",
         &format!(
             "clusters:\n{}{}components:\n  {release}:\n    chart: {{ path: ./{archive} }}\n    namespace: {release}\n\
              environments:\n  test: {{ cluster: test }}\n  fresh: {{ cluster: fresh }}\n\
-             backup:\n  store: ./backups\n  encrypt-secrets: [{}]\n",
+             backup:\n  store: ./backups\n  encrypt-secrets: [{}]\n  sign-with: signing.key\n  trusted-signers: [{}]\n",
             common::existing("test", cluster, "corpus"),
             common::existing("fresh", fresh, "corpus-fresh"),
-            id.to_public()
+            id.to_public(),
+            signer.public()
         ),
     );
     w.env("REKUBE_AGE_IDENTITY", w.path("key.txt").to_str().unwrap());

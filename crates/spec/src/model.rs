@@ -78,6 +78,15 @@ pub struct Backup {
     /// S3: the region (default: `$AWS_REGION`, else us-east-1).
     #[schemars(with = "Option<String>")]
     pub region: Option<Spanned<String>>,
+    /// A signing key file (`rekube backup keygen --signing`), relative to the
+    /// spec: `backup create` signs each backup's manifest with it.
+    #[schemars(with = "Option<String>")]
+    pub sign_with: Option<Spanned<String>>,
+    /// Public keys (`ed25519:<64 hex>`) whose backups `verify` and `restore`
+    /// trust; others are refused unless `--allow-unsigned`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>", inner(regex(pattern = "^ed25519:[0-9a-f]{64}$")))]
+    pub trusted_signers: Vec<Spanned<String>>,
 }
 
 /// Who creates and destroys a cluster.

@@ -284,6 +284,17 @@ fn check_backup(c: &mut Checker, b: &crate::model::Backup) {
             );
         }
     }
+    for t in &b.trusted_signers {
+        let v = t.value.trim();
+        let hex = v.strip_prefix("ed25519:").unwrap_or_default();
+        if !(hex.len() == 64 && hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))) {
+            c.err(
+                at(t),
+                format!("`{v}` is not a signer's public key"),
+                "signers are `ed25519:` and 64 hex digits; `rekube backup keygen --signing` prints one",
+            );
+        }
+    }
     if let Some(k) = &b.keep
         && k.value == 0
     {

@@ -33,14 +33,20 @@ fn identities(i: &Identity) -> Result<Option<Identities>, Failure> {
 
 /// Runs one backup subcommand.
 pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
-    if let Backup::Keygen = cmd {
+    if let Backup::Keygen { signing: true } = cmd {
+        let key = rekube_backup::sign::Signer::generate().map_err(failure)?;
+        printer::message(format!("Public key: {}", key.public()));
+        printer::data(format!("# public key: {}\n{}", key.public(), key.to_text()));
+        return Ok(0);
+    }
+    if let Backup::Keygen { signing: false } = cmd {
         let (public, secret) = rekube_backup::crypt::generate();
         printer::message(format!("Public key: {public}"));
         printer::data(format!("# public key: {public}\n{secret}"));
         return Ok(0);
     }
     let loaded = load_valid(g)?;
-    let (store, _) = open_store(&loaded)?;
+    let (store, spec) = open_store(&loaded)?;
     let note = |e| {
         if let rekube_engine::steps::Event::Line(l) = e {
             printer::message(l);
@@ -110,8 +116,13 @@ pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
         }
         Backup::Verify { name, identity } => {
             let ids = identities(identity)?;
-            let m = rekube_backup::load_manifest(&store, name).await.map_err(failure)?;
+            let trust = ops::trust(spec, identity.allow_unsigned);
+            let (m, provenance) = rekube_backup::load_trusted(&store, name, &trust).await.map_err(failure)?;
             let v = rekube_backup::verify(&store, &m, ids.as_ref()).await.map_err(failure)?;
+            let signed = match &provenance {
+                rekube_backup::sign::Provenance::Signed { signer } => format!("signed by {signer}"),
+                rekube_backup::sign::Provenance::Unchecked { why } => format!("{why} (accepted: --allow-unsigned)"),
+            };
             if g.output == Output::Json {
                 printer::json(&json!({
                     "name": m.name,
@@ -119,11 +130,12 @@ pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
                     "entries": v.entries,
                     "bytes": v.bytes,
                     "decrypted": v.decrypted,
-                    "sha256": m.archive.sha256
+                    "sha256": m.archive.sha256,
+                    "signature": signed
                 }));
             } else {
                 printer::data(format!(
-                    "Backup {} is intact: {} entries, {} read, {} Secret(s) decrypted, sha256 {}.",
+                    "Backup {} is intact: {} entries, {} read, {} Secret(s) decrypted, sha256 {}; {signed}.",
                     m.name,
                     v.entries,
                     text::size(v.bytes),
@@ -146,7 +158,7 @@ pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
                 progress: Some(throttled_progress(format!("restoring {name}"))),
             };
             let ops::Restored { manifest: m, cluster, report } =
-                ops::restore(&loaded, name, to, &opts, g.break_lock, &note).await?;
+                ops::restore(&loaded, name, to, &opts, identity.allow_unsigned, g.break_lock, &note).await?;
             if g.output == Output::Json {
                 printer::json(&serde_json::to_value(&report).unwrap_or_default());
             } else {
@@ -154,7 +166,7 @@ pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
             }
             Ok(if report.failed.is_empty() { 0 } else { 1 })
         }
-        Backup::Keygen => unreachable!("handled above"),
+        Backup::Keygen { .. } => unreachable!("handled above"),
         Backup::Delete { name } => {
             let n = rekube_backup::delete(&store, name).await.map_err(failure)?;
             printer::data(format!("Deleted backup {name} ({n} files) from {}.", store.display()));

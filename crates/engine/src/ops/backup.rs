@@ -5,7 +5,8 @@
 use std::time::Instant;
 
 use rekube_backup::archive::Filter;
-use rekube_backup::{CreateOptions, Manifest, RestoreOptions, RestoreReport, Store, StoreOptions};
+use rekube_backup::sign::Provenance;
+use rekube_backup::{CreateOptions, Manifest, RestoreOptions, RestoreReport, Store, StoreOptions, Trust};
 use rekube_spec::Loaded;
 
 use crate::EngineError;
@@ -100,6 +101,10 @@ pub async fn create(loaded: &Loaded, req: &CreateRequest, on: Observer<'_>) -> R
         filter,
         recipients: spec.encrypt_secrets.iter().map(|r| r.value.clone()).collect(),
         allow_plaintext_secrets: req.allow_plaintext_secrets,
+        signer: match &spec.sign_with {
+            Some(path) => Some(rekube_backup::sign::Signer::from_file(&loaded.dir.join(&path.value))?),
+            None => None,
+        },
     };
     let began = Instant::now();
     on(Event::Line(format!("backing up `{env}` (cluster `{}`) into {}...", opts.cluster, store.display())));
@@ -122,18 +127,29 @@ pub struct Restored {
     pub report: RestoreReport,
 }
 
-/// Restores backup `name` into environment `to` (under its lease, unless a dry-run).
+/// Whom verify and restore trust: the spec's `trusted-signers`, and
+/// whether unsigned backups pass (`--allow-unsigned`).
+pub fn trust(spec: &rekube_spec::Backup, allow_unsigned: bool) -> Trust {
+    Trust { signers: spec.trusted_signers.iter().map(|s| s.value.trim().to_string()).collect(), allow_unsigned }
+}
+
+/// Restores backup `name` into environment `to` (under its lease, unless a
+/// dry-run), once its signature is trusted (see [`trust`]).
 pub async fn restore(
     loaded: &Loaded,
     name: &str,
     to: &str,
     opts: &RestoreOptions,
+    allow_unsigned: bool,
     break_lock: bool,
     on: Observer<'_>,
 ) -> Result<Restored, EngineError> {
-    let (store, _) = open_store(loaded)?;
+    let (store, spec) = open_store(loaded)?;
     environment(loaded, to)?;
-    let manifest = rekube_backup::load_manifest(&store, name).await?;
+    let (manifest, provenance) = rekube_backup::load_trusted(&store, name, &trust(spec, allow_unsigned)).await?;
+    if let Provenance::Unchecked { why } = &provenance {
+        on(Event::Line(format!("warning: backup {name} is {why}; restoring it anyway (--allow-unsigned)")));
+    }
     let (client, cluster) = cluster_client(loaded, to).await?;
     on(Event::Line(format!(
         "verifying backup {} ({} objects), then restoring into `{to}`...",

@@ -123,16 +123,7 @@ pub async fn run_hooks<'a>(
 /// Deletes whatever `hooks` left on the cluster (their policies kept them
 /// until they run again, which they will not: their component is gone).
 pub async fn remove_all(res: &Resolver, hooks: &[HookRun], timeout: Duration) -> Result<(), KubeError> {
-    for hook in hooks.iter().rev() {
-        let r = res
-            .resolve(&hook.api_version, &hook.kind)
-            .await
-            .map_err(KubeError::api(format!("discover {}", hook.api_version)))?;
-        if let Some(r) = r {
-            remove(&api_for(res.client(), &r, hook.namespace.as_deref()), hook, timeout).await?;
-        }
-    }
-    Ok(())
+    remove_last_first(res, hooks.iter(), timeout).await
 }
 
 /// Deletes the hooks that succeeded and whose policy says `hook-succeeded`,
@@ -140,7 +131,15 @@ pub async fn remove_all(res: &Resolver, hooks: &[HookRun], timeout: Duration) ->
 /// has succeeded: cert-manager's startup Job runs as a ServiceAccount that is
 /// a hook of the same event, deleted on success too.
 pub async fn clean_succeeded(res: &Resolver, succeeded: &[&HookRun], timeout: Duration) -> Result<(), KubeError> {
-    for hook in succeeded.iter().rev().filter(|h| h.delete_on_success) {
+    remove_last_first(res, succeeded.iter().copied().filter(|h| h.delete_on_success), timeout).await
+}
+
+async fn remove_last_first<'a>(
+    res: &Resolver,
+    hooks: impl DoubleEndedIterator<Item = &'a HookRun>,
+    timeout: Duration,
+) -> Result<(), KubeError> {
+    for hook in hooks.rev() {
         let r = res
             .resolve(&hook.api_version, &hook.kind)
             .await

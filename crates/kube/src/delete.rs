@@ -2,7 +2,7 @@
 //! apply's prune and destroy share. A Namespace is deleted only when it
 //! holds nothing that is not rekube's (deleting it would delete that too).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -112,24 +112,23 @@ fn foreign(v: &Value, ours: &BTreeSet<String>) -> Option<String> {
         return Some("a volume claim rekube did not create: it holds data".into());
     }
     let creator = v.pointer("/metadata/managedFields/0/manager").and_then(Value::as_str).unwrap_or_default();
-    if creator.starts_with("kubectl") || creator == "helm" {
+    // A person (kubectl), Helm, or a restore of what a backup held that was not ours.
+    if creator.starts_with("kubectl") || creator == "helm" || creator == "rekube-restore" {
         return Some(format!("made by {creator}"));
     }
     applyset::foreign_owner(v).map(|o| format!("managed by {o}"))
 }
 
-/// Of the Namespaces to delete, those that hold nothing foreign (see
-/// [`foreign`]); each other one is named in `kept` with what it holds.
-/// Deleting a namespace deletes everything in it, and rekube deletes only
-/// what it created.
-pub(crate) async fn emptied_namespaces<'a>(
+/// Everything foreign (see [`foreign`]) in each of `namespaces`, as
+/// `Kind ns/name (why)`, sorted.
+pub(crate) async fn foreign_objects(
     res: &Resolver,
-    namespaces: Vec<&'a Action>,
+    namespaces: &[String],
     ours: &BTreeSet<String>,
-    kept: &mut Vec<String>,
-) -> Result<Vec<&'a Action>, KubeError> {
+) -> Result<BTreeMap<String, Vec<String>>, KubeError> {
+    let mut out = BTreeMap::new();
     if namespaces.is_empty() {
-        return Ok(namespaces);
+        return Ok(out);
     }
     let mut kinds = Vec::new();
     for s in served(res.client(), true).await.map_err(KubeError::api("discover resources"))? {
@@ -147,28 +146,51 @@ pub(crate) async fn emptied_namespaces<'a>(
             }
         }
     }
-    let mut out = Vec::new();
-    for a in namespaces {
-        let ns = a.name.clone();
-        let found = futures::stream::iter(kinds.iter().cloned())
-            .map(|ar| {
-                let ns = ns.clone();
-                async move {
-                    let api: Api<DynamicObject> = Api::namespaced_with(res.client().clone(), &ns, &ar);
-                    let items = api.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
-                    items.into_iter().find_map(|mut o| {
+    for ns in namespaces {
+        let mut found = futures::stream::iter(kinds.iter().cloned())
+            .map(|ar| async move {
+                let api: Api<DynamicObject> = Api::namespaced_with(res.client().clone(), ns, &ar);
+                let items = api.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+                items
+                    .into_iter()
+                    .filter_map(|mut o| {
                         o.types =
                             Some(kube::core::TypeMeta { api_version: ar.api_version.clone(), kind: ar.kind.clone() });
                         let v = serde_json::to_value(&o).ok()?;
                         foreign(&v, ours)
                             .map(|why| format!("{} {ns}/{} ({why})", ar.kind, o.metadata.name.unwrap_or_default()))
                     })
-                }
+                    .collect::<Vec<_>>()
             })
             .buffer_unordered(16)
-            .filter_map(|x| async move { x })
             .collect::<Vec<_>>()
-            .await;
+            .await
+            .concat();
+        found.sort();
+        out.insert(ns.clone(), found);
+    }
+    Ok(out)
+}
+
+/// Of the Namespaces to delete, those that hold nothing foreign (see
+/// [`foreign`]); each other one is named in `kept` with what it holds.
+/// Deleting a namespace deletes everything in it, and rekube deletes only
+/// what it created.
+pub(crate) async fn emptied_namespaces<'a>(
+    res: &Resolver,
+    namespaces: Vec<&'a Action>,
+    ours: &BTreeSet<String>,
+    kept: &mut Vec<String>,
+) -> Result<Vec<&'a Action>, KubeError> {
+    if namespaces.is_empty() {
+        return Ok(namespaces);
+    }
+    let names: Vec<String> = namespaces.iter().map(|a| a.name.clone()).collect();
+    let held = foreign_objects(res, &names, ours).await?;
+    let mut out = Vec::new();
+    for a in namespaces {
+        let ns = a.name.clone();
+        let found = held.get(&ns).cloned().unwrap_or_default();
         match found.into_iter().min() {
             Some(what) => {
                 kept.push(format!("Namespace {ns} kept: it holds {what}; delete that by hand, then run this again"))

@@ -87,6 +87,21 @@ pub async fn managed_objects(res: &Resolver, want: &Desired<'_>) -> Result<Vec<V
     Ok(out)
 }
 
+/// What lives in the environment's own namespaces (those rekube created
+/// for it) without being made by the spec, its hooks or the cluster: a
+/// Secret made by hand, say. A rebuild from the spec does not bring it back.
+pub async fn unmanaged_objects(res: &Resolver, want: &Desired<'_>) -> Result<Vec<String>, KubeError> {
+    let state = load_live(res, want).await?;
+    let ids: BTreeSet<String> = state.own_parents(want).map(|p| p.id.clone()).collect();
+    let namespaces: Vec<String> = state
+        .live
+        .values()
+        .filter(|v| rekube_plan::normalize::is_namespace(v) && applyset::part_of(v).is_some_and(|id| ids.contains(id)))
+        .filter_map(|v| v.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    Ok(crate::delete::foreign_objects(res, &namespaces, &ids).await?.into_values().flatten().collect())
+}
+
 /// One object's health, as `status` shows it.
 #[derive(Debug, Clone)]
 pub struct ObjectHealth {

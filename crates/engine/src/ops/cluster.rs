@@ -288,11 +288,14 @@ pub struct RebuildReport {
 }
 
 /// The fingerprint of everything rekube manages in `env`, rendered afresh.
-async fn fingerprint(loaded: &Loaded, env: &str) -> Result<Fingerprint, EngineError> {
+/// The fingerprint of what the spec made, and what else lives in its
+/// namespaces (which a rebuild would not bring back).
+async fn fingerprint(loaded: &Loaded, env: &str) -> Result<(Fingerprint, Vec<String>), EngineError> {
     let flags = RenderFlags { no_cache: true, ..Default::default() };
     let ctx = Context::new(loaded.clone(), env, &Select::default(), &flags).await?;
     let objects = rekube_kube::managed_objects(&ctx.resolver, &ctx.desired()).await?;
-    Ok(Fingerprint::of(&objects))
+    let unmanaged = rekube_kube::unmanaged_objects(&ctx.resolver, &ctx.desired()).await?;
+    Ok((Fingerprint::of(&objects), unmanaged))
 }
 
 /// `rekube rebuild-check ENV`: fingerprint, down, up, fingerprint, compare.
@@ -316,9 +319,19 @@ pub async fn rebuild_check(loaded: &Loaded, env: &str, on: Observer<'_>) -> Resu
     let before: Fingerprint = match resumed {
         Some(fp) => fp,
         None => {
-            let fp = fingerprint(loaded, env).await?;
+            let (fp, unmanaged) = fingerprint(loaded, env).await?;
             if fp.objects.is_empty() {
                 return Err(EngineError::NothingToCompare { environment: env.to_string() });
+            }
+            // Said before anything is torn down: the user may still stop and back these up.
+            for what in &unmanaged {
+                run.say(format!("note: not made by the spec, so a rebuild loses it: {what}"));
+            }
+            if !unmanaged.is_empty() {
+                run.say(format!(
+                    "note: back them up first (`rekube backup create {env}`), or put them in the spec; \
+                     rebuild-check compares only what the spec makes"
+                ));
             }
             let text = serde_json::to_vec_pretty(&fp).unwrap_or_default();
             rekube_cluster::files::write_private(&before_path, &text).map_err(io("write", &before_path))?;
@@ -350,7 +363,7 @@ pub async fn rebuild_check(loaded: &Loaded, env: &str, on: Observer<'_>) -> Resu
     let up_seconds = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let after = fingerprint(loaded, env).await?;
+    let (after, _) = fingerprint(loaded, env).await?;
     let _ = rekube_cluster::files::write_private(
         &dir.join(format!("{env}.after.json")),
         &serde_json::to_vec_pretty(&after).unwrap_or_default(),

@@ -41,44 +41,41 @@ pub struct Trust {
 }
 
 /// The manifest of backup `name`, once its signature is checked against
-/// `trust`. What is used is parsed from the very bytes the signature
-/// covered, and it pins the archive's sha256, which every read of the
-/// archive checks: a swap of either after this is caught.
+/// `trust`. The manifest is read once: what is used is parsed from the very
+/// bytes the signature covered, and it pins the archive's sha256, which
+/// every read of the archive checks, so a swap of either after this is caught.
 pub async fn load_trusted(store: &Store, name: &str, trust: &Trust) -> Result<(Manifest, Provenance), BackupError> {
-    let manifest = load_manifest(store, name).await?;
-    let bytes = store.read_small(&store.path(name, archive::MANIFEST_FILE)).await?.unwrap_or_default();
+    let bytes = manifest_bytes(store, name).await?;
+    let manifest = parse_manifest(name, &bytes)?;
     let signature = store.read_small(&store.path(name, crate::sign::SIGNATURE_FILE)).await?;
     let provenance = crate::sign::check(name, &bytes, signature.as_deref(), &trust.signers, trust.allow_unsigned)?;
-    let parsed: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
-        BackupError::refused(format!("backup {name}: unreadable manifest: {e}"), "the backup is damaged; pick another")
-    })?;
-    if parsed.format != manifest.format {
-        return Err(BackupError::refused(
-            format!("backup {name}: its manifest changed while it was read; nothing was written"),
-            "someone is writing to the store: find out who before restoring",
-        ));
-    }
-    Ok((parsed, provenance))
+    Ok((manifest, provenance))
 }
 
 /// The manifest of backup `name`.
 pub async fn load_manifest(store: &Store, name: &str) -> Result<Manifest, BackupError> {
+    parse_manifest(name, &manifest_bytes(store, name).await?)
+}
+
+/// Parses a manifest, refusing one that is damaged or of another format.
+fn parse_manifest(name: &str, bytes: &[u8]) -> Result<Manifest, BackupError> {
+    let m: Manifest = serde_json::from_slice(bytes).map_err(|e| {
+        BackupError::refused(format!("backup {name}: unreadable manifest: {e}"), "the backup is damaged; pick another")
+    })?;
+    if m.format != archive::FORMAT {
+        return Err(BackupError::refused(
+            format!("backup {name} has format `{}`", m.format),
+            format!("this rekube reads `{}`", archive::FORMAT),
+        ));
+    }
+    Ok(m)
+}
+
+/// The bytes of backup `name`'s manifest; a missing one is refused with the
+/// names the store does hold.
+async fn manifest_bytes(store: &Store, name: &str) -> Result<bytes::Bytes, BackupError> {
     match store.read_small(&store.path(name, archive::MANIFEST_FILE)).await? {
-        Some(bytes) => {
-            let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
-                BackupError::refused(
-                    format!("backup {name}: unreadable manifest: {e}"),
-                    "the backup is damaged; pick another",
-                )
-            })?;
-            if m.format != archive::FORMAT {
-                return Err(BackupError::refused(
-                    format!("backup {name} has format `{}`", m.format),
-                    format!("this rekube reads `{}`", archive::FORMAT),
-                ));
-            }
-            Ok(m)
-        }
+        Some(bytes) => Ok(bytes),
         None => {
             let names = store.names().await.unwrap_or_default();
             let hint = match rekube_spec::diag::did_you_mean(name, names.iter().map(String::as_str)) {

@@ -10,7 +10,7 @@ use kube::Api;
 use kube::api::{DeleteParams, DynamicObject, ListParams};
 use kube::runtime::wait::{await_condition, conditions::is_deleted};
 use rekube_plan::Action;
-use rekube_plan::applyset::{self, HOOK_OF_LABEL};
+use rekube_plan::applyset;
 use serde_json::Value;
 
 use crate::KubeError;
@@ -103,8 +103,7 @@ fn foreign(v: &Value, ours: &BTreeSet<String>) -> Option<String> {
         return (!ours.contains(p)).then(|| format!("a member of another ApplySet ({p})"));
     }
     // A hook one of ours ran is ours, though its chart labels it `managed-by: Helm`.
-    let hook_of = v.pointer(&format!("/metadata/labels/{}", HOOK_OF_LABEL.replace('/', "~1")));
-    if let Some(id) = hook_of.and_then(Value::as_str) {
+    if let Some(id) = applyset::hook_of(v) {
         return (!ours.contains(id)).then(|| format!("a hook of another ApplySet ({id})"));
     }
     // Data: a claim a StatefulSet made from our template outlives it, as with `helm uninstall`.

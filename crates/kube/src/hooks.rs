@@ -11,7 +11,7 @@ use kube::ResourceExt;
 use kube::api::{DeleteParams, DynamicObject, PostParams};
 use kube::runtime::watcher;
 use rekube_plan::HookRun;
-use rekube_plan::applyset::{FIELD_MANAGER, HOOK_OF_LABEL};
+use rekube_plan::applyset::{self, FIELD_MANAGER, HOOK_OF_LABEL};
 use serde_json::Value;
 
 use crate::KubeError;
@@ -196,8 +196,7 @@ async fn remove(api: &kube::Api<DynamicObject>, hook: &HookRun, timeout: Duratio
     };
     let Some(live) = live else { return Ok(()) };
     // Only this component's own hook is replaced: never what someone else made under its name.
-    let ours = hook.object.pointer(&format!("/metadata/labels/{}", HOOK_OF_LABEL.replace('/', "~1")));
-    if live.labels().get(HOOK_OF_LABEL).map(String::as_str) != ours.and_then(Value::as_str) {
+    if live.labels().get(HOOK_OF_LABEL).map(String::as_str) != applyset::hook_of(&hook.object) {
         return Err(KubeError::ForeignHook { hook: hook.display_name() });
     }
     let Some(uid) = live.metadata.uid else { return Ok(()) };

@@ -133,6 +133,11 @@ pub fn part_of(obj: &serde_json::Value) -> Option<&str> {
     obj.pointer("/metadata/labels")?.get(PART_OF_LABEL)?.as_str()
 }
 
+/// The ApplySet a live hook object was run for: its `hook-of` label.
+pub fn hook_of(obj: &serde_json::Value) -> Option<&str> {
+    obj.pointer("/metadata/labels")?.get(HOOK_OF_LABEL)?.as_str()
+}
+
 /// The created-by annotation of a live Namespace.
 pub fn created_by(obj: &serde_json::Value) -> Option<&str> {
     obj.pointer("/metadata/annotations")?.get(CREATED_BY_ANNOTATION)?.as_str()

@@ -36,6 +36,6 @@ pub use destroy::destroy;
 pub use drift::{DriftState, ObjectDrift, drift};
 pub use error::{Clash, KubeError, describe};
 pub use live::{Health, Resolved, Resolver, Served, api_versions, served};
-pub use planner::{ObjectHealth, build_plan, environment_applysets, health_of, managed_objects, unmanaged_objects};
+pub use planner::{Inventory, ObjectHealth, build_plan, environment_applysets, health_of, managed_objects};
 pub use release::release_load_balancers;
 pub use report::{ApplyReport, ComponentOutcome, Event};

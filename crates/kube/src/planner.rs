@@ -63,10 +63,33 @@ fn apply_rank(a: &Action) -> u8 {
     }
 }
 
+/// What rekube manages in an environment, read once: see [`managed_objects`].
+pub struct Inventory {
+    /// Every member of its ApplySets and the parents, as the server has them.
+    pub objects: Vec<Value>,
+    /// Its ApplySet ids.
+    ids: BTreeSet<String>,
+}
+
+impl Inventory {
+    /// What lives in the environment's own namespaces (those rekube created
+    /// for it) without being made by the spec, its hooks or the cluster: a
+    /// Secret made by hand, say. A rebuild from the spec does not bring it back.
+    pub async fn unmanaged(&self, res: &Resolver) -> Result<Vec<String>, KubeError> {
+        let namespaces: Vec<String> = self
+            .objects
+            .iter()
+            .filter(|v| rekube_plan::normalize::is_namespace(v) && applyset::part_of(v).is_some())
+            .filter_map(|v| v.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        Ok(crate::delete::foreign_objects(res, &namespaces, &self.ids).await?.into_values().flatten().collect())
+    }
+}
+
 /// Every object rekube manages on the cluster (members of its ApplySets,
 /// among the kinds the platform uses and its inventories name) and the
 /// ApplySet parents themselves, as the server has them.
-pub async fn managed_objects(res: &Resolver, want: &Desired<'_>) -> Result<Vec<Value>, KubeError> {
+pub async fn managed_objects(res: &Resolver, want: &Desired<'_>) -> Result<Inventory, KubeError> {
     let state = load_live(res, want).await?;
     let ids: BTreeSet<String> = state.own_parents(want).map(|p| p.id.clone()).collect();
     let names: BTreeSet<String> = state.own_parents(want).map(|p| p.name.clone()).collect();
@@ -84,22 +107,7 @@ pub async fn managed_objects(res: &Resolver, want: &Desired<'_>) -> Result<Vec<V
         p.types = Some(kube::core::TypeMeta { api_version: "v1".into(), kind: "ConfigMap".into() });
         out.push(serde_json::to_value(&p).expect("objects serialise"));
     }
-    Ok(out)
-}
-
-/// What lives in the environment's own namespaces (those rekube created
-/// for it) without being made by the spec, its hooks or the cluster: a
-/// Secret made by hand, say. A rebuild from the spec does not bring it back.
-pub async fn unmanaged_objects(res: &Resolver, want: &Desired<'_>) -> Result<Vec<String>, KubeError> {
-    let state = load_live(res, want).await?;
-    let ids: BTreeSet<String> = state.own_parents(want).map(|p| p.id.clone()).collect();
-    let namespaces: Vec<String> = state
-        .live
-        .values()
-        .filter(|v| rekube_plan::normalize::is_namespace(v) && applyset::part_of(v).is_some_and(|id| ids.contains(id)))
-        .filter_map(|v| v.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string))
-        .collect();
-    Ok(crate::delete::foreign_objects(res, &namespaces, &ids).await?.into_values().flatten().collect())
+    Ok(Inventory { objects: out, ids })
 }
 
 /// One object's health, as `status` shows it.

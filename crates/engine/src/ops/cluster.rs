@@ -287,15 +287,15 @@ pub struct RebuildReport {
     pub steps: Vec<StepRecord>,
 }
 
-/// The fingerprint of everything rekube manages in `env`, rendered afresh.
-/// The fingerprint of what the spec made, and what else lives in its
-/// namespaces (which a rebuild would not bring back).
-async fn fingerprint(loaded: &Loaded, env: &str) -> Result<(Fingerprint, Vec<String>), EngineError> {
+/// The fingerprint of everything rekube manages in `env`, rendered afresh;
+/// with `look_around`, also what else lives in its namespaces (which a
+/// rebuild would not bring back), from the same read.
+async fn fingerprint(loaded: &Loaded, env: &str, look_around: bool) -> Result<(Fingerprint, Vec<String>), EngineError> {
     let flags = RenderFlags { no_cache: true, ..Default::default() };
     let ctx = Context::new(loaded.clone(), env, &Select::default(), &flags).await?;
-    let objects = rekube_kube::managed_objects(&ctx.resolver, &ctx.desired()).await?;
-    let unmanaged = rekube_kube::unmanaged_objects(&ctx.resolver, &ctx.desired()).await?;
-    Ok((Fingerprint::of(&objects), unmanaged))
+    let inventory = rekube_kube::managed_objects(&ctx.resolver, &ctx.desired()).await?;
+    let unmanaged = if look_around { inventory.unmanaged(&ctx.resolver).await? } else { Vec::new() };
+    Ok((Fingerprint::of(&inventory.objects), unmanaged))
 }
 
 /// `rekube rebuild-check ENV`: fingerprint, down, up, fingerprint, compare.
@@ -319,7 +319,7 @@ pub async fn rebuild_check(loaded: &Loaded, env: &str, on: Observer<'_>) -> Resu
     let before: Fingerprint = match resumed {
         Some(fp) => fp,
         None => {
-            let (fp, unmanaged) = fingerprint(loaded, env).await?;
+            let (fp, unmanaged) = fingerprint(loaded, env, true).await?;
             if fp.objects.is_empty() {
                 return Err(EngineError::NothingToCompare { environment: env.to_string() });
             }
@@ -363,7 +363,7 @@ pub async fn rebuild_check(loaded: &Loaded, env: &str, on: Observer<'_>) -> Resu
     let up_seconds = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let (after, _) = fingerprint(loaded, env).await?;
+    let (after, _) = fingerprint(loaded, env, false).await?;
     let _ = rekube_cluster::files::write_private(
         &dir.join(format!("{env}.after.json")),
         &serde_json::to_vec_pretty(&after).unwrap_or_default(),

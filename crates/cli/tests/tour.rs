@@ -11,6 +11,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
+use std::sync::LazyLock;
 
 use rekube_testbed::tools;
 
@@ -52,12 +53,14 @@ fn parse(doc: &str) -> Vec<Step> {
     steps
 }
 
-/// Times, durations and ages vary from run to run: `4.2s`, `310 ms`, `3m`.
+/// Durations (`4.2s`, `310 ms`, `3m`) and ids (UIDs, digests).
+static TIMES: LazyLock<regex::Regex> = LazyLock::new(|| regex::Regex::new(r"\b\d+(\.\d+)?\s?(ms|s|m|h)\b").unwrap());
+static IDS: LazyLock<regex::Regex> =
+    LazyLock::new(|| regex::Regex::new(r"\b[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\b|\b[0-9a-f]{12,64}\b").unwrap());
+
+/// Times, durations and ids vary from run to run.
 fn mask(s: &str) -> String {
-    let times = regex::Regex::new(r"\b\d+(\.\d+)?\s?(ms|s|m|h)\b").unwrap();
-    let ids = regex::Regex::new(r"\b[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\b|\b[0-9a-f]{12,64}\b").unwrap();
-    let s = times.replace_all(s, "<t>");
-    ids.replace_all(&s, "<id>").trim_end().to_string()
+    IDS.replace_all(&TIMES.replace_all(s, "<t>"), "<id>").trim_end().to_string()
 }
 
 /// Stops what the tour started when it fails half-way: its cluster and

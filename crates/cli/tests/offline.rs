@@ -269,3 +269,19 @@ fn the_shell_completes_environment_and_component_names_from_the_spec_here() {
     let empty = tempfile::tempdir().unwrap();
     assert!(completions(empty.path(), &["rekube", "plan", "x"]).is_empty());
 }
+
+#[test]
+fn lock_against_a_repository_that_is_down_says_how_to_check_it() {
+    // Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+    let dir = spec_dir(
+        "clusters:\n  dev: { provider: local }\ncomponents:\n  web:\n\
+         \x20   chart: { repo: http://127.0.0.1:9, name: hello, version: ^0.1 }\n    namespace: web\n\
+         environments:\n  dev: { cluster: dev }\n",
+    );
+    let out = rekube(dir.path(), &["lock"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let said = text(&out.stderr);
+    assert!(said.contains("helm show chart hello (^0.1) from http://127.0.0.1:9 failed"), "{said}");
+    assert!(said.contains("hint: is http://127.0.0.1:9 up? `curl http://127.0.0.1:9/index.yaml`"), "{said}");
+    assert!(!dir.path().join("rekube.lock").exists(), "nothing is written");
+}

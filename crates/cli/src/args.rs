@@ -224,6 +224,9 @@ pub enum Command {
     /// Back up a cluster's objects (Secrets encrypted), and restore them anywhere.
     #[command(subcommand)]
     Backup(Backup),
+    /// Per-feature previews of an environment on a shared cluster (docs/previews.md).
+    #[command(subcommand)]
+    Preview(Preview),
     /// Print the JSON Schema of rekube.yaml, for editor completion.
     Schema,
     /// Internal helpers that rekube starts itself.
@@ -309,6 +312,71 @@ pub enum Backup {
     },
 }
 
+/// `rekube preview ...`.
+#[derive(Debug, Subcommand)]
+pub enum Preview {
+    /// Brings preview NAME up as a copy of environment --from (or updates it in place), and waits until it is healthy.
+    Up {
+        /// The preview's name: lower-case letters, digits and '-' (it prefixes its namespaces and Helm releases).
+        name: String,
+        /// The environment to copy.
+        #[arg(long, add = ArgValueCompleter::new(complete::environments))]
+        from: String,
+        /// Only these components, with what they need.
+        #[arg(long = "component", short = 'c', add = ArgValueCompleter::new(complete::components))]
+        components: Vec<String>,
+        /// A value for this preview: `component.path=value` (the value is read as YAML).
+        #[arg(long = "set", value_name = "C.PATH=VALUE")]
+        sets: Vec<String>,
+        /// A YAML file of values for this preview: `component: {path: value}`.
+        #[arg(long = "values", value_name = "FILE")]
+        values: Option<PathBuf>,
+        /// How long it lives before `preview gc` deletes it: `30m`, `8h`, `2d` (default: `previews.ttl`, else 24h).
+        #[arg(long)]
+        ttl: Option<String>,
+        /// Also copy the Secrets of the source environment's namespaces that the spec does not make.
+        #[arg(long)]
+        copy_secrets: bool,
+        /// Do not wait for health.
+        #[arg(long)]
+        no_wait: bool,
+        /// Seconds to wait for each component's health.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        #[command(flatten)]
+        render: RenderFlags,
+    },
+    /// Lists the previews on the cluster: source, age, time left, health, objects, URL.
+    List {
+        /// Look on this environment's cluster (default: `previews.cluster`, else every environment's).
+        #[arg(long, add = ArgValueCompleter::new(complete::environments))]
+        from: Option<String>,
+    },
+    /// Deletes everything of preview NAME, and nothing else.
+    Down {
+        /// The preview.
+        name: String,
+        /// Look on this environment's cluster (default: `previews.cluster`, else every environment's).
+        #[arg(long, add = ArgValueCompleter::new(complete::environments))]
+        from: Option<String>,
+        /// Seconds to wait for objects to disappear.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Deletes every preview whose time is up (by the expiry recorded on the cluster).
+    Gc {
+        /// Look on this environment's cluster (default: `previews.cluster`, else every environment's).
+        #[arg(long, add = ArgValueCompleter::new(complete::environments))]
+        from: Option<String>,
+        /// Only say which previews would go.
+        #[arg(long)]
+        dry_run: bool,
+        /// Seconds to wait for objects to disappear.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+}
+
 /// The age key that opens encrypted Secrets, and whom to trust.
 #[derive(Debug, Args)]
 pub struct Identity {
@@ -361,7 +429,11 @@ impl Default for RenderFlags {
 impl RenderFlags {
     /// As the engine takes them.
     pub fn engine(&self) -> rekube_engine::workspace::RenderFlags {
-        rekube_engine::workspace::RenderFlags { no_cache: self.no_cache, concurrency: self.render_concurrency }
+        rekube_engine::workspace::RenderFlags {
+            no_cache: self.no_cache,
+            concurrency: self.render_concurrency,
+            release_prefix: None,
+        }
     }
 }
 

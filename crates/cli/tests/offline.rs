@@ -79,13 +79,13 @@ fn validate_render_and_json_of_the_example_platform() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     insta::assert_snapshot!(
         text(&out.stderr),
-        @"rekube.yaml: valid (2 clusters, 2 components, 2 environments rendered: 14 objects)"
+        @"rekube.yaml: valid (2 clusters, 2 components, 2 environments rendered: 16 objects)"
     );
 
     let out = run(&["validate", "dev", "-o", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["valid"], true);
-    assert_eq!(v["objects"], 7);
+    assert_eq!(v["objects"], 8);
 
     let out = run(&["render", "dev"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -284,4 +284,54 @@ fn lock_against_a_repository_that_is_down_says_how_to_check_it() {
     assert!(said.contains("helm show chart hello (^0.1) from http://127.0.0.1:9 failed"), "{said}");
     assert!(said.contains("hint: is http://127.0.0.1:9 up? `curl http://127.0.0.1:9/index.yaml`"), "{said}");
     assert!(!dir.path().join("rekube.lock").exists(), "nothing is written");
+}
+
+#[test]
+fn preview_input_is_checked_before_any_cluster_is_asked() {
+    // The cluster does not exist: every refusal below comes before rekube would look for it.
+    let dir = spec_dir(concat!(
+        "clusters:\n",
+        "  dev: { provider: existing, context: nowhere, kubeconfig: ./missing }\n",
+        "components:\n",
+        "  web:\n",
+        "    chart: { path: ./chart }\n",
+        "    namespace: web\n",
+        "  app:\n",
+        "    manifests: ./app\n",
+        "    namespace: app\n",
+        "environments:\n",
+        "  dev: { cluster: dev }\n",
+    ));
+    std::fs::create_dir_all(dir.path().join("chart")).unwrap();
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    std::fs::write(dir.path().join("chart/Chart.yaml"), "apiVersion: v2\nname: c\nversion: 0.1.0\n").unwrap();
+    std::fs::write(dir.path().join("pr.yaml"), "web:\n  tag: abc\nwbe:\n  tag: def\n").unwrap();
+    let long = "a".repeat(60);
+    let cases: &[&[&str]] = &[
+        &["preview", "up", "PR_1", "--from", "dev"],
+        &["preview", "up", "pr-1", "--from", "prod"],
+        &["preview", "up", "pr-1", "--from", "dev", "-c", "wbe"],
+        &["preview", "up", "pr-1", "--from", "dev", "--set", "web.tag"],
+        &["preview", "up", "pr-1", "--from", "dev", "--set", "app.tag=1"],
+        &["preview", "up", "pr-1", "--from", "dev", "--set", "web=1"],
+        &["preview", "up", "pr-1", "--from", "dev", "--values", "pr.yaml"],
+        &["preview", "up", "pr-1", "--from", "dev", "--ttl", "soon"],
+        &["preview", "up", &long, "--from", "dev"],
+    ];
+    let mut shown = String::new();
+    for args in cases {
+        let out = rekube(dir.path(), args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out.stderr));
+        shown.push_str(&format!("$ rekube {}\n{}\n", args.join(" "), text(&out.stderr)));
+    }
+    insta::assert_snapshot!(shown);
+
+    // A host template that every preview would share is a spec error, with its line.
+    let spec = std::fs::read_to_string(dir.path().join("rekube.yaml")).unwrap();
+    let spec = spec.replace("    namespace: web\n", "    namespace: web\n    preview: { host: web.example.com }\n")
+        + "previews: { cluster: dve, ttl: 10s }\n";
+    std::fs::write(dir.path().join("rekube.yaml"), spec).unwrap();
+    let out = rekube(dir.path(), &["validate"]);
+    assert_eq!(out.status.code(), Some(1));
+    insta::assert_snapshot!("preview_spec_errors", text(&out.stderr));
 }

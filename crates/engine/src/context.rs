@@ -17,6 +17,13 @@ use crate::workspace::{RenderFlags, environment, provider_cluster, render, rende
 pub async fn cluster_client(loaded: &Loaded, env: &str) -> Result<(kube::Client, String), EngineError> {
     let (cluster, _) = provider_cluster(loaded, env)?;
     let name = cluster.name.clone();
+    Ok((running_client(&cluster, env).await?, name))
+}
+
+/// A client for `cluster`, which must exist and run (`env` names the
+/// environment whose `up` makes it, for the hint).
+pub async fn running_client(cluster: &Cluster, env: &str) -> Result<kube::Client, EngineError> {
+    let name = cluster.name.clone();
     match cluster.state().await? {
         State::Absent => {
             return Err(EngineError::ClusterAbsent { cluster: name, environment: env.to_string() });
@@ -26,7 +33,7 @@ pub async fn cluster_client(loaded: &Loaded, env: &str) -> Result<(kube::Client,
         }
         State::Present { .. } => {}
     }
-    Ok((connect(&cluster).await?, name))
+    connect(cluster).await
 }
 
 /// A client for `cluster`, or an error naming it.

@@ -88,6 +88,25 @@ pub enum EngineError {
         /// Its cluster.
         cluster: String,
     },
+    /// A preview that cannot be made as asked (its name, values, or an
+    /// object it would share).
+    #[error("{message}")]
+    Preview {
+        /// What is wrong.
+        message: String,
+        /// What to do.
+        hint: String,
+    },
+    /// `preview down` of a preview that is not on the cluster.
+    #[error("no preview `{name}` of project `{project}` on cluster `{cluster}`")]
+    NoPreview {
+        /// The preview.
+        name: String,
+        /// The project.
+        project: String,
+        /// The cluster asked.
+        cluster: String,
+    },
     /// The backup store, an archive, or a restore.
     #[error(transparent)]
     Backup(#[from] rekube_backup::BackupError),
@@ -144,6 +163,8 @@ impl EngineError {
                 Some(format!("apply it first (`rekube apply {environment}`), or back up without --own"))
             }
             E::Backup(b) => b.hint(),
+            E::Preview { hint, .. } => Some(hint.clone()),
+            E::NoPreview { .. } => Some("`rekube preview list` shows the previews on it".into()),
             E::NothingToCompare { environment } => Some(format!("bring it up first: `rekube up {environment}`")),
             E::Journal(JournalError::Locked { .. }) => {
                 Some("wait for it to finish, or stop it; the lock is released the moment its process ends".into())

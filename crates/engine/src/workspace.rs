@@ -76,7 +76,13 @@ pub fn selection(
 /// The environment's cluster as its provider sees it, and its prerequisites.
 pub fn provider_cluster(loaded: &Loaded, env: &str) -> Result<(Cluster, Vec<Prerequisite>), EngineError> {
     let e = environment(loaded, env)?;
-    let name = e.cluster.value.clone();
+    Ok(named_cluster(loaded, &e.cluster.value))
+}
+
+/// Cluster `name` of the spec (validated: it is declared) as its provider
+/// sees it, and its prerequisites.
+pub fn named_cluster(loaded: &Loaded, name: &str) -> (Cluster, Vec<Prerequisite>) {
+    let name = name.to_string();
     let c = &loaded.spec.clusters[&name];
     let kind = match c.provider.value {
         Provider::Local => Kind::Local { nodes: c.nodes.as_ref().map_or(1, |n| n.value) },
@@ -113,7 +119,7 @@ pub fn provider_cluster(loaded: &Loaded, env: &str) -> Result<(Cluster, Vec<Prer
             delete: p.value.delete.clone(),
         })
         .collect();
-    Ok((cluster, prereqs))
+    (cluster, prereqs)
 }
 
 /// How to render: rekube's cache, the render cache and concurrency.
@@ -123,11 +129,13 @@ pub struct RenderFlags {
     pub no_cache: bool,
     /// How many components render at once.
     pub concurrency: usize,
+    /// Helm releases are `<prefix>-<component>` (a preview's).
+    pub release_prefix: Option<String>,
 }
 
 impl Default for RenderFlags {
     fn default() -> Self {
-        Self { no_cache: false, concurrency: 8 }
+        Self { no_cache: false, concurrency: 8, release_prefix: None }
     }
 }
 
@@ -157,6 +165,7 @@ pub fn render_options(
         only,
         helm: None,
         kubectl: None,
+        release_prefix: flags.release_prefix.clone(),
     }
 }
 

@@ -179,7 +179,7 @@ fn refused_text(conflicts: &[String], adoptions: &[String]) -> String {
 
 impl KubeError {
     /// A closure for `map_err` that says what was being done.
-    pub(crate) fn api(what: impl Into<String>) -> impl FnOnce(kube::Error) -> KubeError {
+    pub fn api(what: impl Into<String>) -> impl FnOnce(kube::Error) -> KubeError {
         let what = what.into();
         move |error| KubeError::Api { what, error }
     }

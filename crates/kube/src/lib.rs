@@ -6,7 +6,8 @@
 //!    health.
 //! 3. The operations: [`planner`] (plan), [`apply`], [`hooks`], [`delete`] (shared by
 //!    prune and destroy), [`destroy`], [`drift`], [`release`] (load
-//!    balancers before a cluster goes).
+//!    balancers before a cluster goes), [`members`] (an environment read
+//!    through its ApplySets alone).
 //!
 //! Leaves every layer may use: [`error`], [`desired`] (what the caller
 //! wants) and [`report`] (progress and outcomes).
@@ -27,6 +28,7 @@ pub mod delete;
 pub mod destroy;
 pub mod drift;
 pub mod hooks;
+pub mod members;
 pub mod planner;
 pub mod release;
 

@@ -92,6 +92,9 @@ pub struct RenderOptions {
     pub helm: Option<PathBuf>,
     /// The kubectl binary for kustomize (`None`: `REKUBE_KUBECTL`, the cache's, or `PATH`'s).
     pub kubectl: Option<PathBuf>,
+    /// Helm releases are named `<prefix>-<component>` instead of the
+    /// component's name (a preview's own releases).
+    pub release_prefix: Option<String>,
 }
 
 /// The name of the environment's namespace set in `Rendered::components`:

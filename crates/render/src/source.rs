@@ -136,11 +136,12 @@ async fn chart_output(ctx: &Ctx<'_>, name: &str, chart: &rekube_spec::model::Cha
     let namespace = comp.namespace.as_ref().map_or("default", |n| n.value.as_str());
     let kube_version = ctx.opts.kube_version.as_deref();
     let api_versions = ctx.opts.api_versions.join(",");
+    let release = ctx.opts.release_prefix.as_ref().map_or_else(|| name.to_string(), |p| format!("{p}-{name}"));
     let key = render_key(&[
         "helm",
         &helm.version,
         &digest,
-        name,
+        &release,
         namespace,
         &values_json,
         kube_version.unwrap_or(""),
@@ -155,7 +156,7 @@ async fn chart_output(ctx: &Ctx<'_>, name: &str, chart: &rekube_spec::model::Cha
     let values_file = tempfile::Builder::new().suffix(".json").tempfile().map_err(io(Path::new("values.json")))?;
     std::fs::write(values_file.path(), &values_json).map_err(io(values_file.path()))?;
     let text = helm
-        .template(name, &chart_path, namespace, values_file.path(), kube_version, &ctx.opts.api_versions)
+        .template(&release, &chart_path, namespace, values_file.path(), kube_version, &ctx.opts.api_versions)
         .await
         .map_err(|e| template_diagnostic(ctx.loaded, name, local_dir.as_deref(), e))?;
     if ctx.opts.use_cache {

@@ -87,6 +87,7 @@ fn options(cache: &Path) -> RenderOptions {
         only: None,
         helm: Some(tools::helm()),
         kubectl: Some(tools::kubectl()),
+        release_prefix: None,
     }
 }
 

@@ -15,7 +15,10 @@ mod validate;
 pub use diag::{Diagnostic, Diagnostics, Pos};
 pub use load::{Loaded, load, parse, project_from_dir, yaml_diagnostic, yaml_options};
 pub use lock::{LockFile, LockedChart};
-pub use model::{Backup, Cluster, Component, Environment, Prerequisite, Provider, Spec};
+pub use model::{
+    Backup, Cluster, Component, ComponentPreview, EnvComponent, Environment, Prerequisite, Previews, Provider, Spec,
+};
+pub use validate::{DEFAULT_PREVIEW_TTL, parse_ttl, preview_host};
 pub use validate::{is_dns_label, validate};
 
 /// Where editors find the schema; `rekube.schema.json` in this crate is a

@@ -56,6 +56,33 @@ pub struct Spec {
     /// Where backups go, who can decrypt their Secrets, how many to keep.
     #[schemars(with = "Option<Backup>")]
     pub backup: Option<Spanned<Backup>>,
+    /// Per-feature previews (`rekube preview up NAME --from ENV`): where they
+    /// run and how long they live.
+    #[schemars(with = "Option<Previews>")]
+    pub previews: Option<Spanned<Previews>>,
+}
+
+/// `previews:`: the cluster previews run on and their default lifetime.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Previews {
+    /// The cluster previews run on (default: their source environment's).
+    #[schemars(with = "Option<String>")]
+    pub cluster: Option<Spanned<String>>,
+    /// How long a preview lives when `preview up` gives no `--ttl`: `30m`,
+    /// `8h`, `2d` (default `24h`). `rekube preview gc` deletes expired ones.
+    #[schemars(with = "Option<String>")]
+    pub ttl: Option<Spanned<String>>,
+}
+
+/// What a component becomes in a preview.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ComponentPreview {
+    /// The host every rule and TLS entry of the component's Ingresses gets in
+    /// a preview; `{preview}` is the preview's name: `{preview}.preview.example.com`.
+    #[schemars(with = "String")]
+    pub host: Spanned<String>,
 }
 
 /// `backup:`: the store, the age recipients of Secrets, and retention.
@@ -216,6 +243,9 @@ pub struct Component {
     /// other owner (as `apply --adopt` does for every component).
     #[serde(default)]
     pub adopt: bool,
+    /// What the component becomes in a preview: its Ingresses' host.
+    #[schemars(with = "Option<ComponentPreview>")]
+    pub preview: Option<Spanned<ComponentPreview>>,
 }
 
 /// Fields of some objects that drift reports leave out.

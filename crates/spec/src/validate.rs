@@ -239,6 +239,9 @@ pub fn validate(loaded: &Loaded) -> Result<Vec<Diagnostic>, Diagnostics> {
     if let Some(backup) = &spec.backup {
         check_backup(&mut c, &backup.value);
     }
+    if let Some(previews) = &spec.previews {
+        check_previews(&mut c, &previews.value, &clusters);
+    }
 
     match crate::lock::read_lock(&crate::lock::lock_path(loaded)) {
         Ok(lock) => c.out.extend(crate::lock::check_lock(loaded, lock.as_ref())),
@@ -315,6 +318,46 @@ fn check_backup(c: &mut Checker, b: &crate::model::Backup) {
     }
 }
 
+/// How long a preview lives when neither `--ttl` nor `previews.ttl` says.
+pub const DEFAULT_PREVIEW_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// A preview's lifetime: `30m`, `8h`, `2d`, `1h30m` (at least a minute).
+pub fn parse_ttl(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text.trim()).map_err(|e| format!("`{text}` is not a duration ({e})"))?;
+    if d < std::time::Duration::from_secs(60) {
+        return Err(format!("`{text}` is shorter than a minute"));
+    }
+    Ok(d)
+}
+
+/// A component's preview host for preview `name`, or why the template is
+/// not a host name.
+pub fn preview_host(template: &str, name: &str) -> Result<String, String> {
+    if !template.contains("{preview}") {
+        return Err(format!("host `{template}` does not contain `{{preview}}`: every preview would get the same host"));
+    }
+    let host = template.replace("{preview}", name);
+    let valid = host.len() <= 253 && host.split('.').all(is_dns_label);
+    if valid { Ok(host) } else { Err(format!("host `{template}` does not make a DNS name (`{host}`)")) }
+}
+
+fn check_previews(c: &mut Checker, p: &crate::model::Previews, clusters: &[&str]) {
+    if let Some(cl) = &p.cluster
+        && !clusters.contains(&cl.value.as_str())
+    {
+        let hint = match did_you_mean(&cl.value, clusters.iter().copied()) {
+            Some(best) => format!("did you mean `{best}`?"),
+            None => format!("declared clusters: {}", clusters.join(", ")),
+        };
+        c.err(at(cl), format!("previews use cluster `{}`, which is not declared", cl.value), hint);
+    }
+    if let Some(ttl) = &p.ttl
+        && let Err(e) = parse_ttl(&ttl.value)
+    {
+        c.err(at(ttl), e, "write a duration such as `30m`, `8h` or `2d`");
+    }
+}
+
 /// `environments: <env>: components: <comp>:` position (best effort).
 fn key_pos_nested(source: &str, env: &str, comp: &str) -> Option<Pos> {
     let env_line = key_pos(source, "environments", env)?.line;
@@ -361,6 +404,15 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 }
 
 fn check_component(c: &mut Checker, name: &str, comp: &Component, names: &[&str]) {
+    if let Some(p) = &comp.preview
+        && let Err(e) = preview_host(&p.value.host.value, "x")
+    {
+        c.err(
+            at(&p.value.host),
+            format!("component `{name}`: {e}"),
+            "write a host template such as `{preview}.preview.example.com`",
+        );
+    }
     match (&comp.chart, &comp.manifests) {
         (None, None) => c.err(
             key_pos(&c.loaded.source, "components", name),

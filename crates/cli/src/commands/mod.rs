@@ -5,6 +5,7 @@ mod backup;
 mod cluster;
 mod converge;
 mod internal;
+mod preview;
 mod progress;
 mod render;
 mod validate;
@@ -59,6 +60,7 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Backup(cmd) => backup::run(g, cmd).await,
+        Command::Preview(cmd) => preview::run(g, cmd).await,
         Command::Schema => {
             printer::data(rekube_spec::schema());
             Ok(0)

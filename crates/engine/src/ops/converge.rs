@@ -53,6 +53,18 @@ async fn apply_in(ctx: &Context, opts: ApplyOptions, on: Observer<'_>) -> Result
     let began = Instant::now();
     let plan = ctx.plan().await?;
     rekube_kube::check_ownership(&plan, &opts)?;
+    apply_planned(ctx, plan, opts, began, on).await
+}
+
+/// Applies a `plan` of `ctx` whose ownership was checked, under a lease the
+/// caller holds (unless a dry-run); `began` is when the command's work started.
+pub async fn apply_planned(
+    ctx: &Context,
+    plan: rekube_plan::Plan,
+    opts: ApplyOptions,
+    began: Instant,
+    on: Observer<'_>,
+) -> Result<ApplyRun, EngineError> {
     on(Event::Applying(Box::new(ApplyStart { env: ctx.env.clone(), dry_run: opts.dry_run, summary: plan.summary() })));
     let report = rekube_kube::apply(&ctx.resolver, &plan, &ctx.rendered, &opts, &|e| on(Event::Component(e))).await?;
     if !report.failed() && !opts.dry_run {

@@ -3,5 +3,6 @@
 pub mod backup;
 pub mod cluster;
 pub mod converge;
+pub mod preview;
 pub mod status;
 pub mod test;

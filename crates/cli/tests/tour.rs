@@ -54,7 +54,8 @@ fn parse(doc: &str) -> Vec<Step> {
 }
 
 /// Durations (`4.2s`, `310 ms`, `3m`) and ids (UIDs, digests).
-static TIMES: LazyLock<regex::Regex> = LazyLock::new(|| regex::Regex::new(r"\b\d+(\.\d+)?\s?(ms|s|m|h)\b").unwrap());
+static TIMES: LazyLock<regex::Regex> =
+    LazyLock::new(|| regex::Regex::new(r"\b(\d+[dh])?\d+(\.\d+)?\s?(ms|s|m|h)\b").unwrap());
 static IDS: LazyLock<regex::Regex> =
     LazyLock::new(|| regex::Regex::new(r"\b[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\b|\b[0-9a-f]{12,64}\b").unwrap());
 
@@ -139,4 +140,5 @@ fn masking_hides_what_varies_and_keeps_the_words() {
     assert_eq!(mask("applied in 310 ms, 3 written"), "applied in <t>, 3 written");
     assert_eq!(mask("uid 0b3f8e2a-1c2d-4e5f-8a9b-0c1d2e3f4a5b"), "uid <id>");
     assert_eq!(mask("2 components, 11 objects"), "2 components, 11 objects");
+    assert_eq!(mask("feat-1  dev  12s  23h59m  healthy"), "feat-1  dev  <t>  <t>  healthy");
 }

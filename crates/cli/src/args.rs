@@ -348,7 +348,8 @@ pub enum Preview {
     },
     /// Lists the previews on the cluster: source, age, time left, health, objects, URL.
     List {
-        /// Look on this environment's cluster (default: `previews.cluster`, else every environment's).
+        /// Without `previews.cluster` in the spec: look only on this environment's cluster
+        /// (default: every environment's).
         #[arg(long, add = ArgValueCompleter::new(complete::environments))]
         from: Option<String>,
     },
@@ -356,7 +357,8 @@ pub enum Preview {
     Down {
         /// The preview.
         name: String,
-        /// Look on this environment's cluster (default: `previews.cluster`, else every environment's).
+        /// Without `previews.cluster` in the spec: look only on this environment's cluster
+        /// (default: every environment's).
         #[arg(long, add = ArgValueCompleter::new(complete::environments))]
         from: Option<String>,
         /// Seconds to wait for objects to disappear.
@@ -365,7 +367,8 @@ pub enum Preview {
     },
     /// Deletes every preview whose time is up (by the expiry recorded on the cluster).
     Gc {
-        /// Look on this environment's cluster (default: `previews.cluster`, else every environment's).
+        /// Without `previews.cluster` in the spec: look only on this environment's cluster
+        /// (default: every environment's).
         #[arg(long, add = ArgValueCompleter::new(complete::environments))]
         from: Option<String>,
         /// Only say which previews would go.

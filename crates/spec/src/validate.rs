@@ -181,6 +181,13 @@ pub fn validate(loaded: &Loaded) -> Result<Vec<Diagnostic>, Diagnostics> {
     }
     let clusters: Vec<&str> = spec.clusters.keys().map(String::as_str).collect();
     for (env_name, env) in &spec.environments {
+        if env_name == "preview" {
+            c.err(
+                key_pos(source, "environments", env_name),
+                "environment name `preview` is reserved",
+                "previews are environments `preview.<name>` on the cluster; give this one another name",
+            );
+        }
         if !is_dns_label(env_name) {
             c.err(
                 key_pos(source, "environments", env_name),
@@ -326,6 +333,9 @@ pub fn parse_ttl(text: &str) -> Result<std::time::Duration, String> {
     let d = humantime::parse_duration(text.trim()).map_err(|e| format!("`{text}` is not a duration ({e})"))?;
     if d < std::time::Duration::from_secs(60) {
         return Err(format!("`{text}` is shorter than a minute"));
+    }
+    if d > std::time::Duration::from_secs(365 * 24 * 3600) {
+        return Err(format!("`{text}` is longer than a year"));
     }
     Ok(d)
 }

@@ -68,7 +68,8 @@ pub async fn up(
         if req.copy_secrets { copy_secrets(loaded, &req.from, &mut ctx, &derived.namespaces).await? } else { vec![] };
     let client = ctx.resolver.client().clone();
     let project = ctx.loaded.project().0;
-    let command = format!("preview up {} --from {}", req.name, req.from);
+    // `leased` names the environment after it: `rekube preview up preview.feat-1`.
+    let command = "preview up".to_string();
     let body = async {
         let plan = ctx.plan().await?;
         rekube_kube::check_ownership(&plan, &opts)?;
@@ -84,7 +85,8 @@ pub async fn up(
             name: req.name.clone(),
             from: req.from.clone(),
             created: existing.as_ref().map_or(now, |r| r.created),
-            expires: now + chrono::Duration::from_std(derived.ttl).unwrap_or(chrono::Duration::MAX),
+            // parse_ttl caps a lifetime at a year: no overflow here.
+            expires: now + chrono::Duration::from_std(derived.ttl).unwrap_or(chrono::Duration::days(366)),
             waves: derived.waves.clone(),
             hosts: derived.hosts.clone(),
             namespaces: derived.namespaces.values().cloned().collect(),
@@ -120,7 +122,7 @@ async fn share_cluster_scoped(ctx: &mut Context, name: &str) -> Result<Vec<Strin
                 Scope::Namespaced => false,
                 Scope::Unknown => obj.namespace().is_none(),
             };
-            if !cluster_scoped || rekube_plan::normalize::is_namespace(&obj.value) || obj.name().contains(&release) {
+            if !cluster_scoped || rekube_plan::normalize::is_namespace(&obj.value) || carries(obj.name(), &release) {
                 kept.push(obj);
                 continue;
             }
@@ -150,6 +152,14 @@ async fn share_cluster_scoped(ctx: &mut Context, name: &str) -> Result<Vec<Strin
                them, or template their names with `{{ .Release.Name }}` so each preview gets its own"
             .into(),
     })
+}
+
+/// Whether `name` has `release` as a whole part (`feat-1-web-editor`,
+/// `system:feat-1-web`), not inside a longer word (`data-feat-1-web`).
+fn carries(name: &str, release: &str) -> bool {
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    name.match_indices(release)
+        .any(|(i, _)| !word(name[..i].chars().next_back()) && !word(name[i + release.len()..].chars().next()))
 }
 
 /// Whether every field of `desired` outside `metadata` is so on `live`.
@@ -375,7 +385,7 @@ async fn destroy(
     let resolver = Resolver::new(client.clone());
     let order: Vec<Vec<String>> = waves.iter().rev().cloned().collect();
     let (project, source) = project_scope(loaded);
-    let command = format!("preview down {name}");
+    let command = "preview down".to_string();
     let report = leased(client, loaded, &env, &command, break_lock, on, async {
         let report = rekube_kube::destroy(&resolver, &project, &env, source.as_deref(), &order, timeout, &|e| {
             on(Event::Component(e))
@@ -454,4 +464,18 @@ pub async fn gc(
     }
     run.deleted.sort();
     Ok(run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::carries;
+
+    #[test]
+    fn a_release_is_carried_only_as_a_whole_part_of_a_name() {
+        assert!(carries("feat-1-web-editor", "feat-1-web"));
+        assert!(carries("system:feat-1-web", "feat-1-web"));
+        assert!(carries("feat-1-web", "feat-1-web"));
+        assert!(!carries("data-widgets-reader", "a-widgets"));
+        assert!(!carries("feat-1-webhook", "feat-1-web"));
+    }
 }

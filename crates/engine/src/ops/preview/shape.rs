@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use rekube_render::Rendered;
-use rekube_spec::{EnvComponent, Environment, Loaded, is_dns_label};
+use rekube_spec::{Environment, Loaded, is_dns_label};
 use serde_json::Value;
 use serde_saphyr::{Location, Spanned};
 
@@ -140,23 +140,37 @@ pub fn derive(loaded: &Loaded, req: &Request) -> Result<Derived, EngineError> {
         components: source.components.into_iter().filter(|(c, _)| selected.contains(c)).collect(),
         values: source.values.into_iter().filter(|(k, _)| selected.contains(component_of(k))).collect(),
     };
+    // --values, then --set, over everything the source environment says (its inline values included).
+    if let Some(file) = &req.values_file {
+        for (comp, values) in values_file(&out, file)? {
+            let mut leaves = Vec::new();
+            flatten(&comp, values, &mut leaves);
+            for (key, value) in leaves {
+                env.values.insert(key, Spanned::new(value, Location::UNKNOWN, Location::UNKNOWN));
+            }
+        }
+    }
     for set in &req.sets {
         let (key, value) = parse_set(&out, set)?;
         env.values.insert(key, Spanned::new(value, Location::UNKNOWN, Location::UNKNOWN));
-    }
-    if let Some(file) = &req.values_file {
-        for (comp, values) in values_file(&out, file)? {
-            env.components
-                .entry(comp)
-                .or_insert_with(|| EnvComponent { values: Vec::new() })
-                .values
-                .push(Spanned::new(values, Location::UNKNOWN, Location::UNKNOWN));
-        }
     }
     let id = env_id(&req.name);
     out.spec.environments = BTreeMap::from([(id.clone(), env)]);
     let waves = rekube_spec::graph::waves(&out.spec);
     Ok(Derived { loaded: out, env: id, namespaces, hosts, waves, cluster, ttl })
+}
+
+/// `prefix.path = value` for every non-mapping value under `v`, as an
+/// environment's `values:` keys (maps merge, lists and scalars replace).
+fn flatten(prefix: &str, v: Value, out: &mut Vec<(String, Value)>) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, child) in m {
+                flatten(&format!("{prefix}.{k}"), child, out);
+            }
+        }
+        other => out.push((prefix.to_string(), other)),
+    }
 }
 
 fn component_of(key: &str) -> &str {
@@ -306,6 +320,20 @@ mod tests {
         let mut svc = json!({"apiVersion": "v1", "kind": "Service", "spec": {"rules": [{}]}});
         set_ingress_host(&mut svc, "x");
         assert_eq!(svc["spec"]["rules"][0], json!({}), "only Ingresses");
+    }
+
+    #[test]
+    fn a_values_file_becomes_keys_that_override_the_source_environment() {
+        let mut out = Vec::new();
+        flatten("web", json!({"image": {"tag": "abc"}, "args": ["a"], "replicas": 1}), &mut out);
+        assert_eq!(
+            out,
+            [
+                ("web.image.tag".to_string(), json!("abc")),
+                ("web.args".to_string(), json!(["a"])),
+                ("web.replicas".to_string(), json!(1)),
+            ]
+        );
     }
 
     #[test]

@@ -357,6 +357,10 @@ pub enum Preview {
     Down {
         /// The preview.
         name: String,
+        /// Return once its objects are deleted and its namespaces terminating, without waiting the
+        /// 5 s or more Kubernetes takes to remove a namespace.
+        #[arg(long)]
+        no_wait: bool,
         /// Without `previews.cluster` in the spec: look only on this environment's cluster
         /// (default: every environment's).
         #[arg(long, add = ArgValueCompleter::new(complete::environments))]
@@ -374,6 +378,9 @@ pub enum Preview {
         /// Only say which previews would go.
         #[arg(long)]
         dry_run: bool,
+        /// Do not wait for their namespaces to be gone (see `preview down --no-wait`).
+        #[arg(long)]
+        no_wait: bool,
         /// Seconds to wait for objects to disappear.
         #[arg(long, default_value_t = 300)]
         timeout: u64,

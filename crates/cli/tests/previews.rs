@@ -254,6 +254,21 @@ async fn ten_previews_run_side_by_side_and_go_exactly_when_asked() {
     let pk = list(&w).into_iter().find(|p| p["name"] == "pr-k").unwrap();
     assert_eq!((pk["health"].as_str(), pk["objects"].as_u64()), (Some("healthy"), Some(8)), "{pk}");
 
+    // Secrets: a preview copies the source's hand-made Secrets only when asked.
+    get(&cluster, &["create", "secret", "generic", "db", "-n", "web", "--from-literal=password=hunter2"]);
+    ok(&w.rekube(&["preview", "up", "pr-n", "--from", "dev"]));
+    assert!(!exists(&cluster, &["secret", "db", "-n", "pr-n-web"]), "not copied without --copy-secrets");
+    let up = w.rekube(&["preview", "up", "pr-s", "--from", "dev", "--copy-secrets"]);
+    ok(&up);
+    assert!(err(&up).contains("copied Secret web/db → pr-s-web/db"), "{}", err(&up));
+    assert!(!format!("{}{}", out(&up), err(&up)).contains("hunter2"), "values are never printed");
+    let copied = get(&cluster, &["get", "secret", "db", "-n", "pr-s-web", "-o", "jsonpath={.data.password}"]);
+    assert_eq!(copied, "aHVudGVyMg==", "the same value");
+    ok(&w.rekube(&["preview", "down", "pr-s"]));
+    ok(&w.rekube(&["preview", "down", "pr-n"]));
+    assert!(exists(&cluster, &["secret", "db", "-n", "web"]), "the source's Secret stays");
+    get(&cluster, &["delete", "secret", "db", "-n", "web"]);
+
     // Another machine holds pr-x's lease: refused, nothing written.
     let lease_yaml = format!(
         "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: rekube.{PROJECT}.preview.pr-x\
@@ -266,7 +281,10 @@ async fn ten_previews_run_side_by_side_and_go_exactly_when_asked() {
     get(&cluster, &["create", "-f", w.path("lease.yaml").to_str().unwrap()]);
     let before = state(&cluster);
     let e = failed(&w.rekube(&["preview", "up", "pr-x", "--from", "dev"]));
-    assert!(e.contains("`rekube preview up pr-x --from dev` on laptop-b/4242"), "{e}");
+    assert!(
+        e.contains("environment `preview.pr-x` is busy: `rekube preview up pr-x --from dev` on laptop-b/4242"),
+        "{e}"
+    );
     assert_eq!(state(&cluster), before, "refused before any write");
 
     // Everything goes; dev never moved.
@@ -346,17 +364,26 @@ async fn cluster_scoped_objects_are_shared_when_identical_and_refused_before_any
     let e = failed(&w.rekube(&["preview", "up", "b", "--from", "dev", "--set", "widgets.verbs=[get]"]));
     assert!(
         e.contains("preview `b` would need its own copy of cluster-scoped objects:")
-            && e.contains("ClusterRole widget-reader: differs from the one on the cluster"),
+            && e.contains("ClusterRole widget-reader: differs from the one on the cluster at `rules[0].verbs`"),
         "{e}"
     );
     assert!(e.contains("hint: previews share cluster-scoped objects"), "{e}");
     assert_eq!(state(&cluster), before, "nothing was written");
     assert_eq!(names(&w), ["a"]);
 
-    // down takes the preview's own, never the shared ones.
-    ok(&w.rekube(&["preview", "down", "a"]));
+    // down takes the preview's own, never the shared ones; --no-wait leaves
+    // the namespace to Kubernetes, which removes it (at least 5 s later).
+    ok(&w.rekube(&["preview", "down", "a", "--no-wait"]));
     assert!(!exists(&cluster, &["clusterrole", "a-widgets-editor"]));
-    assert!(!exists(&cluster, &["ns", "a-widgets"]));
+    assert!(!exists(&cluster, &["widget", "a-widgets", "-n", "a-widgets"]));
+    assert!(names(&w).is_empty(), "the record is gone");
+    let began = std::time::Instant::now();
+    while exists(&cluster, &["ns", "a-widgets"]) {
+        let phase = get(&cluster, &["get", "ns", "a-widgets", "-o", "jsonpath={.status.phase}"]);
+        assert!(phase.is_empty() || phase == "Terminating", "{phase}");
+        assert!(began.elapsed().as_secs() < 60, "the namespace was never removed");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
     assert_eq!(get(&cluster, &["get", "crd", "widgets.example.test", "-o", "jsonpath={.metadata.uid}"]), crd_uid);
     assert_eq!(get(&cluster, &["get", "clusterrole", "widget-reader", "-o", "jsonpath={.metadata.uid}"]), reader_uid);
     assert_eq!(w.rekube(&["plan", "dev", "--detailed-exitcode"]).status.code(), Some(0), "dev is untouched");

@@ -18,6 +18,23 @@ use crate::hooks::{remove_all, run_hooks};
 use crate::live::{Parent, Resolver, action, check_project_source, list_type, parents};
 use crate::report::{ApplyReport, ComponentOutcome, Event};
 
+/// How long destroy waits, and for what.
+#[derive(Debug, Clone, Copy)]
+pub struct DestroyWait {
+    /// How long a component's objects may take to disappear.
+    pub timeout: Duration,
+    /// Also wait until deleted Namespaces are gone, not only terminating
+    /// (kube-controller-manager starts on a namespace 5 s after its deletion).
+    pub namespaces: bool,
+}
+
+impl DestroyWait {
+    /// Everything, until gone, up to `timeout`.
+    pub fn gone(timeout: Duration) -> Self {
+        Self { timeout, namespaces: true }
+    }
+}
+
 /// Destroys `project`'s `environment`: components wave by wave in the order
 /// given (reverse dependency order), the components of a wave in parallel,
 /// after any ApplySet of this environment whose component left the spec,
@@ -29,7 +46,7 @@ pub async fn destroy(
     environment: &str,
     source: Option<&str>,
     waves: &[Vec<String>],
-    timeout: Duration,
+    wait: DestroyWait,
     on: &(dyn Fn(Event) + Sync),
 ) -> Result<ApplyReport, KubeError> {
     let all = parents(res.client()).await?;
@@ -64,7 +81,7 @@ pub async fn destroy(
                 let env_ids = &env_ids;
                 async move {
                     let label = display(parent);
-                    let outcome = match destroy_component(res, parent, env_ids, timeout, on).await {
+                    let outcome = match destroy_component(res, parent, env_ids, wait, on).await {
                         Ok(o) => o,
                         Err(e) => ComponentOutcome::Failed(e.to_string()),
                     };
@@ -92,9 +109,10 @@ async fn destroy_component(
     res: &Resolver,
     parent: &Parent,
     env_ids: &BTreeSet<String>,
-    timeout: Duration,
+    wait: DestroyWait,
     on: &(dyn Fn(Event) + Sync),
 ) -> Result<ComponentOutcome, KubeError> {
+    let timeout = wait.timeout;
     let name = display(parent);
     let scope = parent.identity.as_ref().map(Identity::scope).unwrap_or_default();
     on(Event::Applying { component: name.clone(), done: 0, total: 0 });
@@ -136,6 +154,9 @@ async fn destroy_component(
                 r?;
             }
             deleted += batch.len();
+            if i == 1 && !wait.namespaces {
+                continue;
+            }
             on(Event::WaitingHealth {
                 component: name.clone(),
                 pending: format!("{} object(s) to disappear", batch.len()),

@@ -34,7 +34,7 @@ pub mod release;
 
 pub use apply::{ApplyOptions, apply, check_ownership};
 pub use desired::{Desired, IgnoreRule};
-pub use destroy::destroy;
+pub use destroy::{DestroyWait, destroy};
 pub use drift::{DriftState, ObjectDrift, drift};
 pub use error::{Clash, KubeError, describe};
 pub use live::{Health, Resolved, Resolver, Served, api_versions, served};

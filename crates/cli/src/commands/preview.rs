@@ -79,12 +79,10 @@ pub async fn run(g: &Global, cmd: &Preview) -> Result<u8, Failure> {
             }
             Ok(0)
         }
-        Preview::Down { name, from, timeout } => {
+        Preview::Down { name, from, timeout, no_wait } => {
+            let wait = rekube_kube::DestroyWait { timeout: Duration::from_secs(*timeout), namespaces: !no_wait };
             let reporter = Reporter::new("deleting", true, text);
-            let run = ops::down(&loaded, name, from.as_deref(), Duration::from_secs(*timeout), g.break_lock, &|e| {
-                reporter.on(e)
-            })
-            .await?;
+            let run = ops::down(&loaded, name, from.as_deref(), wait, g.break_lock, &|e| reporter.on(e)).await?;
             let failed = run.destroy.report.failed();
             if !text {
                 printer::json(&json!({
@@ -94,12 +92,10 @@ pub async fn run(g: &Global, cmd: &Preview) -> Result<u8, Failure> {
             }
             Ok(if failed { 1 } else { 0 })
         }
-        Preview::Gc { from, dry_run, timeout } => {
+        Preview::Gc { from, dry_run, timeout, no_wait } => {
+            let wait = rekube_kube::DestroyWait { timeout: Duration::from_secs(*timeout), namespaces: !no_wait };
             let reporter = Reporter::new("deleting", true, text);
-            let run = ops::gc(&loaded, from.as_deref(), *dry_run, Duration::from_secs(*timeout), g.break_lock, &|e| {
-                reporter.on(e)
-            })
-            .await?;
+            let run = ops::gc(&loaded, from.as_deref(), *dry_run, wait, g.break_lock, &|e| reporter.on(e)).await?;
             if !text {
                 printer::json(&json!({
                     "dry_run": dry_run, "deleted": run.deleted, "kept": run.kept,

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use rekube_kube::{ApplyOptions, ComponentOutcome, Resolver};
+use rekube_kube::{ApplyOptions, ComponentOutcome, DestroyWait, Resolver};
 use rekube_spec::Loaded;
 
 use crate::EngineError;
@@ -91,9 +91,15 @@ pub async fn destroy(
     let order: Vec<Vec<String>> = rekube_spec::graph::waves(&loaded.spec).into_iter().rev().collect();
     let (project, source) = project_scope(loaded);
     let report = leased(&client, loaded, env, "destroy", break_lock, on, async {
-        let report = rekube_kube::destroy(&resolver, &project, env, source.as_deref(), &order, timeout, &|e| {
-            on(Event::Component(e))
-        })
+        let report = rekube_kube::destroy(
+            &resolver,
+            &project,
+            env,
+            source.as_deref(),
+            &order,
+            DestroyWait::gone(timeout),
+            &|e| on(Event::Component(e)),
+        )
         .await?;
         Ok::<_, EngineError>(report)
     })

@@ -13,11 +13,11 @@ pub mod record;
 pub mod shape;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use rekube_kube::{ApplyOptions, ComponentOutcome, Resolver};
+use rekube_kube::{ApplyOptions, ComponentOutcome, DestroyWait, Resolver};
 use rekube_render::{Object, Scope};
 use rekube_spec::Loaded;
 use serde::Serialize;
@@ -63,6 +63,15 @@ pub async fn up(
     let flags = RenderFlags { release_prefix: Some(req.name.clone()), ..flags.clone() };
     let mut ctx = Context::new(derived.loaded, &derived.env, &Select::default(), &flags).await?;
     shape::reshape(&mut ctx.rendered, &derived.namespaces, &derived.hosts);
+    for c in ctx.rendered.spec_components().filter(|c| !derived.hosts.contains_key(&c.name)) {
+        if let Some(ing) = c.objects.iter().find(|o| o.kind() == "Ingress") {
+            on(Event::Line(format!(
+                "warning: component `{}` has no `preview: {{ host }}`: its Ingress {} keeps the source's host",
+                c.name,
+                ing.name()
+            )));
+        }
+    }
     let shared = share_cluster_scoped(&mut ctx, &req.name).await?;
     let copied_secrets =
         if req.copy_secrets { copy_secrets(loaded, &req.from, &mut ctx, &derived.namespaces).await? } else { vec![] };
@@ -130,10 +139,11 @@ async fn share_cluster_scoped(ctx: &mut Context, name: &str) -> Result<Vec<Strin
             match rekube_kube::members::get_object(&ctx.resolver, obj.api_version(), obj.kind(), None, obj.name())
                 .await?
             {
-                Some((live, _)) if same_content(&obj.value, &live) => shared.push(what),
-                Some((live, _)) => {
-                    refused.push(format!("{what}: differs from the one on the cluster ({})", owner(&live)))
-                }
+                Some((live, _)) => match differs_at(&obj.value, &live) {
+                    None => shared.push(what),
+                    Some(at) => refused
+                        .push(format!("{what}: differs from the one on the cluster at `{at}` ({})", owner(&live))),
+                },
                 None => refused.push(format!("{what}: not on the cluster, and its name does not carry the preview's")),
             }
         }
@@ -162,14 +172,31 @@ fn carries(name: &str, release: &str) -> bool {
         .any(|(i, _)| !word(name[..i].chars().next_back()) && !word(name[i + release.len()..].chars().next()))
 }
 
-/// Whether every field of `desired` outside `metadata` is so on `live`.
-fn same_content(desired: &Value, live: &Value) -> bool {
+/// The first field of `desired` outside `metadata` that is not so on
+/// `live` (`rules[0].verbs`), or `None` when the cluster's copy will do.
+fn differs_at(desired: &Value, live: &Value) -> Option<String> {
     let mut d = desired.clone();
     rekube_plan::normalize::default_port_protocols(&mut d);
     if let Some(m) = d.as_object_mut() {
         m.remove("metadata");
     }
-    rekube_plan::diff::subset_matches(&d, live)
+    first_mismatch(&d, live, String::new())
+}
+
+fn first_mismatch(d: &Value, l: &Value, at: String) -> Option<String> {
+    let key = |k: &str| if at.is_empty() { k.to_string() } else { format!("{at}.{k}") };
+    match (d, l) {
+        (Value::Object(dm), Value::Object(lm)) => dm.iter().find_map(|(k, dv)| match lm.get(k) {
+            Some(lv) => first_mismatch(dv, lv, key(k)),
+            None if dv.is_null() => None,
+            None => Some(key(k)),
+        }),
+        (Value::Array(da), Value::Array(la)) if da.len() == la.len() => {
+            da.iter().zip(la).enumerate().find_map(|(i, (a, b))| first_mismatch(a, b, format!("{at}[{i}]")))
+        }
+        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => None,
+        (a, b) => (a != b).then_some(if at.is_empty() { "(the object)".into() } else { at }),
+    }
 }
 
 fn owner(live: &Value) -> String {
@@ -213,7 +240,10 @@ async fn copy_secrets(
         for s in list.items {
             let name = s.metadata.name.clone().unwrap_or_default();
             let kind = s.type_.as_deref().unwrap_or("Opaque");
-            if rendered.contains(&(new.clone(), name.clone()))
+            let made_by_rekube =
+                s.metadata.labels.as_ref().is_some_and(|l| l.contains_key(rekube_plan::applyset::PART_OF_LABEL));
+            if made_by_rekube
+                || rendered.contains(&(new.clone(), name.clone()))
                 || kind == "kubernetes.io/service-account-token"
                 || kind.starts_with("helm.sh/")
             {
@@ -349,7 +379,7 @@ pub async fn down(
     loaded: &Loaded,
     name: &str,
     from: Option<&str>,
-    timeout: Duration,
+    wait: DestroyWait,
     break_lock: bool,
     on: Observer<'_>,
 ) -> Result<DownRun, EngineError> {
@@ -365,21 +395,27 @@ pub async fn down(
             continue;
         }
         let waves = record.map(|r| r.waves).unwrap_or_default();
-        let destroy = destroy(loaded, &client, name, &waves, timeout, break_lock, on).await?;
+        let destroy = destroy(loaded, &client, name, &waves, wait, break_lock, on, None).await?;
+        let Some(destroy) = destroy else { unreachable!("only gc asks to keep a preview that is not expired") };
         return Ok(DownRun { name: name.to_string(), cluster, destroy });
     }
     Err(EngineError::NoPreview { name: name.to_string(), project, cluster: searched.join(", ") })
 }
 
+/// Destroys preview `name` under its lease, then deletes its record. With
+/// `expired_at`, only when its record (read again under the lease: an `up`
+/// may have renewed it since) has expired by then; `None` when it had not.
+#[expect(clippy::too_many_arguments, reason = "the one place that destroys a preview; each caller passes all")]
 async fn destroy(
     loaded: &Loaded,
     client: &kube::Client,
     name: &str,
     waves: &[Vec<String>],
-    timeout: Duration,
+    wait: DestroyWait,
     break_lock: bool,
     on: Observer<'_>,
-) -> Result<DestroyRun, EngineError> {
+    expired_at: Option<DateTime<Utc>>,
+) -> Result<Option<DestroyRun>, EngineError> {
     let began = Instant::now();
     let env = env_id(name);
     let resolver = Resolver::new(client.clone());
@@ -387,16 +423,23 @@ async fn destroy(
     let (project, source) = project_scope(loaded);
     let command = "preview down".to_string();
     let report = leased(client, loaded, &env, &command, break_lock, on, async {
-        let report = rekube_kube::destroy(&resolver, &project, &env, source.as_deref(), &order, timeout, &|e| {
+        if let Some(at) = expired_at
+            && Record::get(client, &project, name).await?.is_some_and(|r| !r.expired(at))
+        {
+            on(Event::Line(format!("preview `{name}` was renewed since gc listed it: kept")));
+            return Ok(None);
+        }
+        let report = rekube_kube::destroy(&resolver, &project, &env, source.as_deref(), &order, wait, &|e| {
             on(Event::Component(e))
         })
         .await?;
         if !report.failed() {
             Record::delete(client, &project, name).await?;
         }
-        Ok::<_, EngineError>(report)
+        Ok::<_, EngineError>(Some(report))
     })
     .await?;
+    let Some(report) = report else { return Ok(None) };
     let deleted = report
         .components
         .iter()
@@ -404,7 +447,7 @@ async fn destroy(
         .sum();
     let run = DestroyRun { env, report, deleted, seconds: began.elapsed().as_secs_f64() };
     on(Event::Destroyed(Box::new(run.clone())));
-    Ok(run)
+    Ok(Some(run))
 }
 
 /// How many expired previews `gc` deletes at once.
@@ -427,7 +470,7 @@ pub async fn gc(
     loaded: &Loaded,
     from: Option<&str>,
     dry_run: bool,
-    timeout: Duration,
+    wait: DestroyWait,
     break_lock: bool,
     on: Observer<'_>,
 ) -> Result<GcRun, EngineError> {
@@ -445,10 +488,10 @@ pub async fn gc(
         // Each preview has its own lease: they go side by side (each namespace takes the
         // controller-manager's 5 s deletion grace).
         let client = &client;
-        let results: Vec<(String, Result<DestroyRun, EngineError>)> = futures::stream::iter(expired)
+        let results: Vec<(String, Result<Option<DestroyRun>, EngineError>)> = futures::stream::iter(expired)
             .map(|r| async move {
                 on(Event::Line(format!("preview `{}` expired at {}: deleting it", r.name, r.expires)));
-                let result = destroy(loaded, client, &r.name, &r.waves, timeout, break_lock, on).await;
+                let result = destroy(loaded, client, &r.name, &r.waves, wait, break_lock, on, Some(now)).await;
                 (r.name, result)
             })
             .buffer_unordered(GC_CONCURRENCY)
@@ -456,8 +499,9 @@ pub async fn gc(
             .await;
         for (name, result) in results {
             match result {
-                Ok(d) if !d.report.failed() => run.deleted.push(name),
-                Ok(_) => run.failed.push((name, "some objects could not be deleted (see above)".into())),
+                Ok(None) => run.kept += 1,
+                Ok(Some(d)) if !d.report.failed() => run.deleted.push(name),
+                Ok(Some(_)) => run.failed.push((name, "some objects could not be deleted (see above)".into())),
                 Err(e) => run.failed.push((name, e.to_string())),
             }
         }
@@ -468,7 +512,22 @@ pub async fn gc(
 
 #[cfg(test)]
 mod tests {
-    use super::carries;
+    use super::{carries, differs_at};
+    use serde_json::json;
+
+    #[test]
+    fn a_shared_object_differs_at_the_first_field_the_cluster_lacks() {
+        let desired = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "r", "labels": {"app.kubernetes.io/instance": "pr-1-web"}},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]});
+        let live = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "r", "uid": "u", "labels": {"app.kubernetes.io/instance": "web"}},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]});
+        assert_eq!(differs_at(&desired, &live).as_deref(), Some("rules[0].verbs"));
+        let mut matching = live.clone();
+        matching["rules"][0]["verbs"] = json!(["get"]);
+        assert_eq!(differs_at(&desired, &matching), None, "labels and annotations aside");
+    }
 
     #[test]
     fn a_release_is_carried_only_as_a_whole_part_of_a_name() {

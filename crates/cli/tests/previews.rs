@@ -67,7 +67,7 @@ fn state(cluster: &TestCluster) -> BTreeMap<String, String> {
         ],
     );
     text.lines()
-        .filter(|l| !l.contains("kube-root-ca.crt") && !l.contains("kube-system/") && !l.contains("system:"))
+        .filter(|l| !l.contains("kube-root-ca.crt") && !l.contains(" kube-system/") && !l.contains("system:"))
         .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
         .collect()
 }
@@ -90,15 +90,21 @@ fn names(w: &Workdir) -> Vec<String> {
     list(w).iter().map(|p| p["name"].as_str().unwrap().to_string()).collect()
 }
 
-/// The entries of `state` that belong to preview `name` (its namespaces, parents, record).
+/// The entries of `state` (`Kind namespace/name`) that belong to preview
+/// `name`: its namespaces and what they hold, its parents, its record.
 fn of_preview(state: &BTreeMap<String, String>, name: &str) -> Vec<String> {
+    let ours = format!("{name}-");
+    let parent = format!("rekube.{PROJECT}.preview.{name}");
     state
         .keys()
         .filter(|k| {
-            k.contains(&format!(" {name}-"))
-                || k.contains(&format!("/{name}-"))
-                || k.contains(&format!("rekube.{PROJECT}.preview.{name}"))
-                || k.ends_with(&format!("rekube-preview.{PROJECT}.{name}"))
+            let (ns, object) = k.split_once(' ').unwrap().1.split_once('/').unwrap();
+            ns.starts_with(&ours)
+                || (k.starts_with("Namespace ") && object.starts_with(&ours))
+                || (ns == "rekube-system"
+                    && (object == parent
+                        || object.starts_with(&format!("{parent}."))
+                        || object == format!("rekube-preview.{PROJECT}.{name}")))
         })
         .cloned()
         .collect()
@@ -204,19 +210,24 @@ async fn ten_previews_run_side_by_side_and_go_exactly_when_asked() {
     assert!(err(&down).contains("destroyed `preview.pr-3`: 8 objects"), "{}", err(&down));
     let after = state(&cluster);
     assert!(of_preview(&after, "pr-3").is_empty(), "{:?}", of_preview(&after, "pr-3"));
-    assert!(!of_preview(&before, "pr-3").is_empty());
+    assert_eq!(
+        of_preview(&before, "pr-3").iter().filter(|k| k.contains("rekube-system/")).count(),
+        4,
+        "its three parents and its record were there"
+    );
     assert_eq!(without(&before, &["pr-3"]), after, "nothing else changed (UID and resourceVersion)");
 
     // gc: exactly the expired ones, by the expiry recorded on the cluster.
     expire(&cluster, "pr-1");
     expire(&cluster, "pr-7");
+    let expired = state(&cluster);
     let dry = w.rekube(&["preview", "gc", "--dry-run"]);
     ok(&dry);
     assert!(err(&dry).contains("expired previews would delete: pr-1, pr-7; 7 not expired"), "{}", err(&dry));
-    assert_eq!(state(&cluster), after, "a dry-run deletes nothing");
+    assert_eq!(state(&cluster), expired, "a dry-run deletes nothing");
     ok(&w.rekube(&["preview", "gc"]));
     let gone = state(&cluster);
-    assert_eq!(without(&after, &["pr-1", "pr-7"]), gone, "gc deleted exactly pr-1 and pr-7");
+    assert_eq!(without(&expired, &["pr-1", "pr-7"]), gone, "gc deleted exactly pr-1 and pr-7");
     assert_eq!(names(&w), ["pr-10", "pr-2", "pr-4", "pr-5", "pr-6", "pr-8", "pr-9"]);
 
     // Killed half-way: listed (the record comes first), completed by a rerun.
@@ -234,6 +245,13 @@ async fn ten_previews_run_side_by_side_and_go_exactly_when_asked() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(names(&w).contains(&"pr-k".to_string()), "a killed preview is still listed, so gc can find it");
+    // Its lease outlives it: a second writer is refused, naming the holder as rekube wrote it.
+    let e = failed(&w.rekube(&["preview", "up", "pr-k", "--from", "dev"]));
+    assert!(
+        e.contains("environment `preview.pr-k` is busy: `rekube preview up preview.pr-k` on ")
+            && e.contains(&format!("/{}", child.id())),
+        "{e}"
+    );
     // Its lease stays until it expires: drive the clock through it.
     let lease = format!("rekube.{PROJECT}.preview.pr-k");
     get(
@@ -253,6 +271,17 @@ async fn ten_previews_run_side_by_side_and_go_exactly_when_asked() {
     ok(&w.rekube(&["preview", "up", "pr-k", "--from", "dev"]));
     let pk = list(&w).into_iter().find(|p| p["name"] == "pr-k").unwrap();
     assert_eq!((pk["health"].as_str(), pk["objects"].as_u64()), (Some("healthy"), Some(8)), "{pk}");
+
+    // What rekube did not make stays, and so does the preview's record until it can go.
+    ok(&w.rekube(&["preview", "up", "pr-h", "--from", "dev"]));
+    get(&cluster, &["create", "configmap", "notes", "-n", "pr-h-web", "--from-literal=a=b"]);
+    let e = failed(&w.rekube(&["preview", "down", "pr-h"]));
+    assert!(e.contains("preview `pr-h` is not gone: 1 of its ApplySets kept what they hold"), "{e}");
+    assert!(exists(&cluster, &["cm", "notes", "-n", "pr-h-web"]), "never deleted");
+    assert!(names(&w).contains(&"pr-h".to_string()), "still listed, so gc retries it");
+    get(&cluster, &["delete", "configmap", "notes", "-n", "pr-h-web"]);
+    ok(&w.rekube(&["preview", "down", "pr-h"]));
+    assert!(!names(&w).contains(&"pr-h".to_string()));
 
     // Secrets: a preview copies the source's hand-made Secrets only when asked.
     get(&cluster, &["create", "secret", "generic", "db", "-n", "web", "--from-literal=password=hunter2"]);
@@ -378,9 +407,13 @@ async fn cluster_scoped_objects_are_shared_when_identical_and_refused_before_any
     assert!(!exists(&cluster, &["widget", "a-widgets", "-n", "a-widgets"]));
     assert!(names(&w).is_empty(), "the record is gone");
     let began = std::time::Instant::now();
-    while exists(&cluster, &["ns", "a-widgets"]) {
-        let phase = get(&cluster, &["get", "ns", "a-widgets", "-o", "jsonpath={.status.phase}"]);
-        assert!(phase.is_empty() || phase == "Terminating", "{phase}");
+    loop {
+        let o = cluster.kubectl().args(["get", "ns", "a-widgets", "-o", "jsonpath={.status.phase}"]).output().unwrap();
+        if !o.status.success() {
+            assert!(err(&o).contains("NotFound"), "{}", err(&o));
+            break;
+        }
+        assert_eq!(out(&o), "Terminating");
         assert!(began.elapsed().as_secs() < 60, "the namespace was never removed");
         std::thread::sleep(std::time::Duration::from_millis(250));
     }

@@ -286,7 +286,7 @@ pub struct Environment {
 }
 
 /// What an environment changes about one component.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct EnvComponent {
     /// Values files or inline mappings, after the component's own.

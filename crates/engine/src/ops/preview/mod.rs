@@ -164,12 +164,16 @@ async fn share_cluster_scoped(ctx: &mut Context, name: &str) -> Result<Vec<Strin
     })
 }
 
-/// Whether `name` has `release` as a whole part (`feat-1-web-editor`,
-/// `system:feat-1-web`), not inside a longer word (`data-feat-1-web`).
+/// Whether `name` starts with `release` as a whole part, or after a `:`
+/// (`feat-1-web-editor`, `system:feat-1-web`), as Helm charts name
+/// cluster-scoped objects from the release; not `team-feat-1-web` (a fixed
+/// name that happens to end so) nor `feat-1-webhook`.
 fn carries(name: &str, release: &str) -> bool {
-    let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    name.match_indices(release)
-        .any(|(i, _)| !word(name[..i].chars().next_back()) && !word(name[i + release.len()..].chars().next()))
+    name.match_indices(release).any(|(i, _)| {
+        let before = name[..i].chars().next_back();
+        let after = name[i + release.len()..].chars().next();
+        matches!(before, None | Some(':')) && !after.is_some_and(|c| c.is_ascii_alphanumeric())
+    })
 }
 
 /// The first field of `desired` outside `metadata` that is not so on
@@ -178,7 +182,12 @@ fn differs_at(desired: &Value, live: &Value) -> Option<String> {
     let mut d = desired.clone();
     rekube_plan::normalize::default_port_protocols(&mut d);
     if let Some(m) = d.as_object_mut() {
+        // The server's: a CRD's status, an aggregated ClusterRole's rules.
         m.remove("metadata");
+        m.remove("status");
+        if m.contains_key("aggregationRule") {
+            m.remove("rules");
+        }
     }
     first_mismatch(&d, live, String::new())
 }
@@ -269,7 +278,8 @@ async fn copy_secrets(
 fn preview_clusters(loaded: &Loaded, from: Option<&str>) -> Result<Vec<(String, String)>, EngineError> {
     if let Some(c) = loaded.spec.previews.as_ref().and_then(|p| p.value.cluster.as_ref()) {
         let env = loaded.spec.environments.iter().find(|(_, e)| e.cluster.value == c.value).map(|(n, _)| n.clone());
-        return Ok(vec![(c.value.clone(), env.unwrap_or_default())]);
+        let env = env.unwrap_or_else(|| format!("<an environment on cluster {}>", c.value));
+        return Ok(vec![(c.value.clone(), env)]);
     }
     if let Some(env) = from {
         let e = crate::workspace::environment(loaded, env)?;
@@ -433,13 +443,16 @@ async fn destroy(
             on(Event::Component(e))
         })
         .await?;
-        if !report.failed() {
+        // The record goes with the last of the preview's ApplySets: one kept (a
+        // namespace holding what rekube did not make) keeps it listed and collected.
+        let left = rekube_kube::environment_applysets(client, &project, &env, None).await?;
+        if !report.failed() && left.is_empty() {
             Record::delete(client, &project, name).await?;
         }
-        Ok::<_, EngineError>(Some(report))
+        Ok::<_, EngineError>(Some((report, left.len())))
     })
     .await?;
-    let Some(report) = report else { return Ok(None) };
+    let Some((report, left)) = report else { return Ok(None) };
     let deleted = report
         .components
         .iter()
@@ -447,6 +460,15 @@ async fn destroy(
         .sum();
     let run = DestroyRun { env, report, deleted, seconds: began.elapsed().as_secs_f64() };
     on(Event::Destroyed(Box::new(run.clone())));
+    if left > 0 && !run.report.failed() {
+        return Err(EngineError::Preview {
+            message: format!("preview `{name}` is not gone: {left} of its ApplySets kept what they hold (see above)"),
+            hint: format!(
+                "rekube deletes only what it made: move or delete what is left in its namespaces, then run \
+                 `rekube preview down {name}` again; `preview list` still shows it"
+            ),
+        });
+    }
     Ok(Some(run))
 }
 
@@ -527,6 +549,11 @@ mod tests {
         let mut matching = live.clone();
         matching["rules"][0]["verbs"] = json!(["get"]);
         assert_eq!(differs_at(&desired, &matching), None, "labels and annotations aside");
+        let crd = json!({"kind": "CustomResourceDefinition", "spec": {"group": "g"},
+            "status": {"acceptedNames": {"kind": "", "plural": ""}, "conditions": []}});
+        let live_crd = json!({"kind": "CustomResourceDefinition", "spec": {"group": "g"},
+            "status": {"acceptedNames": {"kind": "W", "plural": "ws"}, "conditions": [{"type": "Established"}]}});
+        assert_eq!(differs_at(&crd, &live_crd), None, "the status is the server's");
     }
 
     #[test]
@@ -535,6 +562,7 @@ mod tests {
         assert!(carries("system:feat-1-web", "feat-1-web"));
         assert!(carries("feat-1-web", "feat-1-web"));
         assert!(!carries("data-widgets-reader", "a-widgets"));
+        assert!(!carries("team-a-widgets", "a-widgets"));
         assert!(!carries("feat-1-webhook", "feat-1-web"));
     }
 }

@@ -72,15 +72,32 @@ fn refuse(message: String, hint: impl Into<String>) -> EngineError {
     EngineError::Preview { message, hint: hint.into() }
 }
 
+/// The longest preview name: `preview.<name>` is a label value (63 characters).
+pub const NAME_MAX: usize = 63 - ENV_PREFIX.len();
+
 /// Checks a preview's name: a DNS label that leaves room for the names made from it.
 pub fn check_name(name: &str) -> Result<(), EngineError> {
-    if is_dns_label(name) && !name.contains('.') {
+    if name.len() > NAME_MAX && is_dns_label(name) {
+        return Err(refuse(
+            format!("preview name `{name}` is {} characters; previews allow {NAME_MAX}", name.len()),
+            format!("its environment `{ENV_PREFIX}<name>` labels every object, and a label holds 63 characters"),
+        ));
+    }
+    if is_dns_label(name) {
         return Ok(());
     }
     Err(refuse(
         format!("preview name `{name}` is not a valid name"),
         "use lower-case letters, digits and '-' (it prefixes namespaces and Helm releases), e.g. `pr-123`",
     ))
+}
+
+/// The hint for a name made from the preview's that is too long by itself.
+fn shorter(limit: usize, fixed: usize, what: &str) -> String {
+    match limit.checked_sub(fixed + 1) {
+        Some(n) if n > 0 => format!("use a preview name of at most {} characters", n.min(NAME_MAX)),
+        _ => format!("{what} is too long to be previewed: shorten it in the spec"),
+    }
 }
 
 /// The spec of preview `req.name` of environment `req.from`.
@@ -107,6 +124,8 @@ pub fn derive(loaded: &Loaded, req: &Request) -> Result<Derived, EngineError> {
     let mut namespaces = BTreeMap::new();
     let mut hosts = BTreeMap::new();
     for (comp_name, comp) in out.spec.components.iter_mut() {
+        // A preview takes over nothing: what it finds in its way is refused, never adopted.
+        comp.adopt = false;
         if let Some(ns) = &mut comp.namespace {
             let new = format!("{}-{}", req.name, ns.value);
             if new.len() > 63 {
@@ -115,7 +134,7 @@ pub fn derive(loaded: &Loaded, req: &Request) -> Result<Derived, EngineError> {
                         "namespace `{new}` of component `{comp_name}` is {} characters; Kubernetes allows 63",
                         new.len()
                     ),
-                    format!("use a preview name of at most {} characters", 63 - 1 - ns.value.len()),
+                    shorter(63, ns.value.len(), &format!("namespace `{}`", ns.value)),
                 ));
             }
             namespaces.insert(ns.value.clone(), new.clone());
@@ -125,7 +144,7 @@ pub fn derive(loaded: &Loaded, req: &Request) -> Result<Derived, EngineError> {
         if comp.chart.is_some() && release.len() > RELEASE_MAX {
             return Err(refuse(
                 format!("Helm release `{release}` is {} characters; Helm allows {RELEASE_MAX}", release.len()),
-                format!("use a preview name of at most {} characters", RELEASE_MAX - 1 - comp_name.len()),
+                shorter(RELEASE_MAX, comp_name.len(), &format!("component name `{comp_name}`")),
             ));
         }
         if let Some(p) = &comp.preview {
@@ -146,13 +165,19 @@ pub fn derive(loaded: &Loaded, req: &Request) -> Result<Derived, EngineError> {
             let mut leaves = Vec::new();
             flatten(&comp, values, &mut leaves);
             for (key, value) in leaves {
-                env.values.insert(key, Spanned::new(value, Location::UNKNOWN, Location::UNKNOWN));
+                if key == comp {
+                    // Keys with dots right under the component: a layer of its own.
+                    let layers = &mut env.components.entry(comp.clone()).or_default().values;
+                    layers.push(Spanned::new(value, Location::UNKNOWN, Location::UNKNOWN));
+                } else {
+                    override_value(&mut env, key, value);
+                }
             }
         }
     }
     for set in &req.sets {
         let (key, value) = parse_set(&out, set)?;
-        env.values.insert(key, Spanned::new(value, Location::UNKNOWN, Location::UNKNOWN));
+        override_value(&mut env, key, value);
     }
     let id = env_id(&req.name);
     out.spec.environments = BTreeMap::from([(id.clone(), env)]);
@@ -160,11 +185,22 @@ pub fn derive(loaded: &Loaded, req: &Request) -> Result<Derived, EngineError> {
     Ok(Derived { loaded: out, env: id, namespaces, hosts, waves, cluster, ttl })
 }
 
+/// Sets `key` in the environment's inline values, after (and over) every
+/// source key below it: keys merge in sorted order, so `web.image.tag` of
+/// the source would otherwise land on top of a `--set web.image=...`.
+fn override_value(env: &mut Environment, key: String, value: Value) {
+    let below = format!("{key}.");
+    env.values.retain(|k, _| !k.starts_with(&below));
+    env.values.insert(key, Spanned::new(value, Location::UNKNOWN, Location::UNKNOWN));
+}
+
 /// `prefix.path = value` for every non-mapping value under `v`, as an
-/// environment's `values:` keys (maps merge, lists and scalars replace).
+/// environment's `values:` keys (maps merge, lists and scalars replace). A
+/// mapping with a key that holds a dot (`prometheus.io/scrape`) stays whole:
+/// a key path cannot name it.
 fn flatten(prefix: &str, v: Value, out: &mut Vec<(String, Value)>) {
     match v {
-        Value::Object(m) if !m.is_empty() => {
+        Value::Object(m) if !m.is_empty() && !m.keys().any(|k| k.contains('.')) => {
             for (k, child) in m {
                 flatten(&format!("{prefix}.{k}"), child, out);
             }
@@ -256,6 +292,16 @@ pub fn reshape(rendered: &mut Rendered, namespaces: &BTreeMap<String, String>, h
             }
         }
     }
+    // A component that renders its own Namespace now renders the preview's: the set made for it goes.
+    let own: BTreeSet<String> = rendered
+        .spec_components()
+        .flat_map(|c| &c.objects)
+        .filter(|o| rekube_plan::normalize::is_namespace(&o.value))
+        .map(|o| o.name().to_string())
+        .collect();
+    if let Some(set) = rendered.components.iter_mut().find(|c| c.name == rekube_render::NAMESPACES) {
+        set.objects.retain(|o| !own.contains(o.name()));
+    }
 }
 
 fn move_namespaces(v: &mut Value, namespaces: &BTreeMap<String, String>) {
@@ -325,13 +371,19 @@ mod tests {
     #[test]
     fn a_values_file_becomes_keys_that_override_the_source_environment() {
         let mut out = Vec::new();
-        flatten("web", json!({"image": {"tag": "abc"}, "args": ["a"], "replicas": 1}), &mut out);
+        flatten(
+            "web",
+            json!({"image": {"tag": "abc"}, "args": ["a"], "replicas": 1,
+                   "podAnnotations": {"prometheus.io/scrape": "true"}}),
+            &mut out,
+        );
         assert_eq!(
             out,
             [
                 ("web.image.tag".to_string(), json!("abc")),
                 ("web.args".to_string(), json!(["a"])),
                 ("web.replicas".to_string(), json!(1)),
+                ("web.podAnnotations".to_string(), json!({"prometheus.io/scrape": "true"})),
             ]
         );
     }
@@ -339,9 +391,16 @@ mod tests {
     #[test]
     fn names_are_checked() {
         assert!(check_name("pr-12").is_ok());
-        for bad in ["PR-12", "pr_12", "-x", "", "a.b"] {
+        for bad in ["PR-12", "pr_12", "-x", "", "a.b", &"a".repeat(56)] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
+        assert!(check_name(&"a".repeat(55)).is_ok());
+        assert_eq!(shorter(63, 3, "x"), "use a preview name of at most 55 characters");
+        assert_eq!(
+            shorter(63, 62, "namespace `n`"),
+            "namespace `n` is too long to be previewed: shorten it in the spec"
+        );
+        assert_eq!(shorter(53, 60, "c"), "c is too long to be previewed: shorten it in the spec");
         assert_eq!(env_id("pr-12"), "preview.pr-12");
     }
 }

@@ -61,6 +61,16 @@ fn main() -> ExitCode {
     // `COMPLETE=bash rekube` (zsh, fish...): the shell's completion protocol, then exit.
     clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command).complete();
     let cli = Cli::parse();
+    if let Err(e) = rekube_cluster::tool::timeout_override() {
+        printer::error(
+            &anyhow::anyhow!(e),
+            Some(
+                "write a duration such as `90s`, `10m` or `1h` (it bounds every helm, kustomize, provider and \
+                  prerequisite run), or unset it for the defaults: 5m for helm and kustomize, 30m for the others",
+            ),
+        );
+        return ExitCode::from(1);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

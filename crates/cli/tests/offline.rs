@@ -335,3 +335,38 @@ fn preview_input_is_checked_before_any_cluster_is_asked() {
     assert_eq!(out.status.code(), Some(1));
     insta::assert_snapshot!("preview_spec_errors", text(&out.stderr));
 }
+
+#[test]
+fn an_external_program_past_its_deadline_is_stopped_and_named() {
+    let dir = spec_dir(concat!(
+        "clusters:\n",
+        "  dev:\n",
+        "    provider: local\n",
+        "    prerequisites:\n",
+        "      - { name: state-bucket, check: [sleep, \"30\"], create: [\"true\"] }\n",
+        "environments:\n",
+        "  dev: { cluster: dev }\n",
+    ));
+    let run = |timeout: &str| {
+        Command::new(env!("CARGO_BIN_EXE_rekube"))
+            .args(["up", "dev"])
+            .current_dir(dir.path())
+            .env("REKUBE_TOOL_TIMEOUT", timeout)
+            .env("REKUBE_CACHE", dir.path().join(".cache"))
+            .output()
+            .unwrap()
+    };
+    let out = run("1s");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("prerequisite `state-bucket`: `sleep 30` did not finish within 1s and was stopped"), "{err}");
+    assert!(err.contains("hint: it may be waiting for input") && err.contains("REKUBE_TOOL_TIMEOUT=1h"), "{err}");
+    assert!(!dir.path().join(".rekube/clusters/dev").exists(), "no cluster was started after it");
+
+    let out = run("soon");
+    assert_eq!(out.status.code(), Some(1));
+    insta::assert_snapshot!(text(&out.stderr), @r"
+    error: REKUBE_TOOL_TIMEOUT=`soon` is not a duration (expected number at 0)
+    hint: write a duration such as `90s`, `10m` or `1h` (it bounds every helm, kustomize, provider and prerequisite run), or unset it for the defaults: 5m for helm and kustomize, 30m for the others
+    ");
+}

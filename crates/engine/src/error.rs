@@ -172,6 +172,13 @@ impl EngineError {
             E::Provider(ProviderError::Local(LocalError::BinariesMissing { .. })) => {
                 Some(rekube_cluster::local::BINARIES_HINT.to_string())
             }
+            E::Provider(ProviderError::Tool(ToolError::TimedOut { .. }))
+            | E::Prerequisite(PrereqError::Tool { cause: ToolError::TimedOut { .. }, .. })
+            | E::Render(RenderError::TimedOut { .. }) => Some(format!(
+                "it may be waiting for input or for a network that does not answer; to allow it longer, set \
+                 {}=1h (defaults: 5m for helm and kustomize, 30m for providers and prerequisites)",
+                rekube_cluster::tool::TIMEOUT_VAR
+            )),
             E::Provider(ProviderError::Tool(ToolError::Spawn { program, .. })) => {
                 Some(format!("is `{program}` installed, executable and on PATH? (docs/providers.md)"))
             }

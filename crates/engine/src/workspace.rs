@@ -166,6 +166,7 @@ pub fn render_options(
         helm: None,
         kubectl: None,
         release_prefix: flags.release_prefix.clone(),
+        tool_timeout: rekube_cluster::tool::timeout_override().ok().flatten().unwrap_or(rekube_render::TOOL_TIMEOUT),
     }
 }
 

@@ -22,6 +22,8 @@ pub struct Helm {
     home: PathBuf,
     /// `helm version --short`, part of every render-cache key.
     pub version: String,
+    /// How long one helm command may run before it is stopped.
+    timeout: std::time::Duration,
 }
 
 /// `sha256:<hex>` of some bytes.
@@ -74,13 +76,19 @@ impl Helm {
     /// reads its version.
     pub async fn discover(cache: &Path, explicit: Option<&Path>) -> Result<Self, RenderError> {
         let bin = find_tool(cache, explicit, "REKUBE_HELM", "helm");
-        let mut helm = Self { bin, home: cache.join("helm"), version: String::new() };
+        let mut helm = Self { bin, home: cache.join("helm"), version: String::new(), timeout: crate::TOOL_TIMEOUT };
         let out = helm.command().args(["version", "--short"]).output().await.map_err(|e| RenderError::ToolMissing {
             tool: "helm".into(),
             detail: format!("{}: {e}", helm.bin.display()),
         })?;
         helm.version = String::from_utf8_lossy(&out.stdout).trim().to_string();
         Ok(helm)
+    }
+
+    /// Stops each helm command after `timeout` (default [`crate::TOOL_TIMEOUT`]).
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     fn command(&self) -> Command {
@@ -94,8 +102,9 @@ impl Helm {
     }
 
     async fn run(&self, mut cmd: Command, what: &str) -> Result<String, RenderError> {
-        let out =
-            cmd.output().await.map_err(|e| RenderError::ToolMissing { tool: "helm".into(), detail: e.to_string() })?;
+        let out = crate::within(self.timeout, what, cmd.output())
+            .await?
+            .map_err(|e| RenderError::ToolMissing { tool: "helm".into(), detail: e.to_string() })?;
         if !out.status.success() {
             return Err(RenderError::Helm {
                 what: what.to_string(),

@@ -55,6 +55,14 @@ pub enum RenderError {
         /// The digest downloaded.
         got: String,
     },
+    /// helm or kubectl ran past its deadline and was stopped.
+    #[error("`{what}` did not finish within {} and was stopped", humantime::format_duration(*timeout))]
+    TimedOut {
+        /// The command.
+        what: String,
+        /// Its deadline.
+        timeout: std::time::Duration,
+    },
     /// A file could not be read or written.
     #[error("{}: {cause}", path.display())]
     Io {
@@ -95,6 +103,21 @@ pub struct RenderOptions {
     /// Helm releases are named `<prefix>-<component>` instead of the
     /// component's name (a preview's own releases).
     pub release_prefix: Option<String>,
+    /// How long one helm or kustomize run may take before it is stopped.
+    pub tool_timeout: std::time::Duration,
+}
+
+/// How long one helm or kustomize run may take by default.
+pub const TOOL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// `fut` (a program's run), or [`RenderError::TimedOut`] after `timeout`; the
+/// program is killed when its future is dropped (`kill_on_drop`).
+pub(crate) async fn within<T>(
+    timeout: std::time::Duration,
+    what: &str,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, RenderError> {
+    tokio::time::timeout(timeout, fut).await.map_err(|_| RenderError::TimedOut { what: what.to_string(), timeout })
 }
 
 /// The name of the environment's namespace set in `Rendered::components`:
@@ -156,7 +179,11 @@ pub async fn render(
         .filter(|c| opts.only.as_ref().is_none_or(|o| o.contains(c)))
         .collect();
     let needs_helm = order.iter().any(|c| loaded.spec.components[c].chart.is_some());
-    let helm = if needs_helm { Some(Helm::discover(&opts.cache_dir, opts.helm.as_deref()).await?) } else { None };
+    let helm = if needs_helm {
+        Some(Helm::discover(&opts.cache_dir, opts.helm.as_deref()).await?.with_timeout(opts.tool_timeout))
+    } else {
+        None
+    };
     let ctx = source::Ctx { loaded, env, lock, opts, helm: helm.as_ref() };
 
     let mut raw: BTreeMap<String, source::Raw> = BTreeMap::new();

@@ -89,10 +89,11 @@ async fn kustomize(ctx: &Ctx<'_>, dir: &Path, shown_dir: &Path) -> Result<Raw, R
         return Ok(Raw { streams: vec![(text, Src::Kustomize(shown_dir.to_path_buf()))], cached: true });
     }
     let bin = find_tool(&ctx.opts.cache_dir, ctx.opts.kubectl.as_deref(), "REKUBE_KUBECTL", "kubectl");
-    let out =
-        Command::new(&bin).arg("kustomize").arg(dir).kill_on_drop(true).output().await.map_err(|e| {
-            RenderError::ToolMissing { tool: "kubectl".into(), detail: format!("{}: {e}", bin.display()) }
-        })?;
+    let what = format!("kubectl kustomize {}", shown_dir.display());
+    let run = Command::new(&bin).arg("kustomize").arg(dir).kill_on_drop(true).output();
+    let out = crate::within(ctx.opts.tool_timeout, &what, run)
+        .await?
+        .map_err(|e| RenderError::ToolMissing { tool: "kubectl".into(), detail: format!("{}: {e}", bin.display()) })?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
         return Err(RenderError::Invalid(Diagnostics(vec![

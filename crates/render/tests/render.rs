@@ -88,6 +88,7 @@ fn options(cache: &Path) -> RenderOptions {
         helm: Some(tools::helm()),
         kubectl: Some(tools::kubectl()),
         release_prefix: None,
+        tool_timeout: rekube_render::TOOL_TIMEOUT,
     }
 }
 

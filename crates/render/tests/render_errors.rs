@@ -216,6 +216,7 @@ fn options(cache: &Path) -> RenderOptions {
         helm: Some(tools::helm()),
         kubectl: Some(tools::kubectl()),
         release_prefix: None,
+        tool_timeout: rekube_render::TOOL_TIMEOUT,
     }
 }
 
@@ -282,4 +283,30 @@ async fn custom_resource_without_crd_is_a_warning_offline() {
     // Its scope is unknown offline, so no namespace is forced on it.
     let issuer = r.objects().find(|(_, o)| o.kind() == "ClusterIssuer").unwrap().1;
     assert_eq!(issuer.namespace(), None);
+}
+
+#[tokio::test]
+async fn a_helm_that_hangs_is_stopped_at_its_deadline_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rekube.yaml"), SPEC_CHART).unwrap();
+    std::fs::create_dir_all(dir.path().join("chart/templates")).unwrap();
+    std::fs::write(dir.path().join("chart/Chart.yaml"), "apiVersion: v2\nname: c\nversion: 0.1.0\n").unwrap();
+    std::fs::write(dir.path().join("values.yaml"), "{}\n").unwrap();
+    // Answers `version`, then hangs on `template` (a chart repository that never answers, say).
+    let helm = dir.path().join("helm");
+    std::fs::write(&helm, "#!/bin/sh\n[ \"$1\" = version ] && { echo v3.99.0; exit 0; }\nexec sleep 30\n").unwrap();
+    std::fs::set_permissions(&helm, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let loaded = rekube_spec::load(&dir.path().join("rekube.yaml")).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let opts = RenderOptions {
+        helm: Some(helm),
+        tool_timeout: std::time::Duration::from_millis(500),
+        ..options(cache.path())
+    };
+    let err = rekube_render::render(&loaded, "dev", None, &opts).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "component `web`: `helm template web` did not finish within 500ms and was stopped",
+        "{err:?}"
+    );
 }

@@ -9,13 +9,17 @@ use rekube_spec::{Diagnostic, Loaded, Pos, yaml_diagnostic, yaml_options};
 use serde_json::{Map, Value};
 use serde_saphyr::Spanned;
 
-/// Deep-merges `over` onto `base`.
+/// Deep-merges `over` onto `base`, as `helm -f a.yaml -f b.yaml` does: maps
+/// merge, anything else replaces, and a `null` stays `null`, so that helm
+/// deletes the key from the chart's defaults too. (Removing it here instead
+/// would let the chart's default come back whenever an earlier layer had set
+/// the key, and made merging a layer twice differ from merging it once.)
 pub fn merge(base: &mut Value, over: Value) {
     match (base, over) {
         (Value::Object(b), Value::Object(o)) => {
             for (k, v) in o {
                 if v.is_null() {
-                    b.remove(&k);
+                    b.insert(k, Value::Null);
                 } else if let Some(existing) = b.get_mut(&k) {
                     merge(existing, v);
                 } else {
@@ -92,9 +96,21 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn maps_merge_lists_replace_null_deletes() {
+    fn maps_merge_lists_replace_null_stays_for_helm() {
         let mut base = json!({"image": {"repo": "nginx", "tag": "1"}, "args": ["a", "b"], "debug": true});
         merge(&mut base, json!({"image": {"tag": "2"}, "args": ["c"], "debug": null}));
-        assert_eq!(base, json!({"image": {"repo": "nginx", "tag": "2"}, "args": ["c"]}));
+        assert_eq!(base, json!({"image": {"repo": "nginx", "tag": "2"}, "args": ["c"], "debug": null}));
+    }
+
+    #[test]
+    fn merging_a_layer_twice_is_merging_it_once() {
+        // Found by fuzz/fuzz_targets/values_merge.rs: a null inside a new subtree
+        // stayed on the first merge and was removed on the second.
+        let over = json!({"=te": {"x": 1, "0B": null}, "ay:he:": {"x": 2}, "z": null});
+        let mut base = json!({"base": {"x": 1, "y": [1, 2]}, "other": {"x": 1, "y": [1, 2]}});
+        merge(&mut base, over.clone());
+        let once = base.clone();
+        merge(&mut base, over);
+        assert_eq!(base, once);
     }
 }

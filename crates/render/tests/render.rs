@@ -221,3 +221,30 @@ async fn a_chart_replaced_upstream_is_refused_and_a_changed_spec_makes_the_lock_
     );
     assert_eq!(stale[0].pos.map(|p| p.line), Some(5));
 }
+
+#[tokio::test]
+async fn a_null_in_a_later_layer_deletes_the_charts_default_even_when_an_earlier_layer_set_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "chart/Chart.yaml", "apiVersion: v2\nname: limits\nversion: 0.1.0\n");
+    write(d, "chart/values.yaml", "resources:\n  limits: {cpu: 1}\n  requests: {cpu: 100m}\n");
+    write(
+        d,
+        "chart/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: r}\ndata:\n  resources: {{ toJson .Values.resources | quote }}\n",
+    );
+    write(
+        d,
+        "rekube.yaml",
+        concat!(
+            "clusters: {dev: {provider: local}}\n",
+            "components:\n  web:\n    chart: {path: ./chart}\n    namespace: web\n",
+            "    values: [{resources: {limits: {cpu: 2}}}, {resources: {limits: null}}]\n",
+            "environments: {dev: {cluster: dev}}\n",
+        ),
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let r = rekube_render::render(&load(d), "dev", None, &options(cache.path())).await.unwrap();
+    // As `helm template -f a.yaml -f b.yaml` renders it: no limits at all, not the chart's cpu: 1.
+    assert_eq!(find(&r, "ConfigMap", "r")["data"]["resources"], r#"{"requests":{"cpu":"100m"}}"#);
+}

@@ -365,8 +365,5 @@ fn an_external_program_past_its_deadline_is_stopped_and_named() {
 
     let out = run("soon");
     assert_eq!(out.status.code(), Some(1));
-    insta::assert_snapshot!(text(&out.stderr), @r"
-    error: REKUBE_TOOL_TIMEOUT=`soon` is not a duration (expected number at 0)
-    hint: write a duration such as `90s`, `10m` or `1h` (it bounds every helm, kustomize, provider and prerequisite run), or unset it for the defaults: 5m for helm and kustomize, 30m for the others
-    ");
+    insta::assert_snapshot!("bad_tool_timeout", text(&out.stderr));
 }

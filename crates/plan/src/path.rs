@@ -156,12 +156,37 @@ fn has_secrets(kind: &str) -> bool {
     kind == "Secret"
 }
 
+/// A Secret's annotations that never hold its values, shown as they are;
+/// every other annotation of a Secret is masked, since tools copy the whole
+/// object into one (kubectl's last-applied-configuration, and any other).
+const PLAIN_SECRET_ANNOTATIONS: &[&str] = &[
+    "kubernetes.io/service-account.name",
+    "kubernetes.io/service-account.uid",
+    "meta.helm.sh/",
+    "helm.sh/",
+    "rekube.dev/",
+];
+
 /// Whether the field at the rendered `path` of an object of `kind` may hold
-/// a secret value: a Secret's `data` and `stringData`, and annotations that
-/// can embed them, like kubectl's last-applied-configuration.
+/// a secret value: a Secret's `data` and `stringData`, and its annotations
+/// (but the few known to hold none), which can embed them.
 pub fn is_sensitive(kind: &str, path: &str) -> bool {
-    has_secrets(kind)
-        && (path.starts_with("data") || path.starts_with("stringData") || path.contains("last-applied-configuration"))
+    if !has_secrets(kind) {
+        return false;
+    }
+    if path.starts_with("data") || path.starts_with("stringData") {
+        return true;
+    }
+    // `metadata.annotations.team` or `metadata.annotations["a.b/c"]` (see `push`).
+    let key = match (path.strip_prefix("metadata.annotations."), path.strip_prefix("metadata.annotations[")) {
+        (Some(plain), _) => plain.to_string(),
+        (None, Some(quoted)) => {
+            let quoted = quoted.rsplit_once(']').map_or(quoted, |(k, _)| k);
+            serde_json::from_str(quoted).unwrap_or_default()
+        }
+        (None, None) => return false,
+    };
+    !PLAIN_SECRET_ANNOTATIONS.iter().any(|p| if p.ends_with('/') { key.starts_with(p) } else { key == *p })
 }
 
 /// The value at the rendered `path` of an object of `kind`, as it may be
@@ -247,16 +272,24 @@ mod tests {
         assert!(is_sensitive("Secret", "data.password"));
         assert!(is_sensitive("Secret", r#"metadata.annotations["kubectl.kubernetes.io/last-applied-configuration"]"#));
         assert!(!is_sensitive("Secret", "metadata.labels.app"));
+        assert!(is_sensitive("Secret", "metadata.annotations.team"));
+        assert!(!is_sensitive("Secret", r#"metadata.annotations["meta.helm.sh/release-name"]"#));
         assert!(!is_sensitive("ConfigMap", "data.password"));
         assert_eq!(shown("Secret", "stringData.a", Some(&json!("hunter2"))), Some(json!(MASK)));
         assert_eq!(shown("Secret", "data.a", None), None, "absent stays absent");
         let annotations = json!({
             "kubectl.kubernetes.io/last-applied-configuration": "{\"data\":{\"a\":\"aHVudGVyMg==\"}}",
-            "team": "db",
+            "backup.example.com/copy": "{\"data\":{\"a\":\"aHVudGVyMg==\"}}",
+            "meta.helm.sh/release-name": "db",
         });
         assert_eq!(
             shown("Secret", "metadata.annotations", Some(&annotations)),
-            Some(json!({"kubectl.kubernetes.io/last-applied-configuration": MASK, "team": "db"}))
+            Some(json!({
+                "kubectl.kubernetes.io/last-applied-configuration": MASK,
+                "backup.example.com/copy": MASK,
+                "meta.helm.sh/release-name": "db",
+            })),
+            "any annotation may copy the Secret (found by fuzzing); the known plain ones stay readable"
         );
         assert_eq!(shown("ConfigMap", "metadata.annotations", Some(&annotations)), Some(annotations));
     }

@@ -1,7 +1,7 @@
 //! Property: no Secret value ever appears in a plan's text or JSON, or in a
 //! drift report, whatever the Secret holds and however it changed (data,
-//! stringData, kubectl's last-applied-configuration, a whole map added or
-//! removed), in plain text or base64.
+//! stringData, kubectl's last-applied-configuration or any annotation that
+//! copies the Secret, a whole map added or removed), in plain text or base64.
 
 use base64::Engine;
 use proptest::prelude::*;
@@ -27,6 +27,8 @@ struct Fields {
     data: Vec<(String, String)>,
     string_data: Vec<(String, String)>,
     last_applied: bool,
+    /// Another annotation that copies the Secret (any tool may).
+    copy: Option<String>,
     label: String,
 }
 
@@ -35,9 +37,16 @@ fn fields() -> impl Strategy<Value = Fields> {
         proptest::collection::vec((key(), secret()), 0..4),
         proptest::collection::vec((key(), secret()), 0..3),
         any::<bool>(),
+        proptest::option::of("[a-z]{1,8}(\\.[a-z]{1,8})?/[a-z-]{1,12}|[a-z]{1,10}"),
         "[a-z]{1,8}",
     )
-        .prop_map(|(data, string_data, last_applied, label)| Fields { data, string_data, last_applied, label })
+        .prop_map(|(data, string_data, last_applied, copy, label)| Fields {
+            data,
+            string_data,
+            last_applied,
+            copy,
+            label,
+        })
 }
 
 fn b64(s: &str) -> String {
@@ -59,9 +68,16 @@ fn object(f: &Fields) -> Value {
     if !string_data.is_empty() {
         obj["stringData"] = Value::Object(string_data);
     }
+    let copy = serde_json::to_string(&obj).unwrap();
+    let mut annotations = Map::new();
     if f.last_applied {
-        let applied = serde_json::to_string(&obj).unwrap();
-        obj["metadata"]["annotations"] = json!({"kubectl.kubernetes.io/last-applied-configuration": applied});
+        annotations.insert("kubectl.kubernetes.io/last-applied-configuration".into(), json!(copy));
+    }
+    if let Some(key) = &f.copy {
+        annotations.insert(key.clone(), json!(copy));
+    }
+    if !annotations.is_empty() {
+        obj["metadata"]["annotations"] = Value::Object(annotations);
     }
     obj
 }

@@ -231,7 +231,10 @@ async fn a_null_in_a_later_layer_deletes_the_charts_default_even_when_an_earlier
     write(
         d,
         "chart/templates/cm.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: r}\ndata:\n  resources: {{ toJson .Values.resources | quote }}\n",
+        concat!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: r}\n",
+            "data:\n  resources: {{ toJson .Values.resources | quote }}\n",
+        ),
     );
     write(
         d,

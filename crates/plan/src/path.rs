@@ -168,25 +168,36 @@ const PLAIN_SECRET_ANNOTATIONS: &[&str] = &[
 ];
 
 /// Whether the field at the rendered `path` of an object of `kind` may hold
-/// a secret value: a Secret's `data` and `stringData`, and its annotations
-/// (but the few known to hold none), which can embed them.
+/// a secret value. For a Secret that is everything but what is known to
+/// hold none: `apiVersion`, `kind`, `type`, `immutable`, and `metadata`
+/// without its annotations (but the few known plain ones). `data`,
+/// `stringData`, any annotation (tools copy the whole Secret into one, as
+/// kubectl's last-applied-configuration does) and any field rekube does not
+/// know are sensitive.
 pub fn is_sensitive(kind: &str, path: &str) -> bool {
-    if !has_secrets(kind) {
+    if !has_secrets(kind) || path.is_empty() {
         return false;
     }
-    if path.starts_with("data") || path.starts_with("stringData") {
-        return true;
+    let top = path.split(['.', '[']).next().unwrap_or_default();
+    match top {
+        "apiVersion" | "kind" | "type" | "immutable" => false,
+        "metadata" => annotation_key(path).is_some_and(|key| {
+            !PLAIN_SECRET_ANNOTATIONS.iter().any(|p| if p.ends_with('/') { key.starts_with(p) } else { key == *p })
+        }),
+        // `data`, `stringData`, and keys nobody knows (or that need quoting: `top` is empty).
+        _ => true,
     }
-    // `metadata.annotations.team` or `metadata.annotations["a.b/c"]` (see `push`).
-    let key = match (path.strip_prefix("metadata.annotations."), path.strip_prefix("metadata.annotations[")) {
-        (Some(plain), _) => plain.to_string(),
-        (None, Some(quoted)) => {
-            let quoted = quoted.rsplit_once(']').map_or(quoted, |(k, _)| k);
-            serde_json::from_str(quoted).unwrap_or_default()
-        }
-        (None, None) => return false,
-    };
-    !PLAIN_SECRET_ANNOTATIONS.iter().any(|p| if p.ends_with('/') { key.starts_with(p) } else { key == *p })
+}
+
+/// The annotation a rendered path is in (`metadata.annotations.team`,
+/// `metadata.annotations["a.b/c"]`), if it is in one.
+fn annotation_key(path: &str) -> Option<String> {
+    if let Some(plain) = path.strip_prefix("metadata.annotations.") {
+        return Some(plain.split(['.', '[']).next().unwrap_or_default().to_string());
+    }
+    let quoted = path.strip_prefix("metadata.annotations[")?;
+    let quoted = quoted.rsplit_once(']').map_or(quoted, |(k, _)| k);
+    Some(serde_json::from_str(quoted).unwrap_or_default())
 }
 
 /// The value at the rendered `path` of an object of `kind`, as it may be
@@ -273,6 +284,9 @@ mod tests {
         assert!(is_sensitive("Secret", r#"metadata.annotations["kubectl.kubernetes.io/last-applied-configuration"]"#));
         assert!(!is_sensitive("Secret", "metadata.labels.app"));
         assert!(is_sensitive("Secret", "metadata.annotations.team"));
+        assert!(is_sensitive("Secret", "mtaedata"), "a field rekube does not know (found by fuzzing)");
+        assert!(is_sensitive("Secret", r#"["odd.key"]"#));
+        assert!(!is_sensitive("Secret", "type") && !is_sensitive("Secret", "metadata.name"));
         assert!(!is_sensitive("Secret", r#"metadata.annotations["meta.helm.sh/release-name"]"#));
         assert!(!is_sensitive("ConfigMap", "data.password"));
         assert_eq!(shown("Secret", "stringData.a", Some(&json!("hunter2"))), Some(json!(MASK)));

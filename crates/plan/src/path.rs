@@ -167,6 +167,24 @@ const PLAIN_SECRET_ANNOTATIONS: &[&str] = &[
     "rekube.dev/",
 ];
 
+/// A Secret's metadata fields that hold no secret (annotations apart).
+const PLAIN_METADATA: &[&str] = &[
+    "name",
+    "generateName",
+    "namespace",
+    "labels",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "finalizers",
+    "ownerReferences",
+    "managedFields",
+    "selfLink",
+];
+
 /// Whether the field at the rendered `path` of an object of `kind` may hold
 /// a secret value. For a Secret that is everything but what is known to
 /// hold none: `apiVersion`, `kind`, `type`, `immutable`, and `metadata`
@@ -181,9 +199,16 @@ pub fn is_sensitive(kind: &str, path: &str) -> bool {
     let top = path.split(['.', '[']).next().unwrap_or_default();
     match top {
         "apiVersion" | "kind" | "type" | "immutable" => false,
-        "metadata" => annotation_key(path).is_some_and(|key| {
-            !PLAIN_SECRET_ANNOTATIONS.iter().any(|p| if p.ends_with('/') { key.starts_with(p) } else { key == *p })
-        }),
+        "metadata" if path == "metadata" || path == "metadata.annotations" => false,
+        "metadata" => match annotation_key(path) {
+            Some(key) => {
+                !PLAIN_SECRET_ANNOTATIONS.iter().any(|p| if p.ends_with('/') { key.starts_with(p) } else { key == *p })
+            }
+            None => {
+                let field = path["metadata.".len().min(path.len())..].split(['.', '[']).next().unwrap_or_default();
+                !PLAIN_METADATA.contains(&field)
+            }
+        },
         // `data`, `stringData`, and keys nobody knows (or that need quoting: `top` is empty).
         _ => true,
     }
@@ -285,6 +310,10 @@ mod tests {
         assert!(!is_sensitive("Secret", "metadata.labels.app"));
         assert!(is_sensitive("Secret", "metadata.annotations.team"));
         assert!(is_sensitive("Secret", "mtaedata"), "a field rekube does not know (found by fuzzing)");
+        assert!(is_sensitive("Secret", "metadata.ttnoaanions"), "nor in metadata (found by fuzzing)");
+        assert!(
+            !is_sensitive("Secret", "metadata.labels.app") && !is_sensitive("Secret", "metadata.ownerReferences[0]")
+        );
         assert!(is_sensitive("Secret", r#"["odd.key"]"#));
         assert!(!is_sensitive("Secret", "type") && !is_sensitive("Secret", "metadata.name"));
         assert!(!is_sensitive("Secret", r#"metadata.annotations["meta.helm.sh/release-name"]"#));

@@ -19,3 +19,15 @@ run() {
   "$@" > "$log" 2>&1 || { echo "benchmark step failed: $*" >&2; tail -20 "$log" >&2; exit 1; }
 }
 ratio() { awk "BEGIN {printf \"%.2f\", $1/$2}"; }
+
+# example_platform: moves into a fresh copy of examples/platform (in $work),
+# on K8S's build when K8S is set; its cluster is taken down and the copy
+# removed when the script exits.
+example_platform() {
+  work="$(mktemp -d)"
+  cp -r examples/platform/. "$work/"
+  rm -rf "$work/.rekube"
+  if [ -n "$K8S" ]; then sed -i "s/kubernetes: \"1.34\"/kubernetes: \"$K8S\"/" "$work/rekube.yaml"; fi
+  trap '(cd "$work" && "$REKUBE" down dev >/dev/null 2>&1 || true); rm -rf "$work"' EXIT
+  cd "$work"
+}

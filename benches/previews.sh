@@ -11,13 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/common.sh
-work="$(mktemp -d)"
-cp -r examples/platform/. "$work/"
-rm -rf "$work/.rekube"
-if [ -n "$K8S" ]; then sed -i "s/kubernetes: \"1.34\"/kubernetes: \"$K8S\"/" "$work/rekube.yaml"; fi
-cleanup() { (cd "$work" && "$REKUBE" down dev >/dev/null 2>&1 || true); rm -rf "$work"; }
-trap cleanup EXIT
-cd "$work"
+example_platform
 
 t=$(now); run up.log "$REKUBE" up dev; up=$(ms $t)
 ups=()

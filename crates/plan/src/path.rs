@@ -156,15 +156,21 @@ fn has_secrets(kind: &str) -> bool {
     kind == "Secret"
 }
 
-/// A Secret's annotations that never hold its values, shown as they are;
-/// every other annotation of a Secret is masked, since tools copy the whole
-/// object into one (kubectl's last-applied-configuration, and any other).
+/// A Secret's annotations that never hold its values, shown as they are
+/// (exact keys: a prefix would let any `meta.helm.sh/...` copy through, as
+/// fuzzing showed); every other annotation of a Secret is masked, since
+/// tools copy the whole object into one (kubectl's last-applied-configuration).
 const PLAIN_SECRET_ANNOTATIONS: &[&str] = &[
     "kubernetes.io/service-account.name",
     "kubernetes.io/service-account.uid",
-    "meta.helm.sh/",
-    "helm.sh/",
-    "rekube.dev/",
+    "meta.helm.sh/release-name",
+    "meta.helm.sh/release-namespace",
+    "helm.sh/resource-policy",
+    "helm.sh/hook",
+    "helm.sh/hook-weight",
+    "helm.sh/hook-delete-policy",
+    "rekube.dev/hash",
+    "rekube.dev/replace",
 ];
 
 /// A Secret's metadata fields that hold no secret (annotations apart).
@@ -201,9 +207,7 @@ pub fn is_sensitive(kind: &str, path: &str) -> bool {
         "apiVersion" | "kind" | "type" | "immutable" => false,
         "metadata" if path == "metadata" || path == "metadata.annotations" => false,
         "metadata" => match annotation_key(path) {
-            Some(key) => {
-                !PLAIN_SECRET_ANNOTATIONS.iter().any(|p| if p.ends_with('/') { key.starts_with(p) } else { key == *p })
-            }
+            Some(key) => !PLAIN_SECRET_ANNOTATIONS.contains(&key.as_str()),
             None => {
                 let field = path["metadata.".len().min(path.len())..].split(['.', '[']).next().unwrap_or_default();
                 !PLAIN_METADATA.contains(&field)
@@ -317,6 +321,10 @@ mod tests {
         assert!(is_sensitive("Secret", r#"["odd.key"]"#));
         assert!(!is_sensitive("Secret", "type") && !is_sensitive("Secret", "metadata.name"));
         assert!(!is_sensitive("Secret", r#"metadata.annotations["meta.helm.sh/release-name"]"#));
+        assert!(
+            is_sensitive("Secret", r#"metadata.annotations["meta.helm.sh/netes.io/lart-applied-configuration"]"#),
+            "only the exact plain keys (found by fuzzing)"
+        );
         assert!(!is_sensitive("ConfigMap", "data.password"));
         assert_eq!(shown("Secret", "stringData.a", Some(&json!("hunter2"))), Some(json!(MASK)));
         assert_eq!(shown("Secret", "data.a", None), None, "absent stays absent");

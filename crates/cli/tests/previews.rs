@@ -225,10 +225,12 @@ async fn ten_previews_run_side_by_side_and_go_exactly_when_asked() {
     ok(&dry);
     assert!(err(&dry).contains("expired previews would delete: pr-1, pr-7; 7 not expired"), "{}", err(&dry));
     assert_eq!(state(&cluster), expired, "a dry-run deletes nothing");
-    ok(&w.rekube(&["preview", "gc"]));
+    let gc = w.rekube(&["preview", "gc"]);
+    ok(&gc);
+    assert!(err(&gc).contains("pr-7/web: done") && err(&gc).contains("pr-1/app: done"), "{}", err(&gc));
     let gone = state(&cluster);
     assert_eq!(without(&expired, &["pr-1", "pr-7"]), gone, "gc deleted exactly pr-1 and pr-7");
-    assert_eq!(names(&w), ["pr-10", "pr-2", "pr-4", "pr-5", "pr-6", "pr-8", "pr-9"]);
+    assert_eq!(names(&w), ["pr-2", "pr-4", "pr-5", "pr-6", "pr-8", "pr-9", "pr-10"]);
 
     // Killed half-way: listed (the record comes first), completed by a rerun.
     let mut child = w

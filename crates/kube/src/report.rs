@@ -48,6 +48,20 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The component it is about.
+    pub fn component_mut(&mut self) -> &mut String {
+        match self {
+            Self::Waiting { component }
+            | Self::Applying { component, .. }
+            | Self::WaitingHealth { component, .. }
+            | Self::Kept { component, .. }
+            | Self::Note { component, .. }
+            | Self::Done { component, .. } => component,
+        }
+    }
+}
+
 /// How one component ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ComponentOutcome {

@@ -513,7 +513,16 @@ pub async fn gc(
         let results: Vec<(String, Result<Option<DestroyRun>, EngineError>)> = futures::stream::iter(expired)
             .map(|r| async move {
                 on(Event::Line(format!("preview `{}` expired at {}: deleting it", r.name, r.expires)));
-                let result = destroy(loaded, client, &r.name, &r.waves, wait, break_lock, on, Some(now)).await;
+                // Side by side, each progress line names its preview: `pr-1/web: deleting`.
+                let named = |e: Event| match e {
+                    Event::Component(mut c) => {
+                        let component = c.component_mut();
+                        *component = format!("{}/{component}", r.name);
+                        on(Event::Component(c));
+                    }
+                    e => on(e),
+                };
+                let result = destroy(loaded, client, &r.name, &r.waves, wait, break_lock, &named, Some(now)).await;
                 (r.name, result)
             })
             .buffer_unordered(GC_CONCURRENCY)

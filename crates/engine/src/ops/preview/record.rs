@@ -42,6 +42,21 @@ pub struct Record {
     pub applied_from: String,
 }
 
+/// A sort key that orders `pr-2` before `pr-10`: runs of digits compare as numbers.
+fn natural(name: &str) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut rest = name;
+    while !rest.is_empty() {
+        let text_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let (text, after) = rest.split_at(text_len);
+        let digits_len = after.find(|c: char| !c.is_ascii_digit()).unwrap_or(after.len());
+        let (digits, after) = after.split_at(digits_len);
+        out.push((text.to_string(), digits.parse().unwrap_or(u64::MAX)));
+        rest = after;
+    }
+    out
+}
+
 /// The ConfigMap's name.
 pub fn record_name(project: &str, name: &str) -> String {
     format!("rekube-preview.{project}.{name}")
@@ -105,7 +120,7 @@ impl Record {
         let lp = ListParams::default().labels(&format!("{PROJECT_LABEL}={project},{PREVIEW_LABEL}"));
         let list = api(client).list(&lp).await.map_err(KubeError::api("list preview records"))?;
         let mut out: Vec<Record> = list.items.iter().filter_map(Record::parse).collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out.sort_by_cached_key(|r| natural(&r.name));
         Ok(out)
     }
 
@@ -139,5 +154,15 @@ impl Record {
     /// Whether it has expired at `now`.
     pub fn expired(&self, now: DateTime<Utc>) -> bool {
         self.expires <= now
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn previews_sort_as_people_count() {
+        let mut names = vec!["pr-10", "pr-2", "feat-b", "pr-1", "feat-a", "pr-9"];
+        names.sort_by_cached_key(|n| super::natural(n));
+        assert_eq!(names, ["feat-a", "feat-b", "pr-1", "pr-2", "pr-9", "pr-10"]);
     }
 }

@@ -125,4 +125,12 @@ impl ApplyReport {
             .map(|(_, o)| if let ComponentOutcome::Done { written, .. } = o { *written } else { 0 })
             .sum()
     }
+
+    /// Total objects deleted.
+    pub fn deleted(&self) -> usize {
+        self.components
+            .iter()
+            .map(|(_, o)| if let ComponentOutcome::Done { deleted, .. } = o { *deleted } else { 0 })
+            .sum()
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use rekube_kube::{ApplyOptions, ComponentOutcome, DestroyWait, Resolver};
+use rekube_kube::{ApplyOptions, DestroyWait, Resolver};
 use rekube_spec::Loaded;
 
 use crate::EngineError;
@@ -104,11 +104,7 @@ pub async fn destroy(
         Ok::<_, EngineError>(report)
     })
     .await?;
-    let deleted = report
-        .components
-        .iter()
-        .map(|(_, o)| if let ComponentOutcome::Done { deleted, .. } = o { *deleted } else { 0 })
-        .sum();
+    let deleted = report.deleted();
     let run = DestroyRun { env: env.to_string(), report, deleted, seconds: began.elapsed().as_secs_f64() };
     on(Event::Destroyed(Box::new(run.clone())));
     Ok(run)

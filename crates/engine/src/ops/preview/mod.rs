@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use rekube_kube::{ApplyOptions, ComponentOutcome, DestroyWait, Resolver};
+use rekube_kube::{ApplyOptions, DestroyWait, Resolver};
 use rekube_render::{Object, Scope};
 use rekube_spec::Loaded;
 use serde::Serialize;
@@ -453,11 +453,7 @@ async fn destroy(
     })
     .await?;
     let Some((report, left)) = report else { return Ok(None) };
-    let deleted = report
-        .components
-        .iter()
-        .map(|(_, o)| if let ComponentOutcome::Done { deleted, .. } = o { *deleted } else { 0 })
-        .sum();
+    let deleted = report.deleted();
     let run = DestroyRun { env, report, deleted, seconds: began.elapsed().as_secs_f64() };
     on(Event::Destroyed(Box::new(run.clone())));
     if left > 0 && !run.report.failed() {

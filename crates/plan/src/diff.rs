@@ -13,13 +13,41 @@ pub use crate::path::MASK;
 /// Whether every field of `desired` has the same value in `live` (lists
 /// element by element). Fields the server adds are ignored.
 pub fn subset_matches(desired: &Value, live: &Value) -> bool {
+    first_unmatched(desired, live).is_none()
+}
+
+/// The first field of `desired` that `live` does not have as it is, as
+/// rekube prints paths (`rules[0].verbs`; `""` for the whole value), or
+/// `None` when [`subset_matches`].
+pub fn subset_mismatch(desired: &Value, live: &Value) -> Option<String> {
+    first_unmatched(desired, live).map(|mut reversed| {
+        reversed.reverse();
+        path::render(&reversed)
+    })
+}
+
+/// The path to the first unmatched field, innermost segment first (built
+/// only on the way back from a mismatch: a match allocates nothing).
+fn first_unmatched(desired: &Value, live: &Value) -> Option<Vec<Seg>> {
     match (desired, live) {
-        (Value::Object(d), Value::Object(l)) => d
-            .iter()
-            .all(|(k, dv)| l.get(k).is_some_and(|lv| subset_matches(dv, lv)) || (dv.is_null() && !l.contains_key(k))),
-        (Value::Array(d), Value::Array(l)) => d.len() == l.len() && d.iter().zip(l).all(|(a, b)| subset_matches(a, b)),
-        (Value::Number(a), Value::Number(b)) => a == b || a.as_f64() == b.as_f64(),
-        (a, b) => a == b,
+        (Value::Object(d), Value::Object(l)) => d.iter().find_map(|(k, dv)| match l.get(k) {
+            Some(lv) => first_unmatched(dv, lv).map(|mut p| {
+                p.push(Seg::Key(k.clone()));
+                p
+            }),
+            None if dv.is_null() => None,
+            None => Some(vec![Seg::Key(k.clone())]),
+        }),
+        (Value::Array(d), Value::Array(l)) if d.len() == l.len() => {
+            d.iter().zip(l).enumerate().find_map(|(i, (a, b))| {
+                first_unmatched(a, b).map(|mut p| {
+                    p.push(Seg::Index(i));
+                    p
+                })
+            })
+        }
+        (Value::Number(a), Value::Number(b)) if a == b || a.as_f64() == b.as_f64() => None,
+        (a, b) => (a != b).then(Vec::new),
     }
 }
 
@@ -97,6 +125,11 @@ mod tests {
         let edited =
             json!({"spec": {"replicas": 5, "template": {"spec": {"containers": [{"name": "a", "image": "x:1"}]}}}});
         assert!(!subset_matches(&desired, &edited));
+        assert_eq!(subset_mismatch(&desired, &edited).as_deref(), Some("spec.replicas"));
+        assert_eq!(subset_mismatch(&desired, &live), None);
+        let more =
+            json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "a", "image": "x:2"}]}}}});
+        assert_eq!(subset_mismatch(&more, &live).as_deref(), Some("spec.template.spec.containers[0].image"));
     }
 
     #[test]

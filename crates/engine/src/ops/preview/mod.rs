@@ -189,23 +189,7 @@ fn differs_at(desired: &Value, live: &Value) -> Option<String> {
             m.remove("rules");
         }
     }
-    first_mismatch(&d, live, String::new())
-}
-
-fn first_mismatch(d: &Value, l: &Value, at: String) -> Option<String> {
-    let key = |k: &str| if at.is_empty() { k.to_string() } else { format!("{at}.{k}") };
-    match (d, l) {
-        (Value::Object(dm), Value::Object(lm)) => dm.iter().find_map(|(k, dv)| match lm.get(k) {
-            Some(lv) => first_mismatch(dv, lv, key(k)),
-            None if dv.is_null() => None,
-            None => Some(key(k)),
-        }),
-        (Value::Array(da), Value::Array(la)) if da.len() == la.len() => {
-            da.iter().zip(la).enumerate().find_map(|(i, (a, b))| first_mismatch(a, b, format!("{at}[{i}]")))
-        }
-        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => None,
-        (a, b) => (a != b).then_some(if at.is_empty() { "(the object)".into() } else { at }),
-    }
+    rekube_plan::diff::subset_mismatch(&d, live).map(|at| if at.is_empty() { "(the object)".into() } else { at })
 }
 
 fn owner(live: &Value) -> String {

@@ -9,13 +9,13 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::StreamExt;
-use rekube_plan::applyset::{self, Identity, PART_OF_LABEL};
+use rekube_plan::applyset::{self, Identity};
 use rekube_plan::{Action, Op};
 
 use crate::KubeError;
 use crate::delete::{delete_object, delete_parent, emptied_namespaces, wait_gone};
 use crate::hooks::{remove_all, run_hooks};
-use crate::live::{Parent, Resolver, action, check_project_source, list_type, parents};
+use crate::live::{Parent, Resolver, action, check_project_source, parents};
 use crate::report::{ApplyReport, ComponentOutcome, Event};
 
 /// How long destroy waits, and for what.
@@ -117,12 +117,8 @@ async fn destroy_component(
     let scope = parent.identity.as_ref().map(Identity::scope).unwrap_or_default();
     on(Event::Applying { component: name.clone(), done: 0, total: 0 });
     let mut members = Vec::new();
-    for gk in &parent.group_kinds {
-        let Some(r) = res.resolve_group_kind(gk).await.map_err(KubeError::api(format!("discover {gk}")))? else {
-            continue;
-        };
-        for o in list_type(res.client(), &r, Some(&format!("{PART_OF_LABEL}={}", parent.id))).await? {
-            let v = serde_json::to_value(&o).expect("serialises");
+    for (_, objects) in parent.members(res).await? {
+        for v in objects {
             // A Namespace goes only when rekube created it for this environment.
             if rekube_plan::normalize::is_namespace(&v) && applyset::created_by(&v) != Some(scope.as_str()) {
                 continue;

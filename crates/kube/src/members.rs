@@ -2,11 +2,12 @@
 //! how many objects it has and how healthy they are (what `preview list`
 //! shows), and one object's live state by its type and name.
 
-use rekube_plan::applyset::PART_OF_LABEL;
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use crate::KubeError;
-use crate::live::{Health, Resolved, Resolver, check, list_type, parents};
+use crate::live::{Health, Resolved, Resolver, check, parents};
 
 /// The members of one environment's ApplySets, counted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -19,24 +20,30 @@ pub struct Census {
     pub waiting: Vec<String>,
 }
 
-/// Counts `project`'s `environment` on the cluster and checks each member's health.
-pub async fn census(res: &Resolver, project: &str, environment: &str) -> Result<Census, KubeError> {
-    let mut out = Census::default();
+/// Counts each of `project`'s `environments` on the cluster (one read of
+/// the ApplySet parents for all) and checks each member's health.
+pub async fn census(
+    res: &Resolver,
+    project: &str,
+    environments: &[String],
+) -> Result<BTreeMap<String, Census>, KubeError> {
     let all = parents(res.client()).await?;
-    for p in all.iter().filter(|p| p.identity.as_ref().is_some_and(|i| i.is_in(project, environment))) {
-        for gk in &p.group_kinds {
-            let Some(r) = res.resolve_group_kind(gk).await.map_err(KubeError::api(format!("discover {gk}")))? else {
-                continue;
-            };
-            for o in list_type(res.client(), &r, Some(&format!("{PART_OF_LABEL}={}", p.id))).await? {
-                let v = serde_json::to_value(&o).expect("objects serialise");
-                out.objects += 1;
+    let mut out: BTreeMap<String, Census> = environments.iter().map(|e| (e.clone(), Census::default())).collect();
+    for p in &all {
+        let Some(count) =
+            p.identity.as_ref().filter(|i| i.project == project).and_then(|i| out.get_mut(&i.environment))
+        else {
+            continue;
+        };
+        for (r, objects) in p.members(res).await? {
+            for v in objects {
+                count.objects += 1;
                 match check(res.client(), &r.resource.group, &r.resource.kind, &v).await {
-                    Health::Ready => out.ready += 1,
+                    Health::Ready => count.ready += 1,
                     Health::Pending(why) | Health::Failed(why) => {
-                        let ns = o.metadata.namespace.as_deref().map(|n| format!("{n}/")).unwrap_or_default();
-                        let name = o.metadata.name.as_deref().unwrap_or_default();
-                        out.waiting.push(format!("{} {ns}{name}: {why}", r.resource.kind));
+                        let key = rekube_render::ObjectKey::of(&v);
+                        let ns = key.namespace.as_deref().map(|n| format!("{n}/")).unwrap_or_default();
+                        count.waiting.push(format!("{} {ns}{}: {why}", r.resource.kind, key.name));
                     }
                 }
             }

@@ -10,5 +10,5 @@ pub use crate::request::Resolved;
 pub use discovery::{Resolver, Served, api_versions, served};
 pub use health::{Health, check, evaluate, has_rule};
 pub(crate) use objects::{
-    LiveState, ObjectKey, Parent, action, check_project_source, list_type, load_live, made_by_the_system, parents,
+    LiveState, ObjectKey, Parent, action, check_project_source, load_live, made_by_the_system, parents,
 };

@@ -79,6 +79,24 @@ impl Parent {
         Ok(out)
     }
 
+    /// Its members on the cluster, by type: one LIST per kind its inventory
+    /// names (kinds the cluster no longer serves are left out).
+    pub async fn members(&self, res: &Resolver) -> Result<Vec<(Resolved, Vec<Value>)>, KubeError> {
+        let mut out = Vec::new();
+        for gk in &self.group_kinds {
+            let Some(r) = res.resolve_group_kind(gk).await.map_err(KubeError::api(format!("discover {gk}")))? else {
+                continue;
+            };
+            let objects = list_type(res.client(), &r, Some(&format!("{}={}", applyset::PART_OF_LABEL, self.id)))
+                .await?
+                .iter()
+                .map(|o| serde_json::to_value(o).expect("objects serialise"))
+                .collect();
+            out.push((r, objects));
+        }
+        Ok(out)
+    }
+
     /// Its component, for ApplySets of `project`'s `environment`.
     pub fn component_in(&self, project: &str, environment: &str) -> Option<&str> {
         self.identity.as_ref().filter(|i| i.is_in(project, environment)).and_then(|i| i.component.as_deref())

@@ -331,8 +331,11 @@ pub async fn list(loaded: &Loaded, from: Option<&str>) -> Result<Vec<PreviewStat
     let mut out = Vec::new();
     for (cluster, client) in clients(loaded, from).await? {
         let resolver = Resolver::new(client.clone());
-        for r in Record::list(&client, &project).await? {
-            let census = rekube_kube::members::census(&resolver, &project, &env_id(&r.name)).await?;
+        let records = Record::list(&client, &project).await?;
+        let envs: Vec<String> = records.iter().map(|r| env_id(&r.name)).collect();
+        let mut counts = rekube_kube::members::census(&resolver, &project, &envs).await?;
+        for r in records {
+            let census = counts.remove(&env_id(&r.name)).unwrap_or_default();
             let health = match census.waiting.first() {
                 _ if census.objects == 0 => "nothing applied".to_string(),
                 None => "healthy".to_string(),

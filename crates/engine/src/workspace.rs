@@ -166,8 +166,14 @@ pub fn render_options(
         helm: None,
         kubectl: None,
         release_prefix: flags.release_prefix.clone(),
-        tool_timeout: rekube_cluster::tool::timeout_override().ok().flatten().unwrap_or(rekube_render::TOOL_TIMEOUT),
+        tool_timeout: render_tool_timeout(),
     }
+}
+
+/// How long one helm or kustomize run may take: `REKUBE_TOOL_TIMEOUT`,
+/// else [`rekube_render::TOOL_TIMEOUT`].
+pub fn render_tool_timeout() -> std::time::Duration {
+    rekube_cluster::tool::timeout_override().ok().flatten().unwrap_or(rekube_render::TOOL_TIMEOUT)
 }
 
 /// The lock file, if the spec has one.

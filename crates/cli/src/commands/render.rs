@@ -85,7 +85,7 @@ pub async fn lock(g: &Global, check: bool, update: bool) -> Result<u8, Failure> 
         return Err(Failure::Reported);
     }
     let cache_dir = rekube_cluster::local::cache_dir();
-    let timeout = rekube_cluster::tool::timeout_override().ok().flatten().unwrap_or(rekube_render::TOOL_TIMEOUT);
+    let timeout = rekube_engine::workspace::render_tool_timeout();
     let helm = Helm::discover(&cache_dir, None).await.map_err(rekube_engine::EngineError::from)?.with_timeout(timeout);
     let lock = rekube_render::lock::resolve(&loaded, old.as_ref(), &helm, &ChartCache::new(&cache_dir), update)
         .await

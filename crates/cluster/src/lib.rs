@@ -10,3 +10,4 @@ pub mod local;
 pub mod prereq;
 pub mod provider;
 pub mod tool;
+pub mod traffic;

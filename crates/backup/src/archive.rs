@@ -68,6 +68,10 @@ pub struct Filter {
     /// Whether cluster-scoped objects were included (CRDs of included custom
     /// resources always are).
     pub cluster_resources: bool,
+    /// Only these kinds (`Secret`, `ConfigMap`; empty: all). The Namespaces
+    /// of selected objects are recreated on restore when missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
 }
 
 /// The archive file's identity.

@@ -261,7 +261,8 @@ pub async fn create(
     let mut excluded: BTreeMap<String, usize> = BTreeMap::new();
     let mut secrets = 0usize;
     let listed = async {
-        for kind in &kinds {
+        let wanted = |k: &&Kind| opts.filter.kinds.is_empty() || opts.filter.kinds.contains(&k.resource.kind);
+        for kind in kinds.iter().filter(wanted) {
             list_pages(client, kind, &opts.filter, async |obj: DynamicObject| {
                 if !in_scope(kind, &obj, &opts.filter, &crds) {
                     return Ok(());

@@ -251,6 +251,9 @@ pub enum Backup {
         /// Include cluster-scoped objects (the default when neither --namespace nor --selector is given).
         #[arg(long)]
         include_cluster_resources: bool,
+        /// Only objects of this kind (`Secret`, `ConfigMap`); repeatable.
+        #[arg(long = "kind", value_name = "KIND")]
+        kinds: Vec<String>,
         /// Only this project's and environment's objects: the members of its
         /// ApplySets (namespaced and cluster-scoped), nothing another team made.
         #[arg(long)]

@@ -17,7 +17,7 @@ fn failure(e: BackupError) -> Failure {
     rekube_engine::EngineError::from(e).into()
 }
 
-fn identities(i: &Identity) -> Result<Option<Identities>, Failure> {
+pub(crate) fn identities(i: &Identity) -> Result<Option<Identities>, Failure> {
     i.identity
         .as_deref()
         .map(|p| {
@@ -53,7 +53,16 @@ pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
         }
     };
     match cmd {
-        Backup::Create { env, namespaces, selector, include_cluster_resources, own, name, allow_plaintext_secrets } => {
+        Backup::Create {
+            env,
+            namespaces,
+            selector,
+            include_cluster_resources,
+            kinds,
+            own,
+            name,
+            allow_plaintext_secrets,
+        } => {
             let req = ops::CreateRequest {
                 env: env.clone(),
                 namespaces: namespaces.clone(),
@@ -62,6 +71,7 @@ pub async fn run(g: &Global, cmd: &Backup) -> Result<u8, Failure> {
                 own: *own,
                 name: name.clone(),
                 allow_plaintext_secrets: *allow_plaintext_secrets,
+                kinds: kinds.clone(),
             };
             let ops::Created { manifest, warnings, pruned, seconds } = ops::create(&loaded, &req, &note).await?;
             for w in warnings {

@@ -45,6 +45,8 @@ pub struct CreateRequest {
     pub name: Option<String>,
     /// Store Secrets unencrypted when the spec has no recipients.
     pub allow_plaintext_secrets: bool,
+    /// Only these kinds (empty: all).
+    pub kinds: Vec<String>,
 }
 
 /// What `backup create` made.
@@ -80,6 +82,7 @@ pub async fn create(loaded: &Loaded, req: &CreateRequest, on: Observer<'_>) -> R
         namespaces: req.namespaces.clone(),
         selector: req.selector.clone(),
         cluster_resources: req.include_cluster_resources || (req.namespaces.is_empty() && req.selector.is_none()),
+        kinds: req.kinds.clone(),
     };
     if req.own {
         let (project, source) = project_scope(loaded);

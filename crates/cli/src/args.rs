@@ -221,6 +221,27 @@ pub enum Command {
         #[arg(add = ArgValueCompleter::new(complete::environments))]
         env: String,
     },
+    /// Blue/green: build the idle cluster from the spec, verify it, shift traffic step by step (docs/upgrade.md).
+    Upgrade {
+        /// The environment (it declares `blue-green:`).
+        #[arg(add = ArgValueCompleter::new(complete::environments))]
+        env: String,
+        /// The new cluster's Kubernetes version (default: as the spec says).
+        #[arg(long, value_name = "VERSION", conflicts_with_all = ["finish", "rollback"])]
+        kubernetes: Option<String>,
+        /// Retire the old cluster once all traffic is on the new one.
+        #[arg(long, conflicts_with = "rollback")]
+        finish: bool,
+        /// Put all traffic back on the old cluster (any time before --finish).
+        #[arg(long)]
+        rollback: bool,
+        /// Print the steps it would take; change nothing.
+        #[arg(long, conflicts_with_all = ["finish", "rollback"])]
+        dry_run: bool,
+        /// An age identity file, to open the Secrets that `copy:` carries.
+        #[arg(long, short = 'i', env = "REKUBE_AGE_IDENTITY")]
+        identity: Option<PathBuf>,
+    },
     /// Back up a cluster's objects (Secrets encrypted), and restore them anywhere.
     #[command(subcommand)]
     Backup(Backup),

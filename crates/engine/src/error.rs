@@ -97,6 +97,17 @@ pub enum EngineError {
         /// What to do.
         hint: String,
     },
+    /// `upgrade` refused, or stopped before traffic moved.
+    #[error("{message}")]
+    Upgrade {
+        /// What is wrong.
+        message: String,
+        /// What to do.
+        hint: String,
+    },
+    /// The traffic split (Route53 or the exec program).
+    #[error(transparent)]
+    Traffic(#[from] rekube_cluster::traffic::TrafficError),
     /// `preview down` of a preview that is not on the cluster.
     #[error("no preview `{name}` of project `{project}` on cluster `{cluster}`")]
     NoPreview {
@@ -163,7 +174,7 @@ impl EngineError {
                 Some(format!("apply it first (`rekube apply {environment}`), or back up without --own"))
             }
             E::Backup(b) => b.hint(),
-            E::Preview { hint, .. } => Some(hint.clone()),
+            E::Preview { hint, .. } | E::Upgrade { hint, .. } => Some(hint.clone()),
             E::NoPreview { .. } => Some("`rekube preview list` shows the previews on it".into()),
             E::NothingToCompare { environment } => Some(format!("bring it up first: `rekube up {environment}`")),
             E::Journal(JournalError::Locked { .. }) => {

@@ -8,10 +8,13 @@
 //! - [`workspace`]: what the spec says about an environment (cluster,
 //!   prerequisites, identity, rendering), before any cluster is asked.
 //! - [`context`]: an environment rendered, with a client for its cluster.
-//! - [`ops`]: `up`, `down`, `rebuild-check`, `status`, `apply`, `destroy`.
+//! - [`colors`]: which cluster of a blue/green environment is live.
+//! - [`ops`]: `up`, `down`, `rebuild-check`, `status`, `apply`, `destroy`,
+//!   `upgrade`, previews, backups.
 //!
 //! See docs/architecture.md for where this sits among the crates.
 
+pub mod colors;
 pub mod context;
 pub mod error;
 pub mod journal;

@@ -41,6 +41,20 @@ pub enum Step {
     Up,
     /// `rebuild-check`: compare before and after.
     Compare,
+    /// `upgrade`: every rendered object is served by the new color.
+    Preflight,
+    /// `upgrade`: the new color is drift-free (a second plan is empty).
+    Verify,
+    /// `upgrade`: `copy:` carried from the old color through the backup store.
+    Copy,
+    /// `upgrade`: the checks pass before any traffic moves.
+    Checks,
+    /// `upgrade`: this percent of traffic on the new color, soaked and checked.
+    Traffic(u32),
+    /// `upgrade --finish`: the new color is recorded live.
+    Promote,
+    /// `upgrade --finish`: the old color's DNS record is deleted.
+    RemoveRecord(String),
 }
 
 impl fmt::Display for Step {
@@ -58,6 +72,13 @@ impl fmt::Display for Step {
             Step::Down => f.write_str("down"),
             Step::Up => f.write_str("up"),
             Step::Compare => f.write_str("compare"),
+            Step::Preflight => f.write_str("preflight"),
+            Step::Verify => f.write_str("verify"),
+            Step::Copy => f.write_str("copy"),
+            Step::Checks => f.write_str("checks"),
+            Step::Traffic(p) => write!(f, "traffic {p}%"),
+            Step::Promote => f.write_str("promote"),
+            Step::RemoveRecord(c) => write!(f, "remove record {c}"),
         }
     }
 }
@@ -186,6 +207,7 @@ impl<'a> Run<'a> {
     pub fn done(&mut self, step: &Step, note: impl Into<String>, began: Instant) -> Result<(), EngineError> {
         let note = note.into();
         self.journal.done(&step.to_string(), note.clone())?;
+        kill_point(&step.to_string());
         self.records.push(StepRecord { step: step.to_string(), note, seconds: began.elapsed().as_secs_f64() });
         Ok(())
     }
@@ -204,5 +226,21 @@ impl<'a> Run<'a> {
     /// The steps recorded so far.
     pub fn records(&self) -> &[StepRecord] {
         &self.records
+    }
+}
+
+/// The variable that names a kill point (test builds only).
+pub const KILL_VAR: &str = "REKUBE_KILL_AFTER";
+
+/// Test builds only: when `REKUBE_KILL_AFTER` names `point` (a journal step
+/// as its journal spells it, such as `traffic 50%`, or another named point),
+/// the process kills itself with SIGKILL right there, as `kill -9` would:
+/// the kill matrix picks its points with it. Release builds ignore it.
+pub fn kill_point(point: &str) {
+    if cfg!(debug_assertions) && std::env::var(KILL_VAR).is_ok_and(|p| p == point) {
+        // SAFETY: kill(2) on our own PID; nothing after it runs.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
     }
 }

@@ -11,6 +11,7 @@ use rekube_render::{RenderError, RenderOptions, Rendered};
 use rekube_spec::{Diagnostic, Loaded, Provider};
 
 use crate::EngineError;
+use crate::colors::Colors;
 
 /// Where rekube keeps local state for this spec: `<spec dir>/.rekube`.
 pub fn state_root(loaded: &Loaded) -> PathBuf {
@@ -75,8 +76,23 @@ pub fn selection(
 
 /// The environment's cluster as its provider sees it, and its prerequisites.
 pub fn provider_cluster(loaded: &Loaded, env: &str) -> Result<(Cluster, Vec<Prerequisite>), EngineError> {
+    let name = live_cluster(loaded, env)?;
+    let (mut cluster, prereqs) = named_cluster(loaded, &name);
+    if let Some(v) = Colors::read(loaded, env)?.and_then(|c| c.versions.get(&name).cloned()) {
+        cluster.kubernetes = Some(v);
+    }
+    Ok((cluster, prereqs))
+}
+
+/// The name of the cluster `env` runs on: its `cluster:`, or the live color
+/// of a blue/green environment, as recorded.
+pub fn live_cluster(loaded: &Loaded, env: &str) -> Result<String, EngineError> {
     let e = environment(loaded, env)?;
-    Ok(named_cluster(loaded, &e.cluster.value))
+    match (&e.cluster, Colors::read(loaded, env)?) {
+        (Some(c), _) => Ok(c.value.clone()),
+        (None, Some(colors)) => Ok(colors.live),
+        (None, None) => Err(EngineError::Invalid(format!("environment `{env}` names no cluster"))),
+    }
 }
 
 /// Cluster `name` of the spec (validated: it is declared) as its provider
@@ -147,14 +163,18 @@ pub fn render_options(
     flags: &RenderFlags,
     only: Option<BTreeSet<String>>,
 ) -> RenderOptions {
-    let cluster = loaded.spec.environments.get(env).and_then(|e| loaded.spec.clusters.get(&e.cluster.value));
-    let kube_version = cluster.and_then(|c| match (c.provider.value, &c.kubernetes) {
-        (_, Some(v)) => Some(v.value.clone()),
-        // A local cluster without a version runs the newest build.
-        (Provider::Local, None) => {
-            rekube_cluster::local::builds(&rekube_cluster::local::cache_dir().join("k8s")).pop().map(|(v, _)| v)
+    let name = live_cluster(loaded, env).ok();
+    let recorded = name.as_ref().and_then(|n| Colors::read(loaded, env).ok().flatten()?.versions.get(n).cloned());
+    let cluster = name.as_ref().and_then(|n| loaded.spec.clusters.get(n));
+    let kube_version = cluster.and_then(|c| {
+        match (c.provider.value, recorded.or_else(|| c.kubernetes.as_ref().map(|k| k.value.clone()))) {
+            (_, Some(v)) => Some(v),
+            // A local cluster without a version runs the newest build.
+            (Provider::Local, None) => {
+                rekube_cluster::local::builds(&rekube_cluster::local::cache_dir().join("k8s")).pop().map(|(v, _)| v)
+            }
+            _ => None,
         }
-        _ => None,
     });
     RenderOptions {
         cache_dir: rekube_cluster::local::cache_dir(),

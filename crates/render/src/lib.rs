@@ -21,6 +21,11 @@ use rekube_spec::{Diagnostic, Diagnostics, Loaded, LockFile};
 use serde_json::json;
 
 pub use helm::{ChartCache, Helm, RenderCache, dir_digest, sha256};
+
+/// The kubectl rekube runs: `REKUBE_KUBECTL`, then `<cache>/tools/kubectl`, then `PATH`'s.
+pub fn kubectl_path(cache: &std::path::Path) -> std::path::PathBuf {
+    helm::find_tool(cache, None, "REKUBE_KUBECTL", "kubectl")
+}
 pub use objects::{BUILTIN_GROUPS, Object, ObjectKey, Origin, Scope, StreamSource, is_crd, parse_stream, scope};
 
 /// Errors of rendering that are not about one position in the user's files.

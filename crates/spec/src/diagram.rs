@@ -82,7 +82,8 @@ fn node_id(name: &str) -> String {
 /// they are applied in), and with `health`, each box colored by its state.
 /// The spec must be valid.
 pub fn draw(spec: &Spec, env: &str, format: Format, health: Option<&BTreeMap<String, State>>) -> String {
-    let cluster = spec.environments.get(env).map(|e| e.cluster.value.clone()).unwrap_or_default();
+    let cluster =
+        spec.environments.get(env).and_then(|e| e.first_cluster()).map(|c| c.value.clone()).unwrap_or_default();
     let provider = spec.clusters.get(&cluster).map_or("?", |c| c.provider.value.as_str());
     let names: Vec<&String> = crate::graph::waves(spec)
         .into_iter()

@@ -4,6 +4,7 @@
 //! Nothing in this crate touches a network or a cluster: it is the first
 //! pipeline stage, and everything later trusts what it accepted.
 
+mod bluegreen;
 pub mod diag;
 pub mod diagram;
 pub mod graph;
@@ -12,11 +13,13 @@ pub mod lock;
 pub mod model;
 mod validate;
 
+pub use bluegreen::{DEFAULT_COPY_KINDS, DEFAULT_SOAK, DEFAULT_STEPS, parse_soak};
 pub use diag::{Diagnostic, Diagnostics, Pos};
 pub use load::{Loaded, load, parse, project_from_dir, yaml_diagnostic, yaml_options};
 pub use lock::{LockFile, LockedChart};
 pub use model::{
-    Backup, Cluster, Component, ComponentPreview, EnvComponent, Environment, Prerequisite, Previews, Provider, Spec,
+    Backup, BlueGreen, Check, Cluster, Component, ComponentPreview, CopyState, EnvComponent, Environment, HttpCheck,
+    Prerequisite, Previews, Provider, Route53, Spec, Traffic,
 };
 pub use validate::{DEFAULT_PREVIEW_TTL, parse_ttl, preview_host};
 pub use validate::{is_dns_label, validate};

@@ -273,9 +273,15 @@ impl IgnoreRule {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Environment {
-    /// The cluster it runs on.
-    #[schemars(with = "String")]
-    pub cluster: Spanned<String>,
+    /// The cluster it runs on (or `blue-green:`, two clusters that take
+    /// turns).
+    #[schemars(with = "Option<String>")]
+    pub cluster: Option<Spanned<String>>,
+    /// Two clusters that take turns: `rekube upgrade ENV` builds the idle
+    /// one from the spec, verifies it, shifts traffic to it step by step and
+    /// keeps the old one until `--finish` (docs/upgrade.md).
+    #[schemars(with = "Option<BlueGreen>")]
+    pub blue_green: Option<Spanned<BlueGreen>>,
     /// Per-component values for this environment, after the component's own.
     #[serde(default)]
     pub components: BTreeMap<String, EnvComponent>,
@@ -293,4 +299,123 @@ pub struct EnvComponent {
     #[serde(default)]
     #[schemars(with = "Vec<ValuesLayer>")]
     pub values: Vec<Spanned<serde_json::Value>>,
+}
+
+impl Environment {
+    /// The cluster the environment starts on: `cluster:`, or the first of
+    /// `blue-green.clusters` (which one is live later is recorded, not in
+    /// the spec). Validation makes sure there is one.
+    pub fn first_cluster(&self) -> Option<&Spanned<String>> {
+        self.cluster.as_ref().or_else(|| self.blue_green.as_ref().and_then(|b| b.value.clusters.first()))
+    }
+}
+
+/// `blue-green:`: two clusters (colors), how traffic is split between
+/// them, and what must hold before and while it moves.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BlueGreen {
+    /// The two clusters, declared under `clusters:`. The first is live until
+    /// an upgrade finishes; after that, which one is live is recorded in
+    /// `.rekube/upgrade/<env>.json`.
+    #[schemars(with = "Vec<String>", length(min = 2, max = 2))]
+    pub clusters: Vec<Spanned<String>>,
+    /// The LoadBalancer Service (`namespace/name`) whose address each
+    /// color's DNS record points at; `{address}` in checks.
+    #[schemars(with = "Option<String>", regex(pattern = "^[a-z0-9-]+/[a-z0-9.-]+$"))]
+    pub address: Option<Spanned<String>>,
+    /// Where the split is made: Route53 weighted records, or a program.
+    #[schemars(with = "Traffic")]
+    pub traffic: Spanned<Traffic>,
+    /// Percent of traffic on the new color after each step, rising, ending
+    /// at 100 (default `[10, 50, 100]`).
+    #[schemars(with = "Option<Vec<u8>>", inner(range(min = 1, max = 100)))]
+    pub steps: Option<Spanned<Vec<u32>>>,
+    /// How long each step holds, checks running, before the next: `0s`,
+    /// `60s`, `5m` (default `60s`).
+    #[schemars(with = "Option<String>")]
+    pub soak: Option<Spanned<String>>,
+    /// What must pass on the new color before any traffic moves and during
+    /// every soak; a failure puts all traffic back on the old color.
+    #[serde(default)]
+    #[schemars(with = "Vec<Check>")]
+    pub checks: Vec<Spanned<Check>>,
+    /// State carried from the old color to the new one through the backup
+    /// store (its Secrets encrypted), before any traffic moves.
+    #[schemars(with = "Option<CopyState>")]
+    pub copy: Option<Spanned<CopyState>>,
+}
+
+/// `traffic:`: one of `route53` or `exec`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Traffic {
+    /// Route53 weighted records: one per color, same name, `SetIdentifier`
+    /// the cluster's name.
+    #[schemars(with = "Option<Route53>")]
+    pub route53: Option<Spanned<Route53>>,
+    /// A program speaking rekube's JSON traffic protocol (read, set,
+    /// remove), relative to the spec: any DNS or load balancer.
+    #[schemars(with = "Option<String>")]
+    pub exec: Option<Spanned<String>>,
+}
+
+/// `route53:`: the zone and the record whose weights move.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Route53 {
+    /// The hosted zone: its name (`example.com.`) or id (`Z0123...`).
+    #[schemars(with = "String")]
+    pub zone: Spanned<String>,
+    /// The record name (`app.example.com`).
+    #[schemars(with = "String")]
+    pub record: Spanned<String>,
+    /// The records' TTL in seconds (default 60).
+    #[schemars(with = "Option<u32>")]
+    pub ttl: Option<Spanned<u32>>,
+    /// The API endpoint, for Route53-compatible services (default: AWS, or
+    /// `$AWS_ENDPOINT_URL_ROUTE_53`, `$AWS_ENDPOINT_URL`).
+    #[schemars(with = "Option<String>", regex(pattern = "^https?://"))]
+    pub endpoint: Option<Spanned<String>>,
+    /// The signing region (default us-east-1).
+    #[schemars(with = "Option<String>")]
+    pub region: Option<Spanned<String>>,
+}
+
+/// One check: `http` or `command`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Check {
+    /// A GET that must answer with `expect`.
+    #[schemars(with = "Option<HttpCheck>")]
+    pub http: Option<Spanned<HttpCheck>>,
+    /// A program (argument list, run from the spec's directory) that must
+    /// exit 0; it gets the new color's kubeconfig in `$KUBECONFIG`.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub command: Option<Spanned<Vec<String>>>,
+}
+
+/// `http:` check.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HttpCheck {
+    /// The URL; `{address}` is the new color's address.
+    #[schemars(with = "String", regex(pattern = "^https?://"))]
+    pub url: Spanned<String>,
+    /// The status it must answer (default 200).
+    #[schemars(with = "Option<u16>")]
+    pub expect: Option<Spanned<u16>>,
+}
+
+/// `copy:`: objects carried from the old color to the new.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CopyState {
+    /// The namespaces to copy from.
+    #[schemars(with = "Vec<String>", length(min = 1))]
+    pub namespaces: Vec<Spanned<String>>,
+    /// The kinds to copy (default `[Secret, ConfigMap]`).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub kinds: Vec<Spanned<String>>,
 }

@@ -13,7 +13,7 @@ use crate::diag::{Diagnostic, Diagnostics, Pos, did_you_mean};
 use crate::load::Loaded;
 use crate::model::{Component, Provider};
 
-fn at<T>(s: &Spanned<T>) -> Option<Pos> {
+pub(crate) fn at<T>(s: &Spanned<T>) -> Option<Pos> {
     Pos::from_location(s.referenced)
 }
 
@@ -48,18 +48,18 @@ pub fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-struct Checker<'a> {
-    loaded: &'a Loaded,
+pub(crate) struct Checker<'a> {
+    pub(crate) loaded: &'a Loaded,
     out: Vec<Diagnostic>,
 }
 
 impl Checker<'_> {
-    fn err(&mut self, pos: Option<Pos>, msg: impl Into<String>, hint: impl Into<String>) {
+    pub(crate) fn err(&mut self, pos: Option<Pos>, msg: impl Into<String>, hint: impl Into<String>) {
         let d = self.loaded.diag(pos, msg).hint(hint);
         self.out.push(d);
     }
 
-    fn file_must_exist(&mut self, s: &Spanned<String>, what: &str, dir: bool) {
+    pub(crate) fn file_must_exist(&mut self, s: &Spanned<String>, what: &str, dir: bool) {
         let path = self.loaded.resolve(&s.value);
         let ok = if dir { path.is_dir() } else { path.exists() };
         if !ok {
@@ -195,17 +195,24 @@ pub fn validate(loaded: &Loaded) -> Result<Vec<Diagnostic>, Diagnostics> {
                 "use lower-case letters, digits and '-', at most 63 characters (it labels every object rekube manages)",
             );
         }
-        if !spec.clusters.contains_key(&env.cluster.value) {
-            let hint = match did_you_mean(&env.cluster.value, clusters.iter().copied()) {
-                Some(best) => format!("did you mean `{best}`?"),
-                None if clusters.is_empty() => "declare it under `clusters:`".to_string(),
-                None => format!("declared clusters: {}", clusters.join(", ")),
-            };
-            c.err(
-                at(&env.cluster),
-                format!("environment `{env_name}` uses cluster `{}`, which is not declared", env.cluster.value),
-                hint,
-            );
+        match (&env.cluster, &env.blue_green) {
+            (Some(cluster), None) => check_cluster_ref(&mut c, env_name, cluster, &clusters),
+            (None, Some(bg)) => {
+                for cluster in &bg.value.clusters {
+                    check_cluster_ref(&mut c, env_name, cluster, &clusters);
+                }
+                crate::bluegreen::check(&mut c, env_name, bg);
+            }
+            (Some(cluster), Some(_)) => c.err(
+                at(cluster),
+                format!("environment `{env_name}` has both `cluster` and `blue-green`"),
+                "a blue/green environment runs on its two `blue-green.clusters`, one at a time; remove `cluster`",
+            ),
+            (None, None) => c.err(
+                key_pos(source, "environments", env_name),
+                format!("environment `{env_name}` names no cluster"),
+                format!("add `cluster: <name>`; declared clusters: {}", clusters.join(", ")),
+            ),
         }
         for (comp, overrides) in &env.components {
             if !spec.components.contains_key(comp) {
@@ -321,6 +328,21 @@ fn check_backup(c: &mut Checker, b: &crate::model::Backup) {
             at(e),
             format!("endpoint `{}` is not an http(s) URL", e.value),
             "write it like `https://s3.example.com` or `http://127.0.0.1:9000`",
+        );
+    }
+}
+
+fn check_cluster_ref(c: &mut Checker, env_name: &str, cluster: &Spanned<String>, clusters: &[&str]) {
+    if !clusters.contains(&cluster.value.as_str()) {
+        let hint = match did_you_mean(&cluster.value, clusters.iter().copied()) {
+            Some(best) => format!("did you mean `{best}`?"),
+            None if clusters.is_empty() => "declare it under `clusters:`".to_string(),
+            None => format!("declared clusters: {}", clusters.join(", ")),
+        };
+        c.err(
+            at(cluster),
+            format!("environment `{env_name}` uses cluster `{}`, which is not declared", cluster.value),
+            hint,
         );
     }
 }

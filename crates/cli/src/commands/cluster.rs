@@ -112,6 +112,9 @@ fn status_text(rows: &[EnvironmentStatus]) -> String {
         if let Some(p) = &r.problem {
             notes.push(p.clone());
         }
+        if let Some(bg) = &r.blue_green {
+            notes.extend(blue_green_lines(bg));
+        }
         for c in r.components.iter().flatten() {
             let mut line = format!("{}: {}", c.component, c.health);
             match c.pending_changes {
@@ -139,6 +142,44 @@ fn status_text(rows: &[EnvironmentStatus]) -> String {
         );
     }
     table.render()
+}
+
+/// Both colors, the split and the upgrade's stage, under the environment's row.
+fn blue_green_lines(bg: &rekube_engine::ops::upgrade::status::BlueGreenStatus) -> Vec<String> {
+    let mut out = Vec::new();
+    let split: Vec<String> = bg
+        .colors
+        .iter()
+        .map(|c| format!("{} {}", c.cluster, c.weight.map_or("?".to_string(), |w| format!("{w}%"))))
+        .collect();
+    let mut head = format!("blue/green: traffic {} ({})", split.join(" / "), bg.traffic);
+    if let Some(e) = &bg.traffic_error {
+        head.push_str(&format!("; cannot read it: {e}"));
+    }
+    out.push(head);
+    for c in &bg.colors {
+        out.push(format!(
+            "  {} ({}): {}{}",
+            c.cluster,
+            c.role,
+            c.state,
+            c.version.as_ref().map(|v| format!(" {v}")).unwrap_or_default()
+        ));
+    }
+    if let (Some(stage), Some(p)) = (&bg.stage, bg.percent) {
+        let mut line = format!("  upgrade: {stage}, {p}% on the new color");
+        if let Some(s) = bg.soak_left_seconds.filter(|s| *s > 0) {
+            line.push_str(&format!(", soak {s}s left"));
+        }
+        if let Some(why) = &bg.rolled_back {
+            line.push_str(&format!(" ({why})"));
+        }
+        out.push(line);
+    }
+    if let Some(f) = &bg.last_finished {
+        out.push(format!("  last upgrade: {f}"));
+    }
+    out
 }
 
 /// `rekube graph`: the spec's picture of `env`, with `health`, colored from

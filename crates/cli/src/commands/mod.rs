@@ -8,6 +8,7 @@ mod internal;
 mod preview;
 mod progress;
 mod render;
+mod upgrade;
 mod validate;
 
 use rekube_spec::Loaded;
@@ -61,6 +62,15 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Backup(cmd) => backup::run(g, cmd).await,
         Command::Preview(cmd) => preview::run(g, cmd).await,
+        Command::Upgrade { env, kubernetes, finish, rollback, dry_run, identity } => {
+            let how = upgrade::How {
+                kubernetes: kubernetes.clone(),
+                finish: *finish,
+                rollback: *rollback,
+                dry_run: *dry_run,
+            };
+            upgrade::run(g, env, &how, identity.as_deref()).await
+        }
         Command::Schema => {
             printer::data(rekube_spec::schema());
             Ok(0)

@@ -37,6 +37,15 @@ impl Workdir {
         self.envs.push((key.to_string(), value.to_string()));
     }
 
+    /// Lets the `local` provider pick any control-plane build of the
+    /// machine by `kubernetes:` (instead of the test matrix's one): the
+    /// builds are linked into this directory's cache.
+    pub fn any_version(&mut self) {
+        let builds = rekube_cluster::local::cache_dir().join("k8s");
+        std::os::unix::fs::symlink(&builds, self.cache.path().join("k8s")).unwrap();
+        self.env("REKUBE_K8S_ASSETS", "");
+    }
+
     /// The real `rekube` binary, to run here.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rekube"));

@@ -77,17 +77,33 @@ pub async fn up(loaded: &Loaded, env: &str, on: Observer<'_>) -> Result<Ended<Up
     Ok(report)
 }
 
-/// Prerequisites, the cluster, the components: each idempotent, each journaled.
-async fn up_steps(
+/// A cluster made or found by [`ensure_cluster`].
+pub(crate) struct Made {
+    /// The cluster.
+    pub cluster: rekube_cluster::provider::Cluster,
+    /// Whether this run created it.
+    pub created: bool,
+    /// Its Kubernetes version.
+    pub version: String,
+    /// Its API endpoint.
+    pub endpoint: Option<String>,
+    /// Its kubeconfig.
+    pub kubeconfig: Option<PathBuf>,
+    /// A client for it.
+    pub client: kube::Client,
+}
+
+/// The environment's prerequisites and cluster, each a journaled step.
+/// `heading` starts the first line (`rekube up `dev``).
+pub(crate) async fn ensure_cluster(
     loaded: &Loaded,
     env: &str,
     run: &mut Run<'_>,
-    flags: &RenderFlags,
-) -> Result<Ended<UpReport>, EngineError> {
-    let began = Instant::now();
+    heading: &str,
+) -> Result<Made, EngineError> {
     let (cluster, prereqs) = provider_cluster(loaded, env)?;
     run.say(format!(
-        "rekube up `{env}`: {} prerequisite(s), cluster `{}` ({}), {} component(s)",
+        "{heading}: {} prerequisite(s), cluster `{}` ({}), {} component(s)",
         prereqs.len(),
         cluster.name,
         cluster.kind.name(),
@@ -135,6 +151,19 @@ async fn up_steps(
         run.say(format!("    try:        kubectl --kubeconfig {} get nodes", k.display()));
     }
     run.done(&Step::Cluster, how, t)?;
+    Ok(Made { cluster, created: created == Created::Created, version, endpoint, kubeconfig, client })
+}
+
+/// Prerequisites, the cluster, the components: each idempotent, each journaled.
+async fn up_steps(
+    loaded: &Loaded,
+    env: &str,
+    run: &mut Run<'_>,
+    flags: &RenderFlags,
+) -> Result<Ended<UpReport>, EngineError> {
+    let began = Instant::now();
+    let Made { cluster, created, version, endpoint, kubeconfig, client } =
+        ensure_cluster(loaded, env, run, &format!("rekube up `{env}`")).await?;
 
     // The components, health-gated; apply reports its own progress.
     let t = Instant::now();
@@ -144,11 +173,12 @@ async fn up_steps(
         return Ok(Ended::Stopped(1));
     }
     run.done(&Step::Components, "applied", t)?;
+    crate::ops::upgrade::serve_live(loaded, env, &client, run).await?;
     Ok(Ended::Done(UpReport {
         environment: env.to_string(),
         cluster: cluster.name.clone(),
         provider: cluster.kind.name(),
-        created: created == Created::Created,
+        created,
         version,
         endpoint,
         kubeconfig,
@@ -179,7 +209,7 @@ pub async fn down(
 /// Load balancers, components, the cluster, the prerequisites (reversed).
 /// A `local` cluster holds nothing outside its processes: it is deleted
 /// at once, its components with it.
-async fn down_steps(
+pub(crate) async fn down_steps(
     loaded: &Loaded,
     env: &str,
     run: &mut Run<'_>,
@@ -300,10 +330,10 @@ async fn fingerprint(loaded: &Loaded, env: &str, look_around: bool) -> Result<(F
 
 /// `rekube rebuild-check ENV`: fingerprint, down, up, fingerprint, compare.
 pub async fn rebuild_check(loaded: &Loaded, env: &str, on: Observer<'_>) -> Result<Ended<RebuildReport>, EngineError> {
-    let e = environment(loaded, env)?;
-    let spec_cluster = &loaded.spec.clusters[&e.cluster.value];
+    let cluster = crate::workspace::live_cluster(loaded, env)?;
+    let spec_cluster = &loaded.spec.clusters[&cluster];
     if spec_cluster.provider.value != Provider::Local && !spec_cluster.disposable {
-        return Err(EngineError::NotDisposable { cluster: e.cluster.value.clone() });
+        return Err(EngineError::NotDisposable { cluster });
     }
     let mut run = Run::begin(loaded, env, "rebuild-check", on)?;
     let dir = state_root(loaded).join("rebuild");

@@ -6,3 +6,4 @@ pub mod converge;
 pub mod preview;
 pub mod status;
 pub mod test;
+pub mod upgrade;

@@ -50,6 +50,9 @@ pub struct EnvironmentStatus {
     pub last_applied: Option<String>,
     /// Its components, when the cluster is running.
     pub components: Option<Vec<ComponentStatus>>,
+    /// Both colors, the traffic split and the upgrade, for a blue/green environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<crate::ops::upgrade::status::BlueGreenStatus>,
 }
 
 /// Each component's health, pending changes and drift.
@@ -144,6 +147,7 @@ pub async fn status(loaded: &Loaded, only: Option<&str>) -> Result<Vec<Environme
             problem,
             last_applied: crate::journal::last_applied(&root, env),
             components,
+            blue_green: crate::ops::upgrade::status::status(loaded, env).await?,
         });
     }
     Ok(rows)

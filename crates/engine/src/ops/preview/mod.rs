@@ -260,19 +260,20 @@ async fn copy_secrets(
 /// The clusters that may hold previews: `previews.cluster`; else `from`'s
 /// cluster; else every environment's.
 fn preview_clusters(loaded: &Loaded, from: Option<&str>) -> Result<Vec<(String, String)>, EngineError> {
+    let live = |env: &str| crate::workspace::live_cluster(loaded, env);
     if let Some(c) = loaded.spec.previews.as_ref().and_then(|p| p.value.cluster.as_ref()) {
-        let env = loaded.spec.environments.iter().find(|(_, e)| e.cluster.value == c.value).map(|(n, _)| n.clone());
+        let env = loaded.spec.environments.keys().find(|n| live(n).is_ok_and(|l| l == c.value)).cloned();
         let env = env.unwrap_or_else(|| format!("<an environment on cluster {}>", c.value));
         return Ok(vec![(c.value.clone(), env)]);
     }
     if let Some(env) = from {
-        let e = crate::workspace::environment(loaded, env)?;
-        return Ok(vec![(e.cluster.value.clone(), env.to_string())]);
+        return Ok(vec![(live(env)?, env.to_string())]);
     }
     let mut out: Vec<(String, String)> = Vec::new();
-    for (name, e) in &loaded.spec.environments {
-        if !out.iter().any(|(c, _)| *c == e.cluster.value) {
-            out.push((e.cluster.value.clone(), name.clone()));
+    for name in loaded.spec.environments.keys() {
+        let cluster = live(name)?;
+        if !out.iter().any(|(c, _)| *c == cluster) {
+            out.push((cluster, name.clone()));
         }
     }
     Ok(out)

@@ -112,7 +112,10 @@ pub fn derive(loaded: &Loaded, req: &Request) -> Result<Derived, EngineError> {
         rekube_spec::graph::with_needs(spec, &req.components)
     };
     let previews = spec.previews.as_ref().map(|p| &p.value);
-    let cluster = previews.and_then(|p| p.cluster.as_ref()).map_or(source.cluster.value.clone(), |c| c.value.clone());
+    let cluster = match previews.and_then(|p| p.cluster.as_ref()) {
+        Some(c) => c.value.clone(),
+        None => crate::workspace::live_cluster(loaded, &req.from)?,
+    };
     let ttl = match (&req.ttl, previews.and_then(|p| p.ttl.as_ref())) {
         (Some(t), _) => rekube_spec::parse_ttl(t).map_err(|e| refuse(format!("--ttl: {e}"), "e.g. `--ttl 8h`"))?,
         (None, Some(t)) => rekube_spec::parse_ttl(&t.value).map_err(|e| refuse(e, "fix `previews.ttl`"))?,
@@ -155,7 +158,8 @@ pub fn derive(loaded: &Loaded, req: &Request) -> Result<Derived, EngineError> {
     }
 
     let mut env = Environment {
-        cluster: Spanned::new(cluster.clone(), Location::UNKNOWN, Location::UNKNOWN),
+        cluster: Some(Spanned::new(cluster.clone(), Location::UNKNOWN, Location::UNKNOWN)),
+        blue_green: None,
         components: source.components.into_iter().filter(|(c, _)| selected.contains(c)).collect(),
         values: source.values.into_iter().filter(|(k, _)| selected.contains(component_of(k))).collect(),
     };

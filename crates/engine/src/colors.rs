@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::EngineError;
 use crate::error::io;
-use crate::workspace::state_root;
+use crate::journal::state_root;
 
 /// Where an upgrade stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -47,6 +47,11 @@ pub enum JournalError {
     },
 }
 
+/// Where rekube keeps local state for this spec: `<spec dir>/.rekube`.
+pub fn state_root(loaded: &rekube_spec::Loaded) -> PathBuf {
+    loaded.dir.join(".rekube")
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + use<> {
     let path = path.to_path_buf();
     move |cause| JournalError::Io { path, cause }

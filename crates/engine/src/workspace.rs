@@ -3,7 +3,6 @@
 //! directory, its identity on shared clusters, and its rendering.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use rekube_cluster::prereq::Prerequisite;
 use rekube_cluster::provider::{Cluster, Kind};
@@ -13,10 +12,7 @@ use rekube_spec::{Diagnostic, Loaded, Provider};
 use crate::EngineError;
 use crate::colors::Colors;
 
-/// Where rekube keeps local state for this spec: `<spec dir>/.rekube`.
-pub fn state_root(loaded: &Loaded) -> PathBuf {
-    loaded.dir.join(".rekube")
-}
+pub use crate::journal::state_root;
 
 /// Where the spec is, as parents record it: `host:/absolute/path/rekube.yaml`.
 pub fn spec_source(loaded: &Loaded) -> String {

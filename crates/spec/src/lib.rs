@@ -4,7 +4,6 @@
 //! Nothing in this crate touches a network or a cluster: it is the first
 //! pipeline stage, and everything later trusts what it accepted.
 
-mod bluegreen;
 pub mod diag;
 pub mod diagram;
 pub mod graph;
@@ -13,7 +12,6 @@ pub mod lock;
 pub mod model;
 mod validate;
 
-pub use bluegreen::{DEFAULT_COPY_KINDS, DEFAULT_SOAK, DEFAULT_STEPS, parse_soak};
 pub use diag::{Diagnostic, Diagnostics, Pos};
 pub use load::{Loaded, load, parse, project_from_dir, yaml_diagnostic, yaml_options};
 pub use lock::{LockFile, LockedChart};
@@ -21,6 +19,7 @@ pub use model::{
     Backup, BlueGreen, Check, Cluster, Component, ComponentPreview, CopyState, EnvComponent, Environment, HttpCheck,
     Prerequisite, Previews, Provider, Route53, Spec, Traffic,
 };
+pub use validate::bluegreen::{DEFAULT_COPY_KINDS, DEFAULT_SOAK, DEFAULT_STEPS, parse_soak};
 pub use validate::{DEFAULT_PREVIEW_TTL, parse_ttl, preview_host};
 pub use validate::{is_dns_label, validate};
 

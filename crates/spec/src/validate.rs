@@ -5,6 +5,8 @@
 //! All problems are collected (not just the first), in file order where
 //! positions are known, so one run shows everything to fix.
 
+pub(crate) mod bluegreen;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_saphyr::Spanned;
@@ -201,7 +203,7 @@ pub fn validate(loaded: &Loaded) -> Result<Vec<Diagnostic>, Diagnostics> {
                 for cluster in &bg.value.clusters {
                     check_cluster_ref(&mut c, env_name, cluster, &clusters);
                 }
-                crate::bluegreen::check(&mut c, env_name, bg);
+                bluegreen::check(&mut c, env_name, bg);
             }
             (Some(cluster), Some(_)) => c.err(
                 at(cluster),
@@ -211,7 +213,13 @@ pub fn validate(loaded: &Loaded) -> Result<Vec<Diagnostic>, Diagnostics> {
             (None, None) => c.err(
                 key_pos(source, "environments", env_name),
                 format!("environment `{env_name}` names no cluster"),
-                format!("add `cluster: <name>`; declared clusters: {}", clusters.join(", ")),
+                match clusters.is_empty() {
+                    true => "add `cluster: <name>`, and declare that cluster under `clusters:`".to_string(),
+                    false => format!(
+                        "add `cluster: <name>` (declared: {}), or `blue-green: {{ clusters: [<a>, <b>], ... }}`",
+                        clusters.join(", ")
+                    ),
+                },
             ),
         }
         for (comp, overrides) in &env.components {

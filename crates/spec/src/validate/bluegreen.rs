@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_saphyr::Spanned;
 
+use super::{Checker, at, is_dns_label};
 use crate::model::BlueGreen;
-use crate::validate::{Checker, at, is_dns_label};
 
 /// The traffic steps when `steps:` is not given: percent on the new color.
 pub const DEFAULT_STEPS: [u32; 3] = [10, 50, 100];

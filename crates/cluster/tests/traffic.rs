@@ -1,7 +1,7 @@
 //! Blue/green traffic, end to end: Route53 weighted records through rekube's
 //! own signed client against a real moto server (boto3 creates the zone and
 //! checks what was written), and the exec protocol against its reference
-//! program, examples/traffic/file-traffic.sh.
+//! program, examples/platform/traffic/file-traffic.sh.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -158,7 +158,7 @@ async fn route53_without_credentials_says_what_to_set() {
 }
 
 fn reference_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/traffic/file-traffic.sh")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform/traffic/file-traffic.sh")
 }
 
 fn exec(program: PathBuf, dir: &Path) -> Traffic {

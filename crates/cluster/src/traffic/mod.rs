@@ -44,7 +44,7 @@
 //! - `remove`: the request also has `"color": "prod-blue"`; remove that
 //!   color's share (already absent is fine) and answer `{}` once in effect.
 //!
-//! An empty answer counts as `{}`. `examples/traffic/file-traffic.sh` is the
+//! An empty answer counts as `{}`. `examples/platform/traffic/file-traffic.sh` is the
 //! reference implementation: it keeps the split in `$state_dir/traffic.json`.
 
 mod exec;
@@ -330,7 +330,11 @@ impl Traffic {
     pub fn describe(&self) -> String {
         match self {
             Self::Route53(c) => format!("route53 {} (zone {})", normalise_name(&c.record), describe_zone(&c.zone)),
-            Self::Exec { program, .. } => format!("exec {}", program.display()),
+            Self::Exec { program, spec_dir, .. } => match program.strip_prefix(spec_dir) {
+                Ok(rel) if rel.starts_with("..") => format!("exec {}", rel.display()),
+                Ok(rel) => format!("exec ./{}", rel.display()),
+                Err(_) => format!("exec {}", program.display()),
+            },
         }
     }
 
@@ -456,6 +460,14 @@ mod tests {
             record: None,
         };
         assert_eq!(e.describe(), "exec ./traffic.sh");
+        let up = Traffic::Exec {
+            program: "/spec/../traffic/file-traffic.sh".into(),
+            spec_dir: "/spec".into(),
+            state_dir: "/spec/.rekube".into(),
+            environment: "prod".into(),
+            record: None,
+        };
+        assert_eq!(up.describe(), "exec ../traffic/file-traffic.sh", "as the spec says it");
     }
 
     #[tokio::test]

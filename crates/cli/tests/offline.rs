@@ -79,7 +79,7 @@ fn validate_render_and_json_of_the_example_platform() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     insta::assert_snapshot!(
         text(&out.stderr),
-        @"rekube.yaml: valid (2 clusters, 2 components, 2 environments rendered: 16 objects)"
+        @"rekube.yaml: valid (4 clusters, 2 components, 3 environments rendered: 24 objects)"
     );
 
     let out = run(&["validate", "dev", "-o", "json"]);
@@ -366,4 +366,43 @@ fn an_external_program_past_its_deadline_is_stopped_and_named() {
     let out = run("soon");
     assert_eq!(out.status.code(), Some(1));
     insta::assert_snapshot!("bad_tool_timeout", text(&out.stderr));
+}
+
+#[test]
+fn upgrade_dry_run_lists_the_steps_and_refusals_need_no_cluster() {
+    let dir = spec_dir(concat!(
+        "clusters:\n",
+        "  blue: { provider: local }\n",
+        "  green: { provider: local, kubernetes: \"1.34\" }\n",
+        "  dev: { provider: local }\n",
+        "environments:\n",
+        "  dev: { cluster: dev }\n",
+        "  prod:\n",
+        "    blue-green:\n",
+        "      clusters: [blue, green]\n",
+        "      traffic: { exec: /bin/true }\n",
+        "      steps: [25, 100]\n",
+        "      soak: 2m\n",
+        "      checks:\n",
+        "        - http: { url: \"https://{address}/healthz\" }\n",
+        "backup: { store: ./backups }\n",
+    ));
+    let dry = rekube(dir.path(), &["upgrade", "prod", "--dry-run"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry.stderr));
+    insta::assert_snapshot!("upgrade_dry_run", text(&dry.stdout));
+    assert!(!dir.path().join(".rekube").exists(), "a dry run writes nothing");
+
+    let single = rekube(dir.path(), &["upgrade", "dev"]);
+    assert_eq!(single.status.code(), Some(1));
+    insta::assert_snapshot!("upgrade_single_cluster", text(&single.stderr));
+    for (flag, said) in
+        [("--finish", "no upgrade of `prod` is under way (`blue` is live)"), ("--rollback", "no upgrade")]
+    {
+        let o = rekube(dir.path(), &["upgrade", "prod", flag]);
+        assert_eq!(o.status.code(), Some(1), "{flag}");
+        assert!(text(&o.stderr).contains(said), "{flag}: {}", text(&o.stderr));
+        assert!(text(&o.stderr).contains("hint: `rekube upgrade prod` starts one"), "{}", text(&o.stderr));
+    }
+    let both = rekube(dir.path(), &["upgrade", "prod", "--finish", "--rollback"]);
+    assert_eq!(both.status.code(), Some(2), "clap refuses the pair");
 }

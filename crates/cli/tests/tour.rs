@@ -64,13 +64,24 @@ fn mask(s: &str) -> String {
     IDS.replace_all(&TIMES.replace_all(s, "<t>"), "<id>").trim_end().to_string()
 }
 
-/// Stops what the tour started when it fails half-way: its cluster and
+/// Stops what the tour started when it fails half-way: its clusters and
 /// the chart repository's server.
 struct Cleanup<'a>(&'a Path);
 
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         let _ = Command::new(env!("CARGO_BIN_EXE_rekube")).args(["down", "dev"]).current_dir(self.0).output();
+        // Both colors of chapter 9, whichever is live.
+        let both = "clusters: { prod-blue: { provider: local }, prod-green: { provider: local } }\n\
+                    environments: { b: { cluster: prod-blue }, g: { cluster: prod-green } }\n";
+        if std::fs::write(self.0.join("cleanup.yaml"), both).is_ok() {
+            for env in ["b", "g"] {
+                let _ = Command::new(env!("CARGO_BIN_EXE_rekube"))
+                    .args(["-f", "cleanup.yaml", "down", env])
+                    .current_dir(self.0)
+                    .output();
+            }
+        }
         if let Ok(pid) = std::fs::read_to_string(self.0.join("repo.pid")) {
             let _ = Command::new("kill").arg(pid.trim()).output();
         }

@@ -230,7 +230,7 @@ async fn route53_weights_move_step_by_step_with_a_record_serving_at_every_instan
     }
 
     let dry = w.rekube(&["upgrade", "prod", "--kubernetes", &green_v, "--dry-run"]);
-    assert!(ok(&dry).contains("prod-blue 50% / `prod-green` 50%") || out(&dry).contains("50%"), "{}", out(&dry));
+    assert!(ok(&dry).contains("traffic `prod-blue` 50% / `prod-green` 50%"), "{}", out(&dry));
     assert!(!w.path(".rekube/upgrade/prod.json").exists(), "a dry run records nothing");
 
     let upgrade = w.rekube(&["upgrade", "prod", "--kubernetes", &green_v]);
@@ -361,7 +361,7 @@ async fn killed_after_every_step_an_upgrade_resumes_and_a_failing_check_rolls_ba
     let v = matrix();
     let _down = DownBoth(&w, cleanup_spec(&v, &v));
     w.write("edge/edge.yaml", EDGE);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/traffic/file-traffic.sh");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform/traffic/file-traffic.sh");
     std::fs::copy(script, w.path("file-traffic.sh")).unwrap();
     // The check fails while a file `fail-at-<percent>` exists.
     w.write(
@@ -454,7 +454,7 @@ async fn preflight_names_the_apis_the_new_version_removed_before_anything_is_bui
     let mut w = Workdir::new();
     w.any_version();
     let _down = DownBoth(&w, cleanup_spec("1.20", "1.34"));
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/traffic/file-traffic.sh");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform/traffic/file-traffic.sh");
     std::fs::copy(script, w.path("file-traffic.sh")).unwrap();
     // policy/v1beta1 PodDisruptionBudget: served by 1.20, removed in 1.25.
     w.write(

@@ -129,7 +129,7 @@ pub fn traffic(loaded: &Loaded, env: &str, bg: &BlueGreen) -> Traffic {
             let state_dir = state_root(loaded).join("upgrade").join(format!("{env}.traffic"));
             Traffic::Exec {
                 program: std::path::absolute(&program).unwrap_or(program),
-                spec_dir: loaded.dir.clone(),
+                spec_dir: std::path::absolute(&loaded.dir).unwrap_or_else(|_| loaded.dir.clone()),
                 state_dir: std::path::absolute(&state_dir).unwrap_or(state_dir),
                 environment: env.to_string(),
                 record: None,
@@ -203,12 +203,13 @@ fn planned(bg: &BlueGreen, from: &str, to: &str, version: Option<&str>, t: &Traf
     }
     out.push(format!("run {} check(s) on `{to}`", bg.checks.len()));
     let soak = soak_of(bg);
+    let checking = if bg.checks.is_empty() { "" } else { ", checks running" };
     for p in steps_of(bg) {
         out.push(format!(
-            "set {} to {from} {}% / {to} {p}%, wait until in sync, soak {}s with the checks",
-            t.describe(),
+            "traffic `{from}` {}% / `{to}` {p}% ({}, one change, waited until in sync); soak {}{checking}",
             100 - p,
-            soak.as_secs()
+            t.describe(),
+            humantime::format_duration(soak)
         ));
     }
     out.push(format!("stop at 100% on `{to}`; `--finish` retires `{from}`, `--rollback` puts traffic back"));
@@ -248,6 +249,7 @@ pub async fn upgrade(
         Some(u) => (u.from.clone(), u.to.clone()),
         None => (colors.live.clone(), colors.idle(loaded)),
     };
+    let spec_version = loaded.spec.clusters.get(&to).and_then(|c| c.kubernetes.as_ref()).map(|k| k.value.clone());
     let version = match (&current, &opts.kubernetes) {
         (Some(u), Some(k)) if u.kubernetes.as_deref() != Some(k.as_str()) => {
             return Err(refuse(
@@ -280,7 +282,7 @@ pub async fn upgrade(
         _ => {}
     }
     if opts.dry_run {
-        let steps = planned(bg, &from, &to, version.as_deref(), &tr);
+        let steps = planned(bg, &from, &to, version.as_deref().or(spec_version.as_deref()), &tr);
         let mut r = report(env, &colors, &from, &to, version, began, Vec::new(), steps);
         r.stage = "dry run".into();
         return Ok(Ended::Done(r));
@@ -309,7 +311,6 @@ pub async fn upgrade(
     // The new color: its spec is the environment's, on the other cluster.
     let green = on_color(loaded, env, &to, version.as_deref());
     let blue = on_color(loaded, env, &from, colors.versions.get(&from).map(String::as_str));
-    let spec_version = loaded.spec.clusters.get(&to).and_then(|c| c.kubernetes.as_ref()).map(|k| k.value.clone());
     if let Some(v) = version.clone().or(spec_version)
         && !run.done_before(&Step::Preflight)
     {

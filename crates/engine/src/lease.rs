@@ -143,6 +143,19 @@ fn holder_of(o: &DynamicObject) -> Holder {
     }
 }
 
+/// Whether `identity` (`host/pid`) is a process of this machine that no
+/// longer runs: a rekube killed with -9 leaves its Lease behind, and on the
+/// same machine there is no need to wait for it to expire.
+fn dead_here(identity: &str) -> bool {
+    let Some((host, pid)) = identity.rsplit_once('/') else { return false };
+    let Ok(pid) = pid.parse::<i32>() else { return false };
+    // SAFETY: signal 0 only asks whether the process exists.
+    host == hostname()
+        && pid > 0
+        && unsafe { libc::kill(pid, 0) } == -1
+        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
 fn expired(o: &DynamicObject) -> bool {
     let spec = &o.data["spec"];
     let secs = spec["leaseDurationSeconds"].as_i64().unwrap_or(LEASE_SECONDS);
@@ -203,7 +216,10 @@ pub async fn acquire(
                 let o: DynamicObject = serde_json::from_value(body(&name, command, None)).expect("a valid Lease");
                 api.create(&PostParams::default(), &o).await.map(|_| ())
             }
-            Some(o) if expired(&o) || holder_of(&o).identity == this_holder() => {
+            Some(o) if expired(&o) || holder_of(&o).identity == this_holder() || dead_here(&holder_of(&o).identity) => {
+                if !expired(&o) && dead_here(&holder_of(&o).identity) {
+                    broken = Some(holder_of(&o));
+                }
                 let o: DynamicObject =
                     serde_json::from_value(body(&name, command, o.metadata.resource_version.as_deref()))
                         .expect("a valid Lease");

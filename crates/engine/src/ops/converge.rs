@@ -27,7 +27,10 @@ pub async fn leased<T, E: From<lease::LeaseError>>(
     let (guard, broken) =
         lease::acquire(client, &loaded.project().0, env, &format!("{command} {env}"), break_lock).await?;
     if let Some(h) = broken {
-        on(Event::Line(format!("note: broke the lease of {h}")));
+        on(Event::Line(match break_lock {
+            true => format!("note: broke the lease of {h}"),
+            false => format!("note: took over the lease of {h}: that process no longer runs on this machine"),
+        }));
     }
     let result = body.await;
     guard.release().await;

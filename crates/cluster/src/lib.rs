@@ -5,6 +5,7 @@
 //! test bed: the integration tests and `rekube up` on a laptop start the very
 //! same control plane, so what the tests prove is what users run.
 
+pub mod api;
 pub mod files;
 pub mod local;
 pub mod prereq;

@@ -420,7 +420,7 @@ impl Cluster {
         let kc = read.map_err(|e| unreadable_kubeconfig(path.as_deref(), context.as_deref(), &e))?;
         let opts = kube::config::KubeConfigOptions { context, ..Default::default() };
         let config = kube::Config::from_custom_kubeconfig(kc, &opts).await?;
-        Ok(kube::Client::try_from(config)?)
+        Ok(crate::api::client(config)?)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Layer 1, requests: the typed handle for a resource and the retry policy.
-//! Every write and delete goes through [`retry`]; the modules above never
-//! build an `Api` by hand for rekube's own ConfigMaps and Namespaces.
-//! (The reliability work extends the policy to reads; see docs/architecture.md.)
+//! The modules above never build an `Api` by hand for rekube's own
+//! ConfigMaps and Namespaces. Retrying transient failures is the client's
+//! request layer's job (`rekube_cluster::api`), for every request; writes
+//! also go through [`retry`], which waits out a CRD that was just created.
 
 use std::time::Duration;
 
@@ -47,17 +48,12 @@ pub(crate) fn apply_params(dry_run: bool) -> PatchParams {
     if dry_run { p.dry_run() } else { p }
 }
 
-/// Whether an error is worth another try: transport errors, throttling,
-/// server errors, and the 404 a just-established CRD's resource answers for
-/// a moment.
+/// Whether an error is worth another try here: the 404 that a
+/// just-established CRD's resource answers for a moment. Transport errors,
+/// throttling, server errors and spurious conflicts are retried below, by
+/// the client's request layer (`rekube_cluster::api`), for every request.
 fn transient(e: &kube::Error) -> bool {
-    match e {
-        kube::Error::Api(s) => {
-            matches!(s.code, 429 | 500 | 502 | 503 | 504)
-                || (s.code == 404 && s.message.contains("could not find the requested resource"))
-        }
-        e => dropped(e),
-    }
+    matches!(e, kube::Error::Api(s) if s.code == 404 && s.message.contains("could not find the requested resource"))
 }
 
 /// Whether the connection failed or was dropped (rather than the server answering).
@@ -65,7 +61,7 @@ pub fn dropped(e: &kube::Error) -> bool {
     matches!(e, kube::Error::HyperError(_) | kube::Error::Service(_))
 }
 
-/// Runs `f` up to 6 times while it fails transiently (backing off 0.2 s, 0.4 s, ...).
+/// Runs `f` up to 6 times while a CRD's resource is not served yet (backing off 0.2 s, 0.4 s, ...).
 pub(crate) async fn retry<T, F, Fut>(mut f: F) -> Result<T, kube::Error>
 where
     F: FnMut() -> Fut,

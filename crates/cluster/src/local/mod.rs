@@ -500,7 +500,7 @@ pub async fn client_for(kubeconfig: &Path) -> Result<kube::Client, LocalError> {
     };
     let kc = kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| err(Box::new(e)))?;
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.map_err(|e| err(Box::new(e)))?;
-    kube::Client::try_from(config).map_err(|e| err(Box::new(e)))
+    crate::api::client(config).map_err(|e| err(Box::new(e)))
 }
 
 /// Writes a kubeconfig whose cluster, user and context are all called `name`

@@ -8,11 +8,14 @@
 //! - [`tools`]: the real `helm` v4 and `kubectl` binaries from the cache.
 //! - [`ChartRepo`]: packaged charts and an `index.yaml` served on 127.0.0.1.
 //! - [`Moto`]: an S3 (and Route53) server on 127.0.0.1.
+//! - [`FaultProxy`]: an HTTP proxy in front of an API server that injects
+//!   errors, throttling, conflicts, drops, resets and stalls at a seeded rate.
 //!
 //! Nothing here skips: when a piece of the test bed is missing, the test fails
 //! and names the command that installs it.
 
 mod chart_repo;
+mod faults;
 mod moto;
 pub mod tools;
 
@@ -20,6 +23,7 @@ use std::path::Path;
 use std::process::Command;
 
 pub use chart_repo::ChartRepo;
+pub use faults::FaultProxy;
 pub use moto::Moto;
 use rekube_cluster::local::{ControlPlane, Options};
 pub use rekube_cluster::local::{FAIL_LABEL, FakeKubelet};

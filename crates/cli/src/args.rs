@@ -235,6 +235,15 @@ pub enum Command {
         /// Put all traffic back on the old cluster (any time before --finish).
         #[arg(long)]
         rollback: bool,
+        /// With --rollback: also retire the new cluster (its record, components and cluster).
+        #[arg(long, requires = "rollback")]
+        discard: bool,
+        /// With --finish or --rollback --discard: delete the cluster even when some component cannot be destroyed.
+        #[arg(long)]
+        force: bool,
+        /// With --finish or --discard: seconds to wait for each component's objects to disappear.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
         /// Print the steps it would take; change nothing.
         #[arg(long, conflicts_with_all = ["finish", "rollback"])]
         dry_run: bool,

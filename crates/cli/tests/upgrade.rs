@@ -233,6 +233,16 @@ async fn route53_weights_move_step_by_step_with_a_record_serving_at_every_instan
     assert!(ok(&dry).contains("traffic `prod-blue` 50% / `prod-green` 50%"), "{}", out(&dry));
     assert!(!w.path(".rekube/upgrade/prod.json").exists(), "a dry run records nothing");
 
+    // Killed at 50%, then rolled back: the watcher sees the weights go back.
+    let o = w
+        .command(&["upgrade", "prod", "--kubernetes", &green_v])
+        .env("REKUBE_KILL_AFTER", "set traffic 50%")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.signal(), Some(libc::SIGKILL), "{}", err(&o));
+    let back = w.rekube(&["upgrade", "prod", "--rollback"]);
+    assert!(ok(&back).starts_with("ROLLED BACK: all traffic of `prod` is on `prod-blue` again"), "{}", out(&back));
+
     let upgrade = w.rekube(&["upgrade", "prod", "--kubernetes", &green_v]);
     let text = ok(&upgrade);
     assert!(text.starts_with("SHIFTED: 100% of `prod` on `prod-green` (v1.34."), "{text}");
@@ -252,10 +262,12 @@ async fn route53_weights_move_step_by_step_with_a_record_serving_at_every_instan
     assert_eq!(secret, "aHVudGVyMg==");
     assert_eq!(kubectl(&w, "prod-green", &["get", "cm", "limits", "-n", "orders", "-o", "jsonpath={.data.max}"]), "7");
     let archives: Vec<_> = walk(&w.path("backups")).into_iter().filter(|p| p.ends_with("resources.tar.zst")).collect();
-    assert_eq!(archives.len(), 1, "{archives:?}");
-    let plain = zstd::decode_all(std::fs::File::open(&archives[0]).unwrap()).unwrap();
-    let plain = String::from_utf8_lossy(&plain);
-    assert!(plain.contains("limits") && !plain.contains("hunter2") && !plain.contains("aHVudGVyMg=="));
+    assert_eq!(archives.len(), 2, "one copy per upgrade started: {archives:?}");
+    for a in &archives {
+        let plain = zstd::decode_all(std::fs::File::open(a).unwrap()).unwrap();
+        let plain = String::from_utf8_lossy(&plain);
+        assert!(plain.contains("limits") && !plain.contains("hunter2") && !plain.contains("aHVudGVyMg=="));
+    }
 
     // status: both colors, the split, the stage.
     let status: serde_json::Value = serde_json::from_str(&ok(&w.rekube(&["-o", "json", "status", "prod"]))).unwrap();
@@ -269,19 +281,10 @@ async fn route53_weights_move_step_by_step_with_a_record_serving_at_every_instan
 
     let finish = w.rekube(&["upgrade", "prod", "--finish"]);
     assert!(ok(&finish).starts_with("FINISHED: `prod-green` is live for `prod`; `prod-blue` is retired"));
-    assert!(
-        !w.path(".rekube/clusters/prod-blue/kubeconfig").exists()
-            || Command::new(rekube_testbed::tools::kubectl())
-                .arg("--kubeconfig")
-                .arg(w.path(".rekube/clusters/prod-blue/kubeconfig"))
-                .args(["get", "ns", "--request-timeout=2s"])
-                .output()
-                .unwrap()
-                .status
-                .code()
-                != Some(0),
-        "blue is down"
-    );
+    w.write("cleanup.yaml", &cleanup_spec(&blue_v, &green_v));
+    let gone = ok(&w.rekube(&["-f", "cleanup.yaml", "-o", "json", "status", "b"]));
+    let gone: serde_json::Value = serde_json::from_str(&gone).unwrap();
+    assert_eq!(gone[0]["state"], "absent", "blue is retired: {gone}");
     let refused = w.rekube(&["upgrade", "prod", "--rollback"]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(
@@ -315,7 +318,8 @@ async fn route53_weights_move_step_by_step_with_a_record_serving_at_every_instan
         splits.push((weight("prod-blue"), weight("prod-green")));
     }
     splits.dedup();
-    assert_eq!(splits, [(100, 0), (90, 10), (50, 50), (0, 100)], "{seen:?}");
+    let cycle = [(100, 0), (90, 10), (50, 50), (100, 0), (90, 10), (50, 50), (0, 100)];
+    assert_eq!(splits, cycle, "{seen:?}");
     assert_eq!(changes.last().unwrap().matches("prod-").count(), 1, "only green's record is left: {seen:?}");
 }
 
@@ -389,6 +393,8 @@ async fn killed_after_every_step_an_upgrade_resumes_and_a_failing_check_rolls_ba
         "components",
         "verify",
         "checks",
+        // Killed again before the resumed run got far: what the first run did is still journaled.
+        "cluster",
         "set traffic 10%",
         "traffic 10%",
         "set traffic 50%",
@@ -403,12 +409,27 @@ async fn killed_after_every_step_an_upgrade_resumes_and_a_failing_check_rolls_ba
         if i > 0 {
             assert!(err(&o).contains("resuming `rekube upgrade prod` interrupted"), "{point}: {}", err(&o));
         }
+        if i == 6 {
+            assert!(
+                err(&o).contains("checks: done by the interrupted run"),
+                "a second kill lost progress: {}",
+                err(&o)
+            );
+        }
         let s = split(&w);
         assert!(valid_split(&s, &steps), "after a kill at `{point}` traffic is {s:?}");
         if *point == "components" {
             green_after_apply = Some(uids(&w, "prod-green"));
         }
     }
+    // `down` of the live color is refused while an upgrade is under way.
+    let down = w.rekube(&["down", "prod"]);
+    assert_eq!(down.status.code(), Some(1));
+    assert!(
+        err(&down).contains("an upgrade of `prod` from `prod-blue` to `prod-green` is under way"),
+        "{}",
+        err(&down)
+    );
     let last = w.rekube(&["upgrade", "prod"]);
     assert!(ok(&last).starts_with("SHIFTED: 100% of `prod` on `prod-green`"), "{}", out(&last));
     assert!(err(&last).contains("traffic 50%: done by the interrupted run"), "{}", err(&last));
@@ -431,11 +452,21 @@ async fn killed_after_every_step_an_upgrade_resumes_and_a_failing_check_rolls_ba
     let lock = w.rekube(&["upgrade", "prod", "--dry-run"]);
     assert!(ok(&lock).contains("build `prod-blue`"), "the next upgrade builds blue again: {}", out(&lock));
 
-    // The next upgrade (green -> blue) fails its check at 50%: all traffic goes
-    // back to green, which is left exactly as it was.
+    // The next upgrade (green -> blue), killed half-way, is rolled back by hand.
     let green_before = uids(&w, "prod-green");
+    let o = spawn(&w, &["upgrade", "prod"], "set traffic 50%").wait_with_output().unwrap();
+    assert_eq!(o.status.signal(), Some(libc::SIGKILL), "{}", err(&o));
+    assert!(err(&o).contains("preflight: all"), "a new upgrade builds afresh: {}", err(&o));
+    assert_eq!(split(&w), BTreeMap::from([("prod-blue".to_string(), 50), ("prod-green".to_string(), 50)]));
+    let back = w.rekube(&["upgrade", "prod", "--rollback"]);
+    assert!(ok(&back).starts_with("ROLLED BACK: all traffic of `prod` is on `prod-green` again"), "{}", out(&back));
+    assert_eq!(split(&w), BTreeMap::from([("prod-green".to_string(), 100)]));
+
+    // The one after that fails its check at 50%: all traffic goes back to
+    // green, which is left exactly as it was.
     w.write("fail-at-50", "");
     let failed = w.rekube(&["upgrade", "prod"]);
+    assert!(!err(&failed).contains("done by the interrupted run"), "a rolled-back upgrade is not resumed");
     assert_eq!(failed.status.code(), Some(1), "{}{}", out(&failed), err(&failed));
     let text = out(&failed);
     assert!(text.starts_with("ROLLED BACK: all traffic of `prod` is on `prod-green` again"), "{text}");

@@ -24,6 +24,8 @@ pub enum Stage {
     Shifting,
     /// All traffic is on the new color; the old one waits for `--finish`.
     Shifted,
+    /// All traffic is going back to the old color; the reason is recorded.
+    RollingBack,
     /// All traffic went back to the old color (a check failed, or `--rollback`).
     RolledBack,
     /// `--finish`: the new color is live; the old one is being retired.
@@ -37,6 +39,7 @@ impl Stage {
             Stage::Building => "building",
             Stage::Shifting => "shifting",
             Stage::Shifted => "shifted",
+            Stage::RollingBack => "rolling back",
             Stage::RolledBack => "rolled back",
             Stage::Finishing => "finishing",
         }
@@ -121,8 +124,17 @@ impl Colors {
                         p.display()
                     ))
                 })?;
-                let known = bg.value.clusters.iter().any(|x| x.value == c.live);
-                if !known {
+                let declared = |name: &str| bg.value.clusters.iter().any(|x| x.value == name);
+                let upgrade = c.upgrade.as_ref().map(|u| [u.from.as_str(), u.to.as_str()]).unwrap_or_default();
+                if let Some(gone) = upgrade.iter().find(|n| !n.is_empty() && !declared(n)) {
+                    return Err(EngineError::Invalid(format!(
+                        "{}: the upgrade under way uses cluster `{gone}`, which is no longer in \
+                         `blue-green.clusters` of `{env}`\n  hint: put it back in the spec until the upgrade is \
+                         finished or rolled back",
+                        p.display()
+                    )));
+                }
+                if !declared(&c.live) {
                     return Err(EngineError::Invalid(format!(
                         "{}: the live cluster `{}` is no longer in `blue-green.clusters` of `{env}`\n  hint: \
                          put it back in the spec, or retire it by hand and delete this record",

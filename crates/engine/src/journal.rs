@@ -174,12 +174,14 @@ impl Journal {
             started: r.started,
             steps: r.steps,
         });
+        // The steps the interrupted run finished stay recorded, so a run
+        // killed again before it re-records them loses nothing.
         let record = Record {
             command: command.into(),
             environment: env.into(),
             pid: std::process::id(),
             started: now(),
-            steps: Vec::new(),
+            steps: interrupted.as_ref().map(|i| i.steps.clone()).unwrap_or_default(),
             finished: None,
         };
         let j = Self { path, record, resumed: interrupted.as_ref().map(|i| i.steps.clone()).unwrap_or_default() };
@@ -198,7 +200,9 @@ impl Journal {
 
     /// Records that `step` finished.
     pub fn done(&mut self, step: &str, note: impl Into<String>) -> Result<(), JournalError> {
-        self.record.steps.push(Step { name: step.to_string(), finished: now(), note: note.into() });
+        if !self.record.steps.iter().any(|s| s.name == step) {
+            self.record.steps.push(Step { name: step.to_string(), finished: now(), note: note.into() });
+        }
         self.save()
     }
 
@@ -207,6 +211,31 @@ impl Journal {
         self.record.finished = Some(now());
         self.save()
     }
+}
+
+/// Ends an unfinished journal of `command` on `env` without resuming it:
+/// what it recorded belongs to an operation that is over (an upgrade rolled
+/// back, or replaced by a new one). Call it under the environment's lock.
+pub fn discard(state_root: &Path, env: &str, command: &str) -> Result<(), JournalError> {
+    let path = state_root.join("journal").join(format!("{env}.{command}.json"));
+    let Some(mut record) = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str::<Record>(&t).ok())
+    else {
+        return Ok(());
+    };
+    if record.finished.is_none() {
+        record.finished = Some(now());
+        write_atomic(&path, serde_json::to_string_pretty(&record).unwrap_or_default().as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Whether a live process holds `env`'s lock (read from the lock file: its
+/// PID, checked with `kill(pid, 0)`), without taking the lock.
+pub fn held(state_root: &Path, env: &str) -> bool {
+    let path = state_root.join("journal").join(format!("{env}.lock"));
+    let info: Option<LockInfo> = std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str(&t).ok());
+    // SAFETY: signal 0 only checks that the process exists.
+    info.is_some_and(|i| i.pid != std::process::id() && unsafe { libc::kill(i.pid as i32, 0) } == 0)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -163,8 +163,19 @@ pub struct Run<'a> {
 impl<'a> Run<'a> {
     /// Takes the lock and begins the journal, saying what an interrupted run left.
     pub fn begin(loaded: &Loaded, env: &str, command: &str, on: Observer<'a>) -> Result<Self, EngineError> {
+        let lock = Lock::acquire(&state_root(loaded), env, command)?;
+        Self::with_lock(lock, loaded, env, command, on)
+    }
+
+    /// [`Run::begin`] under a lock already taken (to read state under it first).
+    pub fn with_lock(
+        lock: Lock,
+        loaded: &Loaded,
+        env: &str,
+        command: &str,
+        on: Observer<'a>,
+    ) -> Result<Self, EngineError> {
         let root = state_root(loaded);
-        let lock = Lock::acquire(&root, env, command)?;
         let (journal, interrupted) = Journal::begin(&root, env, command)?;
         if let Some(i) = interrupted {
             let done: Vec<&str> = i.steps.iter().map(|s| s.name.as_str()).collect();

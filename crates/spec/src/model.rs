@@ -405,6 +405,11 @@ pub struct HttpCheck {
     /// The status it must answer (default 200).
     #[schemars(with = "Option<u16>")]
     pub expect: Option<Spanned<u16>>,
+    /// The host name to ask for (HTTP `Host` and TLS server name), when the
+    /// URL's `{address}` is a load balancer that routes by host: the
+    /// connection still goes to the new color's address.
+    #[schemars(with = "Option<String>")]
+    pub host: Option<Spanned<String>>,
 }
 
 /// `copy:`: objects carried from the old color to the new.

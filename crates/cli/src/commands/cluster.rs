@@ -174,6 +174,9 @@ fn blue_green_lines(bg: &rekube_engine::ops::upgrade::status::BlueGreenStatus) -
         if let Some(why) = &bg.rolled_back {
             line.push_str(&format!(" ({why})"));
         }
+        if !bg.running && ["building", "shifting", "rolling back"].contains(&stage.as_str()) {
+            line.push_str("; interrupted: run `rekube upgrade` again to resume it");
+        }
         out.push(line);
     }
     if let Some(f) = &bg.last_finished {

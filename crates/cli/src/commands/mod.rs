@@ -62,11 +62,16 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Backup(cmd) => backup::run(g, cmd).await,
         Command::Preview(cmd) => preview::run(g, cmd).await,
-        Command::Upgrade { env, kubernetes, finish, rollback, dry_run, identity } => {
+        Command::Upgrade { env, kubernetes, finish, rollback, discard, force, timeout, dry_run, identity } => {
             let how = upgrade::How {
                 kubernetes: kubernetes.clone(),
                 finish: *finish,
                 rollback: *rollback,
+                discard: *discard,
+                retire: rekube_engine::ops::upgrade::Retire {
+                    force: *force,
+                    timeout: std::time::Duration::from_secs(*timeout),
+                },
                 dry_run: *dry_run,
             };
             upgrade::run(g, env, &how, identity.as_deref()).await

@@ -21,6 +21,10 @@ pub struct How {
     pub finish: bool,
     /// `--rollback`.
     pub rollback: bool,
+    /// `--discard` (with `--rollback`).
+    pub discard: bool,
+    /// `--force`, `--timeout`.
+    pub retire: ops::Retire,
     /// `--dry-run`.
     pub dry_run: bool,
 }
@@ -31,9 +35,9 @@ pub async fn run(g: &Global, env: &str, how: &How, identity: Option<&Path>) -> R
     let r = Reporter::new("applying", g.output != Output::Json, true);
     let on = |e| r.on(e);
     let ended = if how.finish {
-        ops::finish(&loaded, env, &on).await?
+        ops::finish(&loaded, env, how.retire, &on).await?
     } else if how.rollback {
-        ops::rollback(&loaded, env, &on).await?
+        ops::rollback(&loaded, env, how.discard.then_some(how.retire), &on).await?
     } else {
         let id = Identity { identity: identity.map(Path::to_path_buf), allow_unsigned: false };
         let opts = ops::Options {
@@ -51,7 +55,7 @@ pub async fn run(g: &Global, env: &str, how: &How, identity: Option<&Path>) -> R
         Output::Json => printer::json(&json!(report)),
         _ => printer::data(text(&report, how)),
     }
-    let failed = report.rolled_back.is_some() && !how.rollback;
+    let failed = report.rolled_back.is_some() && !how.rollback && !how.dry_run;
     Ok(u8::from(failed))
 }
 
@@ -66,6 +70,9 @@ fn text(r: &UpgradeReport, how: &How) -> String {
         return out.trim_end().to_string();
     }
     match (&r.rolled_back, how.rollback, r.stage.as_str()) {
+        (_, true, "discarded") => {
+            format!("ROLLED BACK: all traffic of `{env}` is on `{}`; `{}` is retired ({:.1}s)", r.from, r.to, r.seconds)
+        }
         (_, true, _) => format!("ROLLED BACK: all traffic of `{env}` is on `{}` again ({:.1}s)", r.from, r.seconds),
         (Some(why), _, _) => format!(
             "ROLLED BACK: all traffic of `{env}` is on `{}` again; `{}` is kept for a look\n  why: {why}",

@@ -24,7 +24,7 @@
 //! ```json
 //! {"protocol": "rekube.dev/traffic/v1", "command": "read",
 //!  "environment": "prod", "record": "app.example.com",
-//!  "state_dir": "/path/.rekube/traffic/prod", "colors": ["prod-blue", "prod-green"]}
+//!  "state_dir": "/path/.rekube/upgrade/prod.traffic", "colors": ["prod-blue", "prod-green"]}
 //! ```
 //!
 //! `record` is the spec's `record:` or `null`; `state_dir` exists and is the

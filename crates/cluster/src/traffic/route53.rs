@@ -430,6 +430,21 @@ fn first_chars(text: &str, n: usize) -> &str {
 /// AWS's error Code and Message from an error body: `<ErrorResponse>`, or
 /// `<InvalidChangeBatch>` with its `<Messages>`; the text itself otherwise.
 fn aws_error(text: &str) -> (String, String) {
+    let (code, message) = aws_error_raw(text);
+    (code, redact(&message))
+}
+
+/// AWS's SignatureDoesNotMatch message quotes the canonical request and the
+/// string to sign, which carry the session token: everything from there on
+/// is cut.
+fn redact(message: &str) -> String {
+    match message.find("The Canonical String") {
+        Some(i) => format!("{}(the canonical request AWS quoted is left out)", &message[..i]),
+        None => message.to_string(),
+    }
+}
+
+fn aws_error_raw(text: &str) -> (String, String) {
     match quick_xml::de::from_str::<ErrorBody>(text) {
         Ok(ErrorBody { error: Some(e), .. }) => {
             (e.code.unwrap_or_else(|| "(no code)".into()), e.message.unwrap_or_else(|| "(no message)".into()))
@@ -770,6 +785,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!((change.change_info.id.as_str(), change.change_info.status.as_str()), ("/change/C2", "PENDING"));
+    }
+
+    #[test]
+    fn a_signature_error_never_quotes_the_signed_request() {
+        let body = "<ErrorResponse><Error><Type>Sender</Type><Code>SignatureDoesNotMatch</Code><Message>The request \
+                    signature we calculated does not match. The Canonical String for this request should have been \
+                    'POST x-amz-security-token:SECRETTOKEN'</Message></Error></ErrorResponse>";
+        let (code, message) = aws_error(body);
+        assert_eq!(code, "SignatureDoesNotMatch");
+        assert!(!message.contains("SECRETTOKEN") && message.contains("does not match"), "{message}");
     }
 
     #[test]

@@ -197,8 +197,25 @@ pub async fn down(
     on: Observer<'_>,
 ) -> Result<Ended<DownReport>, EngineError> {
     environment(loaded, env)?;
+    if let Some(u) = crate::colors::Colors::read(loaded, env)?
+        .and_then(|c| c.upgrade)
+        .filter(|u| u.stage != crate::colors::Stage::RolledBack)
+    {
+        return Err(EngineError::Upgrade {
+            message: format!(
+                "an upgrade of `{env}` from `{}` to `{}` is under way ({}): `down` would delete `{}` \
+                 and leave its traffic record",
+                u.from,
+                u.to,
+                u.stage.as_str(),
+                u.from
+            ),
+            hint: format!("finish it (`rekube upgrade {env} --finish`) or roll it back (`--rollback`) first"),
+        });
+    }
     let mut run = Run::begin(loaded, env, "down", on)?;
-    let report = down_steps(loaded, env, &mut run, force, timeout).await?;
+    let hint = "; `rekube down --force` deletes the cluster anyway";
+    let report = down_steps(loaded, env, &mut run, force, timeout, &format!("rekube down `{env}`"), hint).await?;
     if let Ended::Done(mut r) = report {
         r.steps = run.finish()?;
         return Ok(Ended::Done(r));
@@ -209,17 +226,21 @@ pub async fn down(
 /// Load balancers, components, the cluster, the prerequisites (reversed).
 /// A `local` cluster holds nothing outside its processes: it is deleted
 /// at once, its components with it.
+/// `heading` starts the first line (`rekube down `dev``); `force_hint`
+/// ends the message when a component cannot be destroyed.
 pub(crate) async fn down_steps(
     loaded: &Loaded,
     env: &str,
     run: &mut Run<'_>,
     force: bool,
     timeout: Duration,
+    heading: &str,
+    force_hint: &str,
 ) -> Result<Ended<DownReport>, EngineError> {
     let began = Instant::now();
     let (cluster, prereqs) = provider_cluster(loaded, env)?;
     run.say(format!(
-        "rekube down `{env}`: load balancers, {} component(s), cluster `{}` ({}), {} prerequisite(s)",
+        "{heading}: load balancers, {} component(s), cluster `{}` ({}), {} prerequisite(s)",
         loaded.spec.components.len(),
         cluster.name,
         cluster.kind.name(),
@@ -258,7 +279,7 @@ pub(crate) async fn down_steps(
                 run.say("  components: some could not be destroyed (above); --force: the cluster is deleted anyway");
             }
             true => {
-                let hint = if existing { "" } else { "; `rekube down --force` deletes the cluster anyway" };
+                let hint = if existing { "" } else { force_hint };
                 run.say(format!("  components: some could not be destroyed (above){hint}"));
                 return Ok(Ended::Stopped(1));
             }
@@ -378,7 +399,11 @@ pub async fn rebuild_check(loaded: &Loaded, env: &str, on: Observer<'_>) -> Resu
     let t = Instant::now();
     // Resumed after the teardown: do not tear down the half-built cluster again.
     if !run.done_before(&Step::Down) && !run.done_before(&Step::Up) {
-        if let Ended::Stopped(code) = down_steps(loaded, env, &mut run, false, Duration::from_secs(300)).await? {
+        let hint = "; `rekube down --force` deletes the cluster anyway";
+        let heading = format!("rekube down `{env}`");
+        if let Ended::Stopped(code) =
+            down_steps(loaded, env, &mut run, false, Duration::from_secs(300), &heading, hint).await?
+        {
             return Ok(Ended::Stopped(code));
         }
         run.done(&Step::Down, "", t)?;

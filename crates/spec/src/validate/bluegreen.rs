@@ -47,6 +47,28 @@ pub(crate) fn check(c: &mut Checker, env: &str, bg: &Spanned<BlueGreen>) {
             "blue and green must be two clusters, so that one can be built while the other serves",
         );
     }
+    for color in &b.clusters {
+        let spec = &c.loaded.spec;
+        let other_env = spec.environments.iter().find(|(name, e)| {
+            *name != env
+                && (e.cluster.as_ref().is_some_and(|x| x.value == color.value)
+                    || e.blue_green.as_ref().is_some_and(|g| g.value.clusters.iter().any(|x| x.value == color.value)))
+        });
+        if let Some((other, _)) = other_env {
+            c.err(
+                at(color),
+                format!("cluster `{}` is a color of `{env}` and also runs environment `{other}`", color.value),
+                "`--finish` retires the old color's cluster: give each color its own cluster",
+            );
+        }
+        if spec.previews.as_ref().and_then(|p| p.value.cluster.as_ref()).is_some_and(|p| p.value == color.value) {
+            c.err(
+                at(color),
+                format!("cluster `{}` is a color of `{env}` and also where previews run", color.value),
+                "`--finish` retires the old color's cluster: put `previews.cluster` elsewhere",
+            );
+        }
+    }
     if let Some(a) = &b.address {
         let ok = a.value.split_once('/').is_some_and(|(ns, name)| is_dns_label(ns) && is_dns_name(name));
         if !ok {

@@ -52,21 +52,39 @@ pub fn describe(check: &Check) -> String {
 pub async fn run(check: &Check, target: &Target, dir: &Path) -> Result<(), String> {
     match (&check.http, &check.command) {
         (Some(h), _) => {
-            let url = url_for(&h.value.url.value, target.address.as_deref())?;
             let expect = h.value.expect.as_ref().map_or(200, |e| e.value);
-            http(&url, expect).await
+            match (&h.value.host, target.address.as_deref()) {
+                (Some(host), Some(addr)) if h.value.url.value.contains("{address}") => {
+                    let url = h.value.url.value.replace("{address}", &host.value);
+                    http_via(&url, &host.value, addr, expect).await
+                }
+                _ => http(&url_for(&h.value.url.value, target.address.as_deref())?, expect, None).await,
+            }
         }
         (_, Some(c)) => command(&c.value, target, dir).await,
         _ => Err("a check needs `http` or `command`".to_string()),
     }
 }
 
-async fn http(url: &str, expect: u16) -> Result<(), String> {
+/// A GET of `url` (whose host is `host`) sent to `address`: the name is
+/// asked for, the new color answers.
+async fn http_via(url: &str, host: &str, address: &str, expect: u16) -> Result<(), String> {
+    let port = reqwest::Url::parse(url).ok().and_then(|u| u.port_or_known_default()).unwrap_or(443);
+    let to = tokio::net::lookup_host((address, port))
+        .await
+        .map_err(|e| format!("cannot resolve {address}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{address} resolves to no address"))?;
+    http(url, expect, Some((host, to))).await
+}
+
+async fn http(url: &str, expect: u16, resolve: Option<(&str, std::net::SocketAddr)>) -> Result<(), String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
-        .timeout(CHECK_TIMEOUT.min(Duration::from_secs(10)))
-        .build()
-        .map_err(|e| format!("GET {url}: {e}"))?;
+    let mut builder = reqwest::Client::builder().timeout(CHECK_TIMEOUT.min(Duration::from_secs(10)));
+    if let Some((host, to)) = resolve {
+        builder = builder.resolve(host, to);
+    }
+    let client = builder.build().map_err(|e| format!("GET {url}: {e}"))?;
     let status = client.get(url).send().await.map_err(|e| format!("GET {url}: {e}"))?.status().as_u16();
     if status == expect { Ok(()) } else { Err(format!("GET {url} answered {status}, expected {expect}")) }
 }
@@ -120,6 +138,29 @@ mod tests {
         assert_eq!(url_for("http://{address}:8080/", Some("fd00::1")).unwrap(), "http://[fd00::1]:8080/");
         assert_eq!(url_for("http://127.0.0.1/", None).unwrap(), "http://127.0.0.1/");
         assert!(url_for("http://{address}/", None).unwrap_err().contains("names no Service"));
+    }
+
+    #[tokio::test]
+    async fn a_host_is_asked_for_at_the_colors_address() {
+        // A server on 127.0.0.1 that answers 200 only to Host: app.example.test.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for mut s in listener.incoming().flatten().take(2) {
+                let mut buf = [0u8; 2048];
+                let n = std::io::Read::read(&mut s, &mut buf).unwrap_or(0);
+                let asked = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+                let status = if asked.contains("host: app.example.test") { "200 OK" } else { "404 Not Found" };
+                let _ = std::io::Write::write_all(
+                    &mut s,
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes(),
+                );
+            }
+        });
+        let url = format!("http://app.example.test:{port}/healthz");
+        http_via(&url, "app.example.test", "127.0.0.1", 200).await.unwrap();
+        let plain = http(&format!("http://127.0.0.1:{port}/healthz"), 200, None).await.unwrap_err();
+        assert!(plain.ends_with("answered 404, expected 200"), "{plain}");
     }
 
     #[tokio::test]

@@ -39,8 +39,12 @@ pub struct BlueGreenStatus {
     pub stage: Option<String>,
     /// Percent on the new color, as last set.
     pub percent: Option<u32>,
-    /// Seconds left in the current soak.
+    /// Seconds left in the current soak (while an upgrade runs).
     pub soak_left_seconds: Option<i64>,
+    /// Whether a rekube process holds the environment now (an upgrade
+    /// whose stage is `building` or `shifting` and that no process holds
+    /// was interrupted: running `rekube upgrade ENV` resumes it).
+    pub running: bool,
     /// Why the last upgrade was rolled back.
     pub rolled_back: Option<String>,
     /// When the last upgrade finished.
@@ -87,7 +91,8 @@ pub async fn status(loaded: &Loaded, env: &str) -> Result<Option<BlueGreenStatus
         let weight = traffic_error.is_none().then(|| weights.iter().find(|t| t.color == *name).map_or(0, |t| t.weight));
         out.push(ColorStatus { cluster: name.clone(), role, state, version, weight });
     }
-    let soak_left_seconds = up.and_then(|u| u.soak_until.as_deref()).and_then(|s| {
+    let running = crate::journal::held(&crate::journal::state_root(loaded), env);
+    let soak_left_seconds = up.filter(|_| running).and_then(|u| u.soak_until.as_deref()).and_then(|s| {
         let until = chrono::DateTime::parse_from_rfc3339(s).ok()?;
         Some((until.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds().max(0))
     });
@@ -98,6 +103,7 @@ pub async fn status(loaded: &Loaded, env: &str) -> Result<Option<BlueGreenStatus
         stage: up.map(|u| u.stage.as_str().to_string()),
         percent: up.map(|u| u.percent),
         soak_left_seconds,
+        running,
         rolled_back: up.and_then(|u| u.reason.clone()),
         last_finished: colors.finished.as_ref().map(|f| format!("{} -> {} at {}", f.from, f.to, f.at)),
     }))

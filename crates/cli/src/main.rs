@@ -78,12 +78,49 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    match runtime.block_on(commands::run(cli)) {
-        Ok(code) => ExitCode::from(code),
-        Err(Failure::Reported) => ExitCode::from(1),
+    let ended = runtime.block_on(async {
+        tokio::spawn(watch_signals());
+        commands::run(cli).await
+    });
+    let code = match ended {
+        Ok(code) => code,
+        Err(Failure::Reported) => 1,
         Err(Failure::Error(e, hint)) => {
             printer::error(&e, hint.as_deref());
-            ExitCode::from(1)
+            1
+        }
+    };
+    if rekube_kube::stop::requested() {
+        let again: Vec<String> = std::env::args().skip(1).collect();
+        printer::message(format!(
+            "interrupted: what finished is reported above; `rekube {}` again picks up from there",
+            again.join(" ")
+        ));
+        return ExitCode::from(130);
+    }
+    ExitCode::from(code)
+}
+
+/// Ctrl-C or SIGTERM: the first asks every operation to start no new work
+/// (requests in flight finish, the lease is released, journals keep what
+/// was done); a second, or 10 s without the command ending, quits at once.
+async fn watch_signals() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    rekube_kube::stop::request();
+    printer::message("stopping: requests in flight finish, nothing new starts (Ctrl-C again quits at once)");
+    tokio::select! {
+        _ = int.recv() => printer::message("quit at once: a rerun takes the lease over and resumes"),
+        _ = term.recv() => printer::message("quit at once: a rerun takes the lease over and resumes"),
+        _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {
+            printer::message("quit: in-flight work did not finish within 10 s; a rerun resumes it");
         }
     }
+    std::process::exit(130);
 }

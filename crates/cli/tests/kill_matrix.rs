@@ -45,7 +45,14 @@ fn uids(cluster: &TestCluster) -> BTreeMap<String, String> {
     );
     let app = get(
         cluster,
-        &["get", "cm,deploy", "-n", "app", "-o", "jsonpath={range .items[*]}{.kind} app/{.metadata.name}={.metadata.uid}\n{end}"],
+        &[
+            "get",
+            "cm,deploy",
+            "-n",
+            "app",
+            "-o",
+            "jsonpath={range .items[*]}{.kind} app/{.metadata.name}={.metadata.uid}\n{end}",
+        ],
     );
     format!("{text}{app}")
         .lines()
@@ -121,7 +128,8 @@ async fn apply_destroy_and_restore_killed_at_any_request_converge_on_the_rerun()
         ok(&w.rekube(&["destroy", "dev"]));
         let left = get(&cluster, &["get", "cm,deploy,svc", "-A", "-l", "applyset.kubernetes.io/part-of", "-o", "name"]);
         assert_eq!(left.trim(), "", "destroy killed at request {n} left objects behind");
-        let parents = get(&cluster, &["get", "cm", "-n", "rekube-system", "-l", "rekube.dev/project=kills", "-o", "name"]);
+        let parents =
+            get(&cluster, &["get", "cm", "-n", "rekube-system", "-l", "rekube.dev/project=kills", "-o", "name"]);
         assert_eq!(parents.trim(), "", "destroy killed at request {n} left its ApplySet parents");
     }
 

@@ -220,6 +220,7 @@ async fn wait_healthy(
     let began = Instant::now();
     let mut last = String::new();
     loop {
+        crate::stop::check()?;
         let mut pending = None;
         for o in objects {
             let Ok(Some(r)) = res.resolve(o.api_version, o.kind).await else { continue };
@@ -351,7 +352,10 @@ async fn apply_component_inner(
     let mut done = 0;
     for batch in [first, rest] {
         let results = futures::stream::iter(batch.iter().copied())
-            .map(|a| async move { write_object(res, a, opts.dry_run).await.map(|note| (a, note)) })
+            .map(|a| async move {
+                crate::stop::check()?;
+                write_object(res, a, opts.dry_run).await.map(|note| (a, note))
+            })
             .buffer_unordered(opts.object_concurrency.max(1))
             .collect::<Vec<_>>()
             .await;
@@ -563,6 +567,14 @@ async fn run_graph(
                 continue;
             }
             let ready = needs.iter().all(|n| ended.get(n.as_str()) == Some(&true));
+            if ready && crate::stop::requested() {
+                let o = ComponentOutcome::Failed(KubeError::Interrupted.to_string());
+                on(Event::Done { component: c.name.clone(), outcome: o.clone() });
+                ended.insert(c.name.clone(), false);
+                out.push((c.name.clone(), o));
+                waiting.remove(i);
+                continue;
+            }
             if ready && running.len() < opts.concurrency.max(1) {
                 waiting.remove(i);
                 running.push(async move {

@@ -81,10 +81,11 @@ pub async fn destroy(
                 let env_ids = &env_ids;
                 async move {
                     let label = display(parent);
-                    let outcome = match destroy_component(res, parent, env_ids, wait, on).await {
-                        Ok(o) => o,
-                        Err(e) => ComponentOutcome::Failed(e.to_string()),
+                    let destroyed = match crate::stop::check() {
+                        Ok(()) => destroy_component(res, parent, env_ids, wait, on).await,
+                        Err(e) => Err(e),
                     };
+                    let outcome = destroyed.unwrap_or_else(|e| ComponentOutcome::Failed(e.to_string()));
                     on(Event::Done { component: label.clone(), outcome: outcome.clone() });
                     (label, outcome)
                 }
@@ -142,7 +143,10 @@ async fn destroy_component(
     for (i, batch) in [others, namespaces].into_iter().enumerate() {
         if !batch.is_empty() {
             let results = futures::stream::iter(batch.iter().copied())
-                .map(|a| delete_object(res, a, false))
+                .map(|a| async move {
+                    crate::stop::check()?;
+                    delete_object(res, a, false).await
+                })
                 .buffer_unordered(16)
                 .collect::<Vec<_>>()
                 .await;

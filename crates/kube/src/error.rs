@@ -33,6 +33,9 @@ pub enum KubeError {
         /// `Kind ns/name (component c)` of each existing object not adopted.
         adoptions: Vec<String>,
     },
+    /// Ctrl-C or SIGTERM: no new work was started after it.
+    #[error("interrupted (Ctrl-C or SIGTERM): what was in flight finished, nothing new was started")]
+    Interrupted,
     /// An object that was deleted is still there after the timeout.
     #[error("{object} still exists after {seconds}s (finalizers?)")]
     NotDeleted {

@@ -20,6 +20,7 @@ pub mod error;
 pub mod report;
 
 pub mod request;
+pub mod stop;
 
 pub mod live;
 

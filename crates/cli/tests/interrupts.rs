@@ -60,7 +60,8 @@ async fn ctrl_c_stops_new_work_releases_the_lease_and_a_rerun_converges() {
         "rekube.yaml",
         &format!(
             "project: intr\nclusters:\n{}components:\n  slow: {{ manifests: ./slow, namespace: slow }}\n  \
-             after: {{ manifests: ./after, namespace: after, needs: [slow] }}\nenvironments:\n  dev: {{ cluster: dev }}\n",
+             after: {{ manifests: ./after, namespace: after, needs: [slow] }}\n\
+             environments:\n  dev: {{ cluster: dev }}\n",
             common::existing("dev", &cluster, &context)
         ),
     );

@@ -22,6 +22,7 @@ static SAMPLE: LazyLock<(Vec<u8>, Manifest)> = LazyLock::new(|| {
     let manifest = Manifest {
         format: FORMAT.into(),
         name: "fuzz".into(),
+        project: None,
         environment: "dev".into(),
         created: String::new(),
         tool_version: String::new(),

@@ -27,6 +27,10 @@ pub struct Manifest {
     pub format: String,
     /// The backup's name.
     pub name: String,
+    /// The project it was taken for (absent in backups made before 0.3:
+    /// retention never deletes those).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
     /// The environment it was taken from.
     pub environment: String,
     /// When it was taken (RFC 3339, UTC).
@@ -308,6 +312,7 @@ mod tests {
         Manifest {
             format: FORMAT.into(),
             name: "t".into(),
+            project: None,
             environment: "e".into(),
             created: String::new(),
             tool_version: String::new(),

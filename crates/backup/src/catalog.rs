@@ -159,11 +159,14 @@ pub async fn delete(store: &Store, name: &str) -> Result<usize, BackupError> {
 
 /// Keeps the newest `keep` complete backups of `environment`; returns the
 /// names deleted.
-pub async fn retain(store: &Store, environment: &str, keep: usize) -> Result<Vec<String>, BackupError> {
+pub async fn retain(store: &Store, project: &str, environment: &str, keep: usize) -> Result<Vec<String>, BackupError> {
+    // Only this project's backups of this environment: a bucket may be
+    // shared, and another project's `prod` is not ours to prune.
+    let ours = |m: &crate::Manifest| m.project.as_deref() == Some(project) && m.environment == environment;
     let mut mine: Vec<(String, String)> = list(store)
         .await?
         .into_iter()
-        .filter_map(|l| l.manifest.ok().filter(|m| m.environment == environment).map(|m| (m.created, l.name)))
+        .filter_map(|l| l.manifest.ok().filter(ours).map(|m| (m.created, l.name)))
         .collect();
     mine.sort();
     let excess = mine.len().saturating_sub(keep);
@@ -173,4 +176,45 @@ pub async fn retain(store: &Store, environment: &str, keep: usize) -> Result<Vec
         deleted.push(name);
     }
     Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreOptions;
+
+    /// A manifest as `backup create` writes it, for `project`'s `environment`.
+    fn manifest(name: &str, project: Option<&str>, environment: &str, created: &str) -> String {
+        serde_json::json!({
+            "format": crate::archive::FORMAT, "name": name, "project": project, "environment": environment,
+            "created": created, "tool_version": "0", "cluster": {"name": "c", "version": "v1.34.12"},
+            "filter": {"namespaces": [], "selector": null, "cluster_resources": true},
+            "archive": {"file": archive::ARCHIVE_FILE, "compression": "zstd", "size": 0, "sha256": ""},
+            "secrets": {"count": 0, "encrypted": false, "recipients": []},
+            "counts": {}, "excluded": {}, "objects": []
+        })
+        .to_string()
+    }
+
+    #[tokio::test]
+    async fn retention_deletes_only_this_projects_backups_of_this_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let put = |name: &str, project: Option<&str>, env: &str, created: &str| {
+            std::fs::create_dir_all(dir.path().join(name)).unwrap();
+            std::fs::write(dir.path().join(name).join(archive::MANIFEST_FILE), manifest(name, project, env, created))
+                .unwrap();
+        };
+        put("shop-prod-1", Some("shop"), "prod", "2026-12-01T00:00:00Z");
+        put("shop-prod-2", Some("shop"), "prod", "2026-12-02T00:00:00Z");
+        put("shop-prod-3", Some("shop"), "prod", "2026-12-03T00:00:00Z");
+        put("shop-dev-1", Some("shop"), "dev", "2026-11-01T00:00:00Z");
+        put("blog-prod-1", Some("blog"), "prod", "2026-11-01T00:00:00Z");
+        put("old-prod-1", None, "prod", "2026-10-01T00:00:00Z");
+        let store = Store::open(dir.path().to_str().unwrap(), dir.path(), &StoreOptions::default()).unwrap();
+        let deleted = retain(&store, "shop", "prod", 1).await.unwrap();
+        assert_eq!(deleted, ["shop-prod-1", "shop-prod-2"], "the oldest of shop's prod, nothing else");
+        let mut left: Vec<String> = list(&store).await.unwrap().into_iter().map(|l| l.name).collect();
+        left.sort();
+        assert_eq!(left, ["blog-prod-1", "old-prod-1", "shop-dev-1", "shop-prod-3"]);
+    }
 }

@@ -20,6 +20,8 @@ use crate::store::Store;
 pub struct CreateOptions {
     /// The backup's name.
     pub name: String,
+    /// The project (recorded, so that retention deletes only its own).
+    pub project: String,
     /// The environment.
     pub environment: String,
     /// The cluster's name in the spec.
@@ -320,6 +322,7 @@ pub async fn create(
     let manifest = Manifest {
         format: archive::FORMAT.into(),
         name: opts.name.clone(),
+        project: Some(opts.project.clone()),
         environment: opts.environment.clone(),
         created: created.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         tool_version: env!("CARGO_PKG_VERSION").into(),

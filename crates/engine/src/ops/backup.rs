@@ -99,6 +99,7 @@ pub async fn create(loaded: &Loaded, req: &CreateRequest, on: Observer<'_>) -> R
     }
     let opts = CreateOptions {
         name: req.name.clone().unwrap_or_else(|| rekube_backup::default_name(env)),
+        project: loaded.project().0,
         environment: env.to_string(),
         cluster,
         filter,
@@ -113,7 +114,7 @@ pub async fn create(loaded: &Loaded, req: &CreateRequest, on: Observer<'_>) -> R
     on(Event::Line(format!("backing up `{env}` (cluster `{}`) into {}...", opts.cluster, store.display())));
     let (manifest, warnings) = rekube_backup::create(&client, &store, &opts).await?;
     let pruned = match &spec.keep {
-        Some(k) => rekube_backup::retain(&store, env, k.value as usize).await?,
+        Some(k) => rekube_backup::retain(&store, &loaded.project().0, env, k.value as usize).await?,
         None => Vec::new(),
     };
     Ok(Created { manifest, warnings, pruned, seconds: began.elapsed().as_secs_f64() })

@@ -124,6 +124,25 @@ pub fn entry_path(resource: &str, namespace: Option<&str>, name: &str, encrypted
     }
 }
 
+/// The largest entry read. Kubernetes refuses requests over 3 MiB, so no
+/// object is bigger; an entry 16 times that is a decompression bomb or a
+/// manifest that lies, and is refused before its bytes are read.
+pub const MAX_ENTRY: u64 = 48 << 20;
+
+/// Whether `path` is an entry path as [`entry_path`] writes it: no `..`,
+/// no absolute path, nothing outside `resources/`.
+pub fn is_entry_path(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').collect();
+    let clean = parts.iter().all(|p| !p.is_empty() && *p != "." && *p != ".." && !p.contains('\\'));
+    let shape = match parts.as_slice() {
+        ["resources", _, "namespaces", _, name] | ["resources", _, "cluster", name] => {
+            name.ends_with(".json") || name.ends_with(".json.age")
+        }
+        _ => false,
+    };
+    clean && shape
+}
+
 /// The resource part (`deployments.apps`) of an entry path.
 pub fn entry_resource(path: &str) -> &str {
     path.strip_prefix("resources/").and_then(|p| p.split('/').next()).unwrap_or("")
@@ -271,8 +290,37 @@ pub fn read<R: Read>(
                 problem: format!("is out of place: the manifest expects {}", expected.path),
             });
         }
-        let mut data = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0).min(16 << 20));
-        entry.read_to_end(&mut data).map_err(|source| ArchiveError::Read { entries: n, cause: source })?;
+        if !is_entry_path(&path) {
+            return Err(ArchiveError::Entry {
+                index: n,
+                path,
+                problem: "is not an entry path (resources/<resource>/namespaces/<ns>/<name>.json): refused".into(),
+            });
+        }
+        if expected.size > MAX_ENTRY {
+            return Err(ArchiveError::Entry {
+                index: n,
+                path,
+                problem: format!(
+                    "is {} bytes by the manifest, more than any Kubernetes object ({} MiB at most here): refused \
+                     unread",
+                    expected.size,
+                    MAX_ENTRY >> 20
+                ),
+            });
+        }
+        if entry.size() != expected.size {
+            return Err(ArchiveError::Entry {
+                index: n,
+                path,
+                problem: format!("is {} bytes in the archive, the manifest says {}", entry.size(), expected.size),
+            });
+        }
+        let mut data = Vec::with_capacity(usize::try_from(expected.size).unwrap_or(0));
+        (&mut entry)
+            .take(expected.size)
+            .read_to_end(&mut data)
+            .map_err(|source| ArchiveError::Read { entries: n, cause: source })?;
         let sum = hex::encode(Sha256::digest(&data));
         if sum != expected.sha256 {
             return Err(ArchiveError::Entry {
@@ -370,6 +418,70 @@ mod tests {
             let err = read(&bytes[..len], &m, |_, _, _| Ok(())).unwrap_err();
             assert!(matches!(err, ArchiveError::Read { .. } | ArchiveError::Whole(_)), "{len}: {err}");
         }
+    }
+
+    #[test]
+    fn hostile_paths_are_refused_even_when_the_checksums_match() {
+        for bad in [
+            "resources/../../etc/passwd.json",
+            "/etc/cron.d/x.json",
+            "resources/secrets/namespaces/ns/../../../x.json",
+            "resources/secrets/namespaces/ns/a.sh",
+            "other/secrets/cluster/x.json",
+        ] {
+            assert!(!is_entry_path(bad), "{bad}");
+            // tar's own writer refuses `..`: a hostile archive is made by hand.
+            let mut header = tar::Header::new_gnu();
+            header.as_gnu_mut().unwrap().name[..bad.len()].copy_from_slice(bad.as_bytes());
+            header.set_size(2);
+            header.set_mode(0o644);
+            header.set_cksum();
+            let mut tarball = tar::Builder::new(Vec::new());
+            tarball.append(&header, &b"{}"[..]).unwrap();
+            let bytes = zstd::encode_all(&tarball.into_inner().unwrap()[..], 3).unwrap();
+            let sha = hex::encode(Sha256::digest(&bytes));
+            let entry = EntryInfo { path: bad.into(), sha256: hex::encode(Sha256::digest(b"{}")), size: 2 };
+            let mut handed = 0;
+            let err = read(&bytes[..], &manifest(bytes.len() as u64, sha, vec![entry]), |_, _, _| {
+                handed += 1;
+                Ok(())
+            });
+            let err = err.expect_err(bad).to_string();
+            assert!(err.contains("is not an entry path") && handed == 0, "{bad}: {err}");
+        }
+        assert!(is_entry_path("resources/deployments.apps/namespaces/web/web.json"));
+        assert!(is_entry_path("resources/secrets/namespaces/web/db.json.age"));
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_refused_before_it_is_read() {
+        // 49 MiB of zeros compress to a few KiB: the entry is refused by size, unread.
+        let mut w = ArchiveWriter::new(Vec::new(), 0).unwrap();
+        let big = vec![0u8; (MAX_ENTRY + (1 << 20)) as usize];
+        w.append("resources/configmaps/namespaces/ns/bomb.json", &big).unwrap();
+        drop(big);
+        let (bytes, size, sha, index) = w.finish().unwrap();
+        assert!(bytes.len() < 1 << 20, "it is a bomb: {} bytes", bytes.len());
+        let mut handed = 0;
+        let err = read(&bytes[..], &manifest(size, sha, index), |_, _, _| {
+            handed += 1;
+            Ok(())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("more than any Kubernetes object") && handed == 0, "{err}");
+    }
+
+    #[test]
+    fn a_manifest_that_lies_about_sizes_is_caught() {
+        let (bytes, mut m) = sample();
+        m.objects[5].size += 100;
+        let err = read(&bytes[..], &m, |_, _, _| Ok(())).unwrap_err().to_string();
+        assert!(err.contains("entry 5") && err.contains("bytes in the archive, the manifest says"), "{err}");
+        let (bytes, mut m) = sample();
+        m.objects[0].size = u64::MAX;
+        let err = read(&bytes[..], &m, |_, _, _| Ok(())).unwrap_err().to_string();
+        assert!(err.contains("refused unread"), "{err}");
     }
 
     #[test]

@@ -31,7 +31,15 @@ pub fn message(line: impl Display) {
 
 /// Already-formatted diagnostics (stderr).
 pub fn diagnostics(text: impl Display) {
-    eprint!("{text}");
+    // The same problem found in several environments (a chart they share)
+    // is said once.
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let text = text.to_string();
+    let mut said = SAID.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !said.contains(&text) {
+        eprint!("{text}");
+        said.push(text);
+    }
 }
 
 /// An error with its causes and an optional hint (stderr).

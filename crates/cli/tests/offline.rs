@@ -406,3 +406,120 @@ fn upgrade_dry_run_lists_the_steps_and_refusals_need_no_cluster() {
     let both = rekube(dir.path(), &["upgrade", "prod", "--finish", "--rollback"]);
     assert_eq!(both.status.code(), Some(2), "clap refuses the pair");
 }
+
+/// Bad input beyond the spec itself: charts, kustomize and kubeconfigs.
+/// Each is refused with a message naming what is wrong, and a hint.
+#[test]
+fn broken_charts_kustomizations_and_kubeconfigs_are_named_with_a_hint() {
+    let chart = |dir: &Path, chart_yaml: Option<&str>, template: &str| {
+        std::fs::create_dir_all(dir.join("templates")).unwrap();
+        if let Some(c) = chart_yaml {
+            std::fs::write(dir.join("Chart.yaml"), c).unwrap();
+        }
+        std::fs::write(dir.join("templates/t.yaml"), template).unwrap();
+    };
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: c }\ndata: { a: b }\n";
+    let spec = |component: &str| {
+        format!(
+            "clusters:\n  dev: {{ provider: local }}\n  \
+             far: {{ provider: existing, kubeconfig: ./kubeconfig, context: nope }}\n  \
+             junk: {{ provider: existing, kubeconfig: ./junk.kubeconfig, context: c }}\n\
+             components:\n  c: {{ {component}, namespace: c }}\nenvironments:\n  dev: {{ cluster: dev }}\n  \
+             far: {{ cluster: far }}\n  junk: {{ cluster: junk }}\n"
+        )
+    };
+    struct Case {
+        name: &'static str,
+        component: &'static str,
+        args: &'static [&'static str],
+        env: &'static [(&'static str, &'static str)],
+        says: &'static [&'static str],
+    }
+    let cases = [
+        Case {
+            name: "no Chart.yaml",
+            component: "chart: { path: ./nochart }",
+            args: &["validate"],
+            env: &[],
+            says: &["nochart", "Chart.yaml"],
+        },
+        Case {
+            name: "a dependency that is not there",
+            component: "chart: { path: ./deps }",
+            args: &["validate"],
+            env: &[],
+            says: &["missing in charts/ directory", "hint:"],
+        },
+        Case {
+            name: "a template that never ends",
+            component: "chart: { path: ./forever }",
+            args: &["validate"],
+            env: &[("REKUBE_TOOL_TIMEOUT", "3s")],
+            says: &["did not finish within 3s and was stopped", "hint:"],
+        },
+        Case {
+            name: "a kustomization naming a missing file",
+            component: "manifests: ./kust",
+            args: &["validate"],
+            env: &[],
+            says: &["kustomize failed", "missing.yaml", "hint: run `kubectl kustomize`"],
+        },
+        Case {
+            name: "a kubeconfig context that does not exist",
+            component: "manifests: ./plain",
+            args: &["plan", "far"],
+            env: &[],
+            says: &["nope", "kubeconfig", "hint:"],
+        },
+        Case {
+            name: "a kubeconfig that is not YAML",
+            component: "manifests: ./plain",
+            args: &["plan", "junk"],
+            env: &[],
+            says: &["junk.kubeconfig", "hint:"],
+        },
+    ];
+    for case in cases {
+        let dir = spec_dir(&spec(case.component));
+        chart(&dir.path().join("nochart"), None, cm);
+        chart(
+            &dir.path().join("deps"),
+            Some(
+                "apiVersion: v2\nname: deps\nversion: 0.1.0\ndependencies:\n  \
+                 - { name: redis, version: 1.0.0, repository: https://charts.example.test }\n",
+            ),
+            cm,
+        );
+        chart(
+            &dir.path().join("forever"),
+            Some("apiVersion: v2\nname: forever\nversion: 0.1.0\n"),
+            "{{- range until 2000000000 }}{{ end }}\n",
+        );
+        std::fs::create_dir_all(dir.path().join("kust")).unwrap();
+        std::fs::write(dir.path().join("kust/kustomization.yaml"), "resources: [missing.yaml]\n").unwrap();
+        std::fs::create_dir_all(dir.path().join("plain")).unwrap();
+        std::fs::write(dir.path().join("plain/cm.yaml"), cm).unwrap();
+        std::fs::write(
+            dir.path().join("kubeconfig"),
+            "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\ncurrent-context: \"\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("junk.kubeconfig"), "::: {{ not yaml ][\n\x01\x02").unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rekube"));
+        cmd.args(case.args)
+            .current_dir(dir.path())
+            .env("REKUBE_HELM", rekube_testbed::tools::helm())
+            .env("REKUBE_KUBECTL", rekube_testbed::tools::kubectl())
+            .env("REKUBE_CACHE", dir.path().join(".cache"));
+        for (k, v) in case.env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let said = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{}: {said}", case.name);
+        for s in case.says {
+            assert!(said.contains(s), "{}: `{s}` not in:\n{said}", case.name);
+        }
+        assert!(!said.contains("panicked"), "{}: {said}", case.name);
+    }
+}

@@ -418,6 +418,17 @@ impl Cluster {
             None => kube::config::Kubeconfig::read(),
         };
         let kc = read.map_err(|e| unreadable_kubeconfig(path.as_deref(), context.as_deref(), &e))?;
+        if let Some(want) = &context
+            && !kc.contexts.iter().any(|c| &c.name == want)
+        {
+            let file = path.as_deref().map_or("the default kubeconfig".to_string(), |p| {
+                let clean: PathBuf = p.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect();
+                clean.display().to_string()
+            });
+            let have: Vec<&str> = kc.contexts.iter().map(|c| c.name.as_str()).collect();
+            let have = if have.is_empty() { "none".to_string() } else { have.join(", ") };
+            return Err(format!("kubeconfig {file} has no context `{want}` (its contexts: {have})").into());
+        }
         let opts = kube::config::KubeConfigOptions { context, ..Default::default() };
         let config = kube::Config::from_custom_kubeconfig(kc, &opts).await?;
         Ok(crate::api::client(config)?)
@@ -428,13 +439,15 @@ impl Cluster {
 /// point at another (kube's own message quotes the path twice and no more).
 fn unreadable_kubeconfig(path: Option<&Path>, context: Option<&str>, e: &kube::config::KubeconfigError) -> String {
     let file = match path {
-        Some(p) => p.display().to_string(),
-        None => std::env::var("KUBECONFIG").unwrap_or_else(|_| "~/.kube/config".into()),
+        Some(p) => p.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect::<PathBuf>(),
+        None => PathBuf::from(std::env::var("KUBECONFIG").unwrap_or_else(|_| "~/.kube/config".into())),
     };
+    let file = file.display();
     let context = context.map_or("its current context".to_string(), |c| format!("context `{c}`"));
+    // A YAML error comes with a source excerpt over several lines: its first says it all.
     let cause = match e {
         kube::config::KubeconfigError::ReadConfig(io, _) => io.to_string(),
-        e => e.to_string(),
+        e => e.to_string().lines().next().unwrap_or_default().to_string(),
     };
     format!(
         "cannot read kubeconfig {file} (looking for {context}): {cause}; \

@@ -152,11 +152,25 @@ pub enum EngineError {
     Render(#[from] RenderError),
 }
 
+fn too_large_hint() -> String {
+    "a template that loops (a `range` over a huge list, a recursive `include`)? run `helm template` on the chart \
+     with the same values and look at the size of what it prints"
+        .into()
+}
+
 impl EngineError {
     /// What to do next, when there is something to say.
     pub fn hint(&self) -> Option<String> {
         use EngineError as E;
         match self {
+            E::Unreachable { reason, .. } if reason.contains("has no context") => Some(
+                "fix the cluster's `context:` in rekube.yaml, or point its `kubeconfig:` at the file that has it \
+                 (`kubectl config get-contexts` lists them)"
+                    .into(),
+            ),
+            E::Unreachable { reason, .. } if reason.contains("cannot read kubeconfig") => {
+                Some("`kubectl --kubeconfig <file> config get-contexts` shows whether the file is usable".into())
+            }
             E::NoComponent { declared, .. } => Some(format!("declared components: {}", declared.join(", "))),
             E::ClusterAbsent { environment, .. } => Some(format!("create it with `rekube up {environment}`")),
             E::ClusterStopped { environment, .. } => Some(format!("start it with `rekube up {environment}`")),
@@ -183,6 +197,10 @@ impl EngineError {
             E::Provider(ProviderError::Local(LocalError::BinariesMissing { .. })) => {
                 Some(rekube_cluster::local::BINARIES_HINT.to_string())
             }
+            E::Render(RenderError::Component { cause, .. }) if matches!(**cause, RenderError::TooLarge { .. }) => {
+                Some(too_large_hint())
+            }
+            E::Render(RenderError::TooLarge { .. }) => Some(too_large_hint()),
             E::Provider(ProviderError::Tool(ToolError::TimedOut { .. }))
             | E::Prerequisite(PrereqError::Tool { cause: ToolError::TimedOut { .. }, .. })
             | E::Render(RenderError::TimedOut { .. }) => Some(format!(
@@ -190,6 +208,13 @@ impl EngineError {
                  {}=1h (defaults: 5m for helm and kustomize, 30m for providers and prerequisites)",
                 rekube_cluster::tool::TIMEOUT_VAR
             )),
+            E::Render(RenderError::Component { cause, .. }) if matches!(**cause, RenderError::TimedOut { .. }) => {
+                Some(format!(
+                    "a template that loops, or a chart waiting on a network? to allow it longer, set {}=1h \
+                     (default 5m for helm and kustomize)",
+                    rekube_cluster::tool::TIMEOUT_VAR
+                ))
+            }
             E::Provider(ProviderError::Tool(ToolError::Spawn { program, .. })) => {
                 Some(format!("is `{program}` installed, executable and on PATH? (docs/providers.md)"))
             }

@@ -101,9 +101,9 @@ impl Helm {
         cmd
     }
 
-    async fn run(&self, mut cmd: Command, what: &str) -> Result<String, RenderError> {
-        let out = crate::within(self.timeout, what, cmd.output())
-            .await?
+    async fn run(&self, cmd: Command, what: &str) -> Result<String, RenderError> {
+        let out = crate::within(self.timeout, what, crate::bounded_output(cmd, what))
+            .await??
             .map_err(|e| RenderError::ToolMissing { tool: "helm".into(), detail: e.to_string() })?;
         if !out.status.success() {
             return Err(RenderError::Helm {

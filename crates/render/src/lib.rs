@@ -68,6 +68,13 @@ pub enum RenderError {
         /// Its deadline.
         timeout: std::time::Duration,
     },
+    /// helm or kustomize printed more than [`OUTPUT_LIMIT`] (a template that
+    /// loops): stopped before it filled the memory.
+    #[error("`{what}` rendered more than {} MiB and was stopped", OUTPUT_LIMIT >> 20)]
+    TooLarge {
+        /// The command.
+        what: String,
+    },
     /// A file could not be read or written.
     #[error("{}: {cause}", path.display())]
     Io {
@@ -123,6 +130,40 @@ pub(crate) async fn within<T>(
     fut: impl std::future::Future<Output = T>,
 ) -> Result<T, RenderError> {
     tokio::time::timeout(timeout, fut).await.map_err(|_| RenderError::TimedOut { what: what.to_string(), timeout })
+}
+
+/// The most a helm or kustomize run may print: the largest public charts
+/// render a few MiB (CRDs included); 64 MiB is a template gone wrong.
+pub const OUTPUT_LIMIT: u64 = 64 << 20;
+
+/// What a program printed, read while it runs: stdout up to
+/// [`OUTPUT_LIMIT`] (past it the program is killed and `Err(TooLarge)`),
+/// stderr up to 1 MiB.
+pub(crate) async fn bounded_output(
+    mut cmd: tokio::process::Command,
+    what: &str,
+) -> Result<std::io::Result<std::process::Output>, RenderError> {
+    use tokio::io::AsyncReadExt;
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).kill_on_drop(true);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e)),
+    };
+    let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
+        return Ok(Err(std::io::Error::other("no pipes")));
+    };
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    let (mut out, mut err) = (out.take(OUTPUT_LIMIT + 1), err.take(1 << 20));
+    let (a, b) = tokio::join!(out.read_to_end(&mut stdout), err.read_to_end(&mut stderr));
+    if stdout.len() as u64 > OUTPUT_LIMIT {
+        let _ = child.kill().await;
+        return Err(RenderError::TooLarge { what: what.to_string() });
+    }
+    if let Err(e) = a.and(b) {
+        return Ok(Err(e));
+    }
+    Ok(child.wait().await.map(|status| std::process::Output { status, stdout, stderr }))
 }
 
 /// The name of the environment's namespace set in `Rendered::components`:

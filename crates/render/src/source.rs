@@ -90,9 +90,10 @@ async fn kustomize(ctx: &Ctx<'_>, dir: &Path, shown_dir: &Path) -> Result<Raw, R
     }
     let bin = find_tool(&ctx.opts.cache_dir, ctx.opts.kubectl.as_deref(), "REKUBE_KUBECTL", "kubectl");
     let what = format!("kubectl kustomize {}", shown_dir.display());
-    let run = Command::new(&bin).arg("kustomize").arg(dir).kill_on_drop(true).output();
-    let out = crate::within(ctx.opts.tool_timeout, &what, run)
-        .await?
+    let mut cmd = Command::new(&bin);
+    cmd.arg("kustomize").arg(dir);
+    let out = crate::within(ctx.opts.tool_timeout, &what, crate::bounded_output(cmd, &what))
+        .await??
         .map_err(|e| RenderError::ToolMissing { tool: "kubectl".into(), detail: format!("{}: {e}", bin.display()) })?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
@@ -190,12 +191,25 @@ fn template_diagnostic(loaded: &Loaded, comp: &str, chart_dir: Option<&Path>, er
         file.contains("/templates/").then(|| (file.to_string(), Pos { line, column }))
     });
     let Some((file, pos)) = located else {
-        return RenderError::Invalid(Diagnostics(vec![Diagnostic::new(
-            Path::new(&format!("component `{comp}`")),
-            None,
-            None,
-            format!("helm template failed: {msg}"),
-        )]));
+        let hint = if msg.contains("missing in charts/ directory") {
+            "rekube renders charts offline from their directory: vendor the dependencies with \
+             `helm dependency build <chart dir>`, or take the chart from a repository"
+                .to_string()
+        } else if msg.contains("Chart.yaml file is missing") {
+            "a chart directory needs a Chart.yaml (`helm create` makes one); check the component's `chart.path`"
+                .to_string()
+        } else {
+            format!("`helm template` on the chart, with the values of component `{comp}`, shows the same error")
+        };
+        return RenderError::Invalid(Diagnostics(vec![
+            Diagnostic::new(
+                Path::new(&format!("component `{comp}`")),
+                None,
+                None,
+                format!("helm template failed: {msg}"),
+            )
+            .hint(hint),
+        ]));
     };
     // "hello/templates/x.yaml" is relative to the chart's parent directory.
     let (path, source) = match chart_dir {

@@ -14,30 +14,11 @@ mod common;
 
 use common::{Workdir, err, get, out};
 
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// The example platform's components, as project `shop`, on cluster `prod`
 /// reached through `kubeconfig` (and `lab`, an exec provider that hands out
 /// the same kubeconfig).
 fn spec(w: &Workdir, kubeconfig: &Path, context: &str, recipient: &str) -> String {
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform");
-    for dir in ["charts", "deploy", "values"] {
-        std::fs::create_dir_all(w.path(dir)).unwrap();
-        copy_dir(&example.join(dir), &w.path(dir));
-    }
-    let text = std::fs::read_to_string(example.join("rekube.yaml")).unwrap();
-    let components = &text[text.find("\ncomponents:\n").unwrap()..text.find("\nenvironments:\n").unwrap()];
+    let components = common::example_components(w);
     format!(
         "project: shop\nclusters:\n  prod: {{ provider: existing, kubeconfig: {k}, context: {context} }}\n  \
          lab: {{ provider: exec, exec: ./lab.sh }}\n{components}\n\

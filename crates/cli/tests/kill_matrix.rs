@@ -17,19 +17,6 @@ mod common;
 
 use common::{Workdir, err, get, ok, out};
 
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// `kind ns/name` → uid, of what lives in the platform's namespaces.
 fn uids(cluster: &TestCluster) -> BTreeMap<String, String> {
     let text = get(
@@ -82,13 +69,7 @@ fn plan_is_empty(w: &Workdir, after: &str) {
 async fn apply_destroy_and_restore_killed_at_any_request_converge_on_the_rerun() {
     let cluster = TestCluster::with_kubelet("kills").await;
     let mut w = Workdir::new();
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform");
-    for dir in ["charts", "deploy", "values"] {
-        std::fs::create_dir_all(w.path(dir)).unwrap();
-        copy_dir(&example.join(dir), &w.path(dir));
-    }
-    let text = std::fs::read_to_string(example.join("rekube.yaml")).unwrap();
-    let components = &text[text.find("\ncomponents:\n").unwrap()..text.find("\nenvironments:\n").unwrap()];
+    let components = common::example_components(&w);
     let id = age::x25519::Identity::generate();
     {
         use age::secrecy::ExposeSecret;

@@ -7,7 +7,6 @@
 //! before any write.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::{Output, Stdio};
 
 use rekube_testbed::TestCluster;
@@ -18,29 +17,10 @@ use common::{Workdir, err, get, ok, out};
 
 const PROJECT: &str = "shop";
 
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// The example platform's components, on the test cluster, as project `shop`.
 fn example(cluster: &TestCluster, context: &str) -> Workdir {
     let w = Workdir::new();
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform");
-    for dir in ["charts", "deploy", "values"] {
-        std::fs::create_dir_all(w.path(dir)).unwrap();
-        copy_dir(&example.join(dir), &w.path(dir));
-    }
-    let spec = std::fs::read_to_string(example.join("rekube.yaml")).unwrap();
-    let components = &spec[spec.find("\ncomponents:\n").unwrap()..spec.find("\nenvironments:\n").unwrap()];
+    let components = common::example_components(&w);
     w.write(
         "rekube.yaml",
         &format!(

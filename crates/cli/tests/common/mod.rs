@@ -121,3 +121,29 @@ pub fn get(cluster: &TestCluster, args: &[&str]) -> String {
     assert!(o.status.success(), "kubectl {args:?}: {}", err(&o));
     out(&o)
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Copies the example platform's charts, manifests and values into `w`, and
+/// returns its `components:` section (starting with a newline), to put in
+/// a spec of the test's own.
+pub fn example_components(w: &Workdir) -> String {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform");
+    for dir in ["charts", "deploy", "values"] {
+        std::fs::create_dir_all(w.path(dir)).unwrap();
+        copy_dir(&example.join(dir), &w.path(dir));
+    }
+    let spec = std::fs::read_to_string(example.join("rekube.yaml")).unwrap();
+    spec[spec.find("\ncomponents:\n").unwrap()..spec.find("\nenvironments:\n").unwrap()].to_string()
+}

@@ -90,7 +90,9 @@ fn main() -> ExitCode {
             1
         }
     };
-    if rekube_kube::stop::requested() {
+    // A command that ended well despite the signal (`drift --watch` stops on
+    // Ctrl-C; a run whose last requests were in flight) exits as it ended.
+    if rekube_kube::stop::requested() && code != 0 {
         let again: Vec<String> = std::env::args().skip(1).collect();
         printer::message(format!(
             "interrupted: what finished is reported above; `rekube {}` again picks up from there",

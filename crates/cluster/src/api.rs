@@ -46,15 +46,8 @@ pub const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(60);
 const FIRST_WAIT: Duration = Duration::from_millis(100);
 const LONGEST_WAIT: Duration = Duration::from_secs(5);
 
-/// Attempts that failed and were tried again, in this process (for reports).
-static RETRIED: AtomicU64 = AtomicU64::new(0);
 /// Requests sent, in this process (for the kill matrix).
 static SENT: AtomicU64 = AtomicU64::new(0);
-
-/// How many attempts this process retried.
-pub fn retried() -> u64 {
-    RETRIED.load(Ordering::Relaxed)
-}
 
 /// `REKUBE_API_RETRY_FOR`, or the default; an error says why it is not a duration.
 pub fn retry_budget() -> Result<Duration, String> {
@@ -133,14 +126,18 @@ fn copy_request(req: &Request<Body>) -> Option<Request<Body>> {
     Some(copy)
 }
 
-/// Test builds only: `REKUBE_KILL_AT_REQUEST=N` kills the process with
-/// SIGKILL as it sends its Nth API request, so the kill matrix can stop an
-/// operation at any point of its work. Release builds ignore it.
-fn kill_point() {
+/// Test builds only: `REKUBE_KILL_AT_REQUEST=N` kills the process as it
+/// sends its Nth API request, so the kill matrix can stop an operation at
+/// any point of its work.
+fn count_request() {
     let n = SENT.fetch_add(1, Ordering::Relaxed) + 1;
-    if cfg!(debug_assertions)
-        && std::env::var("REKUBE_KILL_AT_REQUEST").ok().and_then(|v| v.parse::<u64>().ok()) == Some(n)
-    {
+    kill_point("REKUBE_KILL_AT_REQUEST", &n.to_string());
+}
+
+/// Test builds only: when `var` is set to `point`, the process kills itself
+/// with SIGKILL right there, as `kill -9` would. Release builds ignore it.
+pub fn kill_point(var: &str, point: &str) {
+    if cfg!(debug_assertions) && std::env::var(var).is_ok_and(|p| p == point) {
         // SAFETY: kill(2) on our own PID; nothing after it runs.
         unsafe {
             libc::kill(libc::getpid(), libc::SIGKILL);
@@ -174,21 +171,23 @@ where
     S: Service<Request<Body>, Response = Response<Box<DynBody>>, Error = BoxError> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
-    kill_point();
+    count_request();
     let began = Instant::now();
     let watch = is_watch(&req);
     let method = req.method().clone();
     let mut rng = HasherRng::default();
     // A body that cannot be copied (a stream) is sent once.
-    let mut spare = copy_request(&req);
+    let spare = copy_request(&req);
     let mut next = Some(req);
+    // On the last attempt, its answer goes up as it is.
+    let mut last = spare.is_none();
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let this = next.take().expect("a request to send");
+        let this = next.take().ok_or("a request to send")?;
         let result: Attempt = inner.clone().oneshot(this).await;
         let wait = match result {
-            Ok(resp) if retryable_status(&method, resp.status()) => {
+            Ok(resp) if !last && retryable_status(&method, resp.status()) => {
                 retry_after(&resp).unwrap_or_else(|| backoff(attempt, &mut rng))
             }
             Ok(resp) if watch => return Ok(resp.map(Either::Right)),
@@ -196,27 +195,18 @@ where
                 let (parts, body) = resp.into_parts();
                 match body.collect().await {
                     Ok(b) => return Ok(Response::from_parts(parts, Either::Left(Full::new(b.to_bytes())))),
-                    Err(e) if spare.is_none() => return Err(e),
+                    Err(e) if last => return Err(e),
                     Err(_) => backoff(attempt, &mut rng),
                 }
             }
-            Err(e) if spare.is_none() => return Err(e),
+            Err(e) if last => return Err(e),
             Err(_) => backoff(attempt, &mut rng),
         };
         let left = budget.saturating_sub(began.elapsed());
-        let Some(copy) = spare.as_ref().and_then(copy_request).filter(|_| !left.is_zero()) else {
-            // Out of budget: one last try, whose answer goes up as it is.
-            let last = spare.take().expect("checked above");
-            let resp = inner.clone().oneshot(last).await?;
-            if watch {
-                return Ok(resp.map(Either::Right));
-            }
-            let (parts, body) = resp.into_parts();
-            return Ok(Response::from_parts(parts, Either::Left(Full::new(body.collect().await?.to_bytes()))));
-        };
-        RETRIED.fetch_add(1, Ordering::Relaxed);
+        // Out of budget: one last try, at once.
+        last = left.is_zero();
         tokio::time::sleep(wait.min(left)).await;
-        next = Some(copy);
+        next = spare.as_ref().and_then(copy_request);
     }
 }
 

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use rekube_spec::Loaded;
+use rekube_spec::{BlueGreen, Loaded};
 use serde::{Deserialize, Serialize};
 
 use crate::EngineError;
@@ -111,9 +111,14 @@ impl Colors {
     /// The record of `env`, or the initial one: its first cluster is live.
     /// `None` when `env` is not blue/green.
     pub fn read(loaded: &Loaded, env: &str) -> Result<Option<Self>, EngineError> {
-        let Some(bg) = loaded.spec.environments.get(env).and_then(|e| e.blue_green.as_ref()) else {
-            return Ok(None);
-        };
+        match loaded.spec.environments.get(env).and_then(|e| e.blue_green.as_ref()) {
+            Some(bg) => Self::of(loaded, env, &bg.value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The record of `env`, whose `blue-green:` is `bg`, or the initial one.
+    pub fn of(loaded: &Loaded, env: &str, bg: &BlueGreen) -> Result<Self, EngineError> {
         let p = path(loaded, env);
         match std::fs::read_to_string(&p) {
             Ok(text) => {
@@ -124,7 +129,7 @@ impl Colors {
                         p.display()
                     ))
                 })?;
-                let declared = |name: &str| bg.value.clusters.iter().any(|x| x.value == name);
+                let declared = |name: &str| bg.clusters.iter().any(|x| x.value == name);
                 let upgrade = c.upgrade.as_ref().map(|u| [u.from.as_str(), u.to.as_str()]).unwrap_or_default();
                 if let Some(gone) = upgrade.iter().find(|n| !n.is_empty() && !declared(n)) {
                     return Err(EngineError::Invalid(format!(
@@ -142,15 +147,15 @@ impl Colors {
                         c.live
                     )));
                 }
-                Ok(Some(c))
+                Ok(c)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Some(Colors {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Colors {
                 environment: env.to_string(),
-                live: bg.value.clusters.first().map(|c| c.value.clone()).unwrap_or_default(),
+                live: bg.clusters.first().map(|c| c.value.clone()).unwrap_or_default(),
                 versions: BTreeMap::new(),
                 upgrade: None,
                 finished: None,
-            })),
+            }),
             Err(e) => Err(io("read", &p)(e)),
         }
     }
@@ -171,10 +176,5 @@ impl Colors {
         bg.and_then(|b| b.value.clusters.iter().find(|c| c.value != self.live))
             .map(|c| c.value.clone())
             .unwrap_or_default()
-    }
-
-    /// Where the record is.
-    pub fn path(loaded: &Loaded, env: &str) -> PathBuf {
-        path(loaded, env)
     }
 }

@@ -230,12 +230,19 @@ pub fn discard(state_root: &Path, env: &str, command: &str) -> Result<(), Journa
 }
 
 /// Whether a live process holds `env`'s lock (read from the lock file: its
-/// PID, checked with `kill(pid, 0)`), without taking the lock.
+/// PID), without taking the lock.
 pub fn held(state_root: &Path, env: &str) -> bool {
     let path = state_root.join("journal").join(format!("{env}.lock"));
     let info: Option<LockInfo> = std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str(&t).ok());
-    // SAFETY: signal 0 only checks that the process exists.
-    info.is_some_and(|i| i.pid != std::process::id() && unsafe { libc::kill(i.pid as i32, 0) } == 0)
+    info.is_some_and(|i| i.pid != std::process::id() && i32::try_from(i.pid).is_ok_and(alive))
+}
+
+/// Whether process `pid` of this machine exists (`kill(pid, 0)`; a process
+/// of another user answers EPERM, and exists too).
+pub fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only asks whether the process exists.
+    pid > 0
+        && (unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -149,11 +149,7 @@ fn holder_of(o: &DynamicObject) -> Holder {
 fn dead_here(identity: &str) -> bool {
     let Some((host, pid)) = identity.rsplit_once('/') else { return false };
     let Ok(pid) = pid.parse::<i32>() else { return false };
-    // SAFETY: signal 0 only asks whether the process exists.
-    host == hostname()
-        && pid > 0
-        && unsafe { libc::kill(pid, 0) } == -1
-        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    host == hostname() && pid > 0 && !crate::journal::alive(pid)
 }
 
 fn expired(o: &DynamicObject) -> bool {
@@ -211,14 +207,16 @@ pub async fn acquire(
     let mut broken = None;
     for _ in 0..5 {
         let current = api.get_opt(&name).await.map_err(api_error(format!("read Lease {PARENT_NAMESPACE}/{name}")))?;
+        // A holder of this machine whose process is gone: taken over at once.
+        let stale = current.as_ref().map(holder_of).filter(|h| dead_here(&h.identity));
         let result = match current {
             None => {
                 let o: DynamicObject = serde_json::from_value(body(&name, command, None)).expect("a valid Lease");
                 api.create(&PostParams::default(), &o).await.map(|_| ())
             }
-            Some(o) if expired(&o) || holder_of(&o).identity == this_holder() || dead_here(&holder_of(&o).identity) => {
-                if !expired(&o) && dead_here(&holder_of(&o).identity) {
-                    broken = Some(holder_of(&o));
+            Some(o) if expired(&o) || holder_of(&o).identity == this_holder() || stale.is_some() => {
+                if !expired(&o) {
+                    broken = stale;
                 }
                 let o: DynamicObject =
                     serde_json::from_value(body(&name, command, o.metadata.resource_version.as_deref()))

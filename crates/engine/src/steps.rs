@@ -248,10 +248,5 @@ pub const KILL_VAR: &str = "REKUBE_KILL_AFTER";
 /// the process kills itself with SIGKILL right there, as `kill -9` would:
 /// the kill matrix picks its points with it. Release builds ignore it.
 pub fn kill_point(point: &str) {
-    if cfg!(debug_assertions) && std::env::var(KILL_VAR).is_ok_and(|p| p == point) {
-        // SAFETY: kill(2) on our own PID; nothing after it runs.
-        unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
-        }
-    }
+    rekube_cluster::api::kill_point(KILL_VAR, point);
 }

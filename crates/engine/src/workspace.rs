@@ -72,10 +72,10 @@ pub fn selection(
 
 /// The environment's cluster as its provider sees it, and its prerequisites.
 pub fn provider_cluster(loaded: &Loaded, env: &str) -> Result<(Cluster, Vec<Prerequisite>), EngineError> {
-    let name = live_cluster(loaded, env)?;
+    let (name, recorded) = live(loaded, env)?;
     let (mut cluster, prereqs) = named_cluster(loaded, &name);
-    if let Some(v) = Colors::read(loaded, env)?.and_then(|c| c.versions.get(&name).cloned()) {
-        cluster.kubernetes = Some(v);
+    if recorded.is_some() {
+        cluster.kubernetes = recorded;
     }
     Ok((cluster, prereqs))
 }
@@ -83,10 +83,19 @@ pub fn provider_cluster(loaded: &Loaded, env: &str) -> Result<(Cluster, Vec<Prer
 /// The name of the cluster `env` runs on: its `cluster:`, or the live color
 /// of a blue/green environment, as recorded.
 pub fn live_cluster(loaded: &Loaded, env: &str) -> Result<String, EngineError> {
+    Ok(live(loaded, env)?.0)
+}
+
+/// [`live_cluster`], and the Kubernetes version recorded for it by
+/// `upgrade --kubernetes`, from one read of the record.
+fn live(loaded: &Loaded, env: &str) -> Result<(String, Option<String>), EngineError> {
     let e = environment(loaded, env)?;
     match (&e.cluster, Colors::read(loaded, env)?) {
-        (Some(c), _) => Ok(c.value.clone()),
-        (None, Some(colors)) => Ok(colors.live),
+        (Some(c), _) => Ok((c.value.clone(), None)),
+        (None, Some(mut colors)) => {
+            let version = colors.versions.remove(&colors.live);
+            Ok((colors.live, version))
+        }
         (None, None) => Err(EngineError::Invalid(format!("environment `{env}` names no cluster"))),
     }
 }
@@ -159,8 +168,7 @@ pub fn render_options(
     flags: &RenderFlags,
     only: Option<BTreeSet<String>>,
 ) -> RenderOptions {
-    let name = live_cluster(loaded, env).ok();
-    let recorded = name.as_ref().and_then(|n| Colors::read(loaded, env).ok().flatten()?.versions.get(n).cloned());
+    let (name, recorded) = live(loaded, env).map_or((None, None), |(n, v)| (Some(n), v));
     let cluster = name.as_ref().and_then(|n| loaded.spec.clusters.get(n));
     let kube_version = cluster.and_then(|c| {
         match (c.provider.value, recorded.or_else(|| c.kubernetes.as_ref().map(|k| k.value.clone()))) {

@@ -81,11 +81,11 @@ pub async fn destroy(
                 let env_ids = &env_ids;
                 async move {
                     let label = display(parent);
-                    let destroyed = match crate::stop::check() {
-                        Ok(()) => destroy_component(res, parent, env_ids, wait, on).await,
-                        Err(e) => Err(e),
+                    let destroyed = async {
+                        crate::stop::check()?;
+                        destroy_component(res, parent, env_ids, wait, on).await
                     };
-                    let outcome = destroyed.unwrap_or_else(|e| ComponentOutcome::Failed(e.to_string()));
+                    let outcome = destroyed.await.unwrap_or_else(|e| ComponentOutcome::Failed(e.to_string()));
                     on(Event::Done { component: label.clone(), outcome: outcome.clone() });
                     (label, outcome)
                 }

@@ -1,7 +1,7 @@
 //! `status`: per environment, its cluster's state and version, when it was
 //! last applied, and each component's health, pending changes and drift.
 
-use rekube_cluster::provider::State;
+use rekube_cluster::provider::{Cluster, State};
 use rekube_kube::Health;
 use rekube_plan::Op;
 use rekube_spec::Loaded;
@@ -92,6 +92,44 @@ pub async fn components(loaded: &Loaded, env: &str) -> Result<Vec<ComponentStatu
     Ok(out)
 }
 
+/// What a cluster's provider and its API server say of it.
+#[derive(Debug, Clone)]
+pub(crate) struct Observed {
+    /// `running`, `absent`, `unreachable`, `unknown: ...`, or the provider's problem.
+    pub state: String,
+    /// Its Kubernetes version.
+    pub version: Option<String>,
+    /// Its API endpoint.
+    pub endpoint: Option<String>,
+    /// Why it is unreachable.
+    pub problem: Option<String>,
+}
+
+/// Asks the provider, then (when it runs) the API server for its version.
+pub(crate) async fn observe(cluster: &Cluster) -> Observed {
+    let (mut state, mut version, endpoint) = match cluster.state().await {
+        Ok(State::Absent) => ("absent".to_string(), None, None),
+        Ok(State::Present { version, endpoint, problem: Some(p) }) => (p, version, endpoint),
+        Ok(State::Present { version, endpoint, problem: None }) => ("running".to_string(), version, endpoint),
+        Err(e) => (format!("unknown: {e}"), None, None),
+    };
+    let mut problem = None;
+    if state == "running" {
+        let reached = match cluster.client().await {
+            Ok(c) => c.apiserver_version().await.map(|v| v.git_version).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match reached {
+            Ok(v) => version = version.or(Some(v)),
+            Err(e) => {
+                state = "unreachable".into();
+                problem = Some(e);
+            }
+        }
+    }
+    Observed { state, version, endpoint, problem }
+}
+
 /// Every environment's state (or only `only`'s).
 pub async fn status(loaded: &Loaded, only: Option<&str>) -> Result<Vec<EnvironmentStatus>, EngineError> {
     if let Some(env) = only {
@@ -104,27 +142,8 @@ pub async fn status(loaded: &Loaded, only: Option<&str>) -> Result<Vec<Environme
             continue;
         }
         let (cluster, _) = provider_cluster(loaded, env)?;
-        let (mut state, mut version, endpoint) = match cluster.state().await {
-            Ok(State::Absent) => ("absent".to_string(), None, None),
-            Ok(State::Present { version, endpoint, problem: Some(p) }) => (p, version, endpoint),
-            Ok(State::Present { version, endpoint, problem: None }) => ("running".to_string(), version, endpoint),
-            Err(e) => (format!("unknown: {e}"), None, None),
-        };
-        let mut problem = None;
-        if state == "running" {
-            let reached = match cluster.client().await {
-                Ok(c) => c.apiserver_version().await.map(|v| v.git_version).map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            match reached {
-                Ok(v) => version = version.or(Some(v)),
-                Err(e) => {
-                    state = "unreachable".into();
-                    problem = Some(e);
-                }
-            }
-        }
-        let components = if state == "running" {
+        let seen = observe(&cluster).await;
+        let components = if seen.state == "running" {
             Some(components(loaded, env).await.unwrap_or_else(|e| {
                 vec![ComponentStatus {
                     component: "*".into(),
@@ -137,17 +156,18 @@ pub async fn status(loaded: &Loaded, only: Option<&str>) -> Result<Vec<Environme
         } else {
             None
         };
+        let blue_green = crate::ops::upgrade::status::status(loaded, env, (&cluster.name, &seen)).await?;
         rows.push(EnvironmentStatus {
             environment: env.clone(),
             cluster: cluster.name.clone(),
             provider: cluster.kind.name(),
-            state,
-            version,
-            endpoint,
-            problem,
+            state: seen.state,
+            version: seen.version,
+            endpoint: seen.endpoint,
+            problem: seen.problem,
             last_applied: crate::journal::last_applied(&root, env),
             components,
-            blue_green: crate::ops::upgrade::status::status(loaded, env).await?,
+            blue_green,
         });
     }
     Ok(rows)

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use rekube_cluster::traffic::{Target, Traffic};
 use rekube_spec::{BlueGreen, Loaded};
 
-use super::{UpgradeReport, address, blue_green, on_color, refuse, report, traffic, unreachable_colors};
+use super::{UpgradeReport, address, blue_green, on_color, refuse, report, traffic};
 use crate::EngineError;
 use crate::colors::{Colors, Finished, Stage, now};
 use crate::journal::{Lock, discard};
@@ -127,7 +127,7 @@ pub async fn finish(
     let began = Instant::now();
     let bg = blue_green(loaded, env)?;
     let lock = Lock::acquire(&state_root(loaded), env, "upgrade-finish")?;
-    let mut colors = Colors::read(loaded, env)?.unwrap_or_else(|| unreachable_colors(env));
+    let mut colors = Colors::of(loaded, env, bg)?;
     let Some(u) = colors.upgrade.clone() else {
         return Err(nothing_under_way(env, &colors, "finish"));
     };
@@ -236,7 +236,7 @@ pub async fn rollback(
 ) -> Result<Ended<UpgradeReport>, EngineError> {
     let bg = blue_green(loaded, env)?;
     let lock = Lock::acquire(&state_root(loaded), env, "upgrade-rollback")?;
-    let mut colors = Colors::read(loaded, env)?.unwrap_or_else(|| unreachable_colors(env));
+    let mut colors = Colors::of(loaded, env, bg)?;
     let Some(u) = colors.upgrade.clone() else {
         return Err(nothing_under_way(env, &colors, "rollback"));
     };

@@ -176,7 +176,7 @@ pub(crate) async fn serve_live(
     run: &mut Run<'_>,
 ) -> Result<(), EngineError> {
     let Some(bg) = environment(loaded, env)?.blue_green.as_ref().map(|b| &b.value) else { return Ok(()) };
-    let Some(colors) = Colors::read(loaded, env)? else { return Ok(()) };
+    let colors = Colors::of(loaded, env, bg)?;
     let under_way = colors.upgrade.as_ref().is_some_and(|u| u.stage != Stage::RolledBack);
     let tr = traffic(loaded, env, bg);
     let all: Vec<String> = bg.clusters.iter().map(|c| c.value.clone()).collect();
@@ -238,16 +238,6 @@ pub(super) async fn check_all(bg: &BlueGreen, target: &checks::Target, dir: &Pat
         checks::run(&c.value, target, dir).await.map_err(|e| format!("check `{}`: {e}", checks::describe(&c.value)))?;
     }
     Ok(())
-}
-
-pub(super) fn unreachable_colors(env: &str) -> Colors {
-    Colors {
-        environment: env.to_string(),
-        live: String::new(),
-        versions: Default::default(),
-        upgrade: None,
-        finished: None,
-    }
 }
 
 #[allow(clippy::too_many_arguments, reason = "a report is the sum of these")]

@@ -91,9 +91,14 @@ fn hint_for(api_version: &str, kind: &str) -> Option<String> {
     removal(api_version, kind).map(|(m, instead)| format!("removed in Kubernetes 1.{m}; use {instead}"))
 }
 
+/// An object's `apiVersion` and `kind`.
+fn api_kind(v: &Value) -> (&str, &str) {
+    (v["apiVersion"].as_str().unwrap_or_default(), v["kind"].as_str().unwrap_or_default())
+}
+
 fn unserved(component: &str, v: &Value, origin: String) -> Unserved {
-    let api_version = v["apiVersion"].as_str().unwrap_or_default().to_string();
-    let kind = v["kind"].as_str().unwrap_or_default().to_string();
+    let (api_version, kind) = api_kind(v);
+    let (api_version, kind) = (api_version.to_string(), kind.to_string());
     let name = v["metadata"]["name"].as_str().unwrap_or_default();
     let name = match v["metadata"]["namespace"].as_str() {
         Some(ns) => format!("{ns}/{name}"),
@@ -113,8 +118,7 @@ pub fn removed_in(rendered: &Rendered, version: &str) -> Vec<Unserved> {
     rendered
         .objects()
         .filter(|(_, o)| {
-            let (a, k) =
-                (o.value["apiVersion"].as_str().unwrap_or_default(), o.value["kind"].as_str().unwrap_or_default());
+            let (a, k) = api_kind(&o.value);
             removal(a, k).is_some_and(|(m, _)| target >= m)
         })
         .map(|(c, o)| unserved(c, &o.value, origin(o)))
@@ -143,8 +147,7 @@ pub fn not_served(rendered: &Rendered, served: &[String]) -> Vec<Unserved> {
     rendered
         .objects()
         .filter(|(_, o)| {
-            let (a, k) =
-                (o.value["apiVersion"].as_str().unwrap_or_default(), o.value["kind"].as_str().unwrap_or_default());
+            let (a, k) = api_kind(&o.value);
             !ok.contains(&format!("{a}/{k}"))
         })
         .map(|(c, o)| {

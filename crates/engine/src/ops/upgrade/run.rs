@@ -10,7 +10,7 @@ use rekube_spec::{BlueGreen, Loaded};
 use super::finish::rolled_back;
 use super::{
     Options, UpgradeReport, address, blue_green, check_all, checks, on_color, planned, preflight, refuse, report,
-    soak_of, split, steps_of, traffic, unreachable_colors,
+    soak_of, split, steps_of, traffic,
 };
 use crate::EngineError;
 use crate::colors::{Colors, Stage, Upgrade, now};
@@ -94,7 +94,7 @@ pub async fn upgrade(
     let bg = blue_green(loaded, env)?;
     let tr = traffic(loaded, env, bg);
     if opts.dry_run {
-        let colors = Colors::read(loaded, env)?.unwrap_or_else(|| unreachable_colors(env));
+        let colors = Colors::of(loaded, env, bg)?;
         let p = plan_of(loaded, env, &colors, opts)?;
         let steps = planned(bg, &p.from, &p.to, p.target.as_deref(), &tr);
         let mut r = report(env, &colors, &p.from, &p.to, p.version, began, Vec::new(), steps);
@@ -104,7 +104,7 @@ pub async fn upgrade(
     }
     // The record is read under the lock: another run may have just changed it.
     let lock = Lock::acquire(&state_root(loaded), env, "upgrade")?;
-    let mut colors = Colors::read(loaded, env)?.unwrap_or_else(|| unreachable_colors(env));
+    let mut colors = Colors::of(loaded, env, bg)?;
     match colors.upgrade.as_ref().map(|u| u.stage) {
         Some(Stage::RollingBack) => {
             // A rollback was interrupted: complete it before anything else.

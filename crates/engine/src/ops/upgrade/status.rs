@@ -2,12 +2,12 @@
 //! state and version, the traffic split as the traffic side reports it,
 //! the upgrade's stage and the time left in its soak.
 
-use rekube_cluster::provider::State;
 use rekube_spec::Loaded;
 use serde::Serialize;
 
 use crate::EngineError;
 use crate::colors::Colors;
+use crate::ops::status::{Observed, observe};
 use crate::ops::upgrade::{on_color, traffic};
 use crate::workspace::provider_cluster;
 
@@ -51,12 +51,17 @@ pub struct BlueGreenStatus {
     pub last_finished: Option<String>,
 }
 
-/// `None` when `env` is not blue/green.
-pub async fn status(loaded: &Loaded, env: &str) -> Result<Option<BlueGreenStatus>, EngineError> {
+/// `None` when `env` is not blue/green. `live` is the live color as
+/// `status` already observed it, so it is not asked twice.
+pub(crate) async fn status(
+    loaded: &Loaded,
+    env: &str,
+    live: (&str, &Observed),
+) -> Result<Option<BlueGreenStatus>, EngineError> {
     let Some(bg) = loaded.spec.environments.get(env).and_then(|e| e.blue_green.as_ref()).map(|b| &b.value) else {
         return Ok(None);
     };
-    let Some(colors) = Colors::read(loaded, env)? else { return Ok(None) };
+    let colors = Colors::of(loaded, env, bg)?;
     let names: Vec<String> = bg.clusters.iter().map(|c| c.value.clone()).collect();
     let tr = traffic(loaded, env, bg);
     let (weights, traffic_error) = match tr.read(&names).await {
@@ -71,23 +76,14 @@ pub async fn status(loaded: &Loaded, env: &str) -> Result<Option<BlueGreenStatus
             Some(u) if u.to == *name => "new",
             _ => "idle",
         };
-        let (cluster, _) =
-            provider_cluster(&on_color(loaded, env, name, colors.versions.get(name).map(String::as_str)), env)?;
-        let (state, version) = match cluster.state().await {
-            Ok(State::Absent) => ("absent".to_string(), None),
-            Ok(State::Present { version, problem: Some(p), .. }) => (p, version),
-            Ok(State::Present { version, problem: None, .. }) => {
-                let v = match version {
-                    Some(v) => Some(v),
-                    None => match cluster.client().await {
-                        Ok(c) => c.apiserver_version().await.ok().map(|v| v.git_version),
-                        Err(_) => None,
-                    },
-                };
-                ("running".to_string(), v)
+        let seen = match live {
+            (n, seen) if n == name => seen.clone(),
+            _ => {
+                let colored = on_color(loaded, env, name, colors.versions.get(name).map(String::as_str));
+                observe(&provider_cluster(&colored, env)?.0).await
             }
-            Err(e) => (format!("unknown: {e}"), None),
         };
+        let (state, version) = (seen.state, seen.version);
         let weight = traffic_error.is_none().then(|| weights.iter().find(|t| t.color == *name).map_or(0, |t| t.weight));
         out.push(ColorStatus { cluster: name.clone(), role, state, version, weight });
     }

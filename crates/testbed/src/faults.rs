@@ -7,7 +7,8 @@
 //!   conflict the caller must see, and a proxy cannot fake one truthfully);
 //! - a dropped connection (no answer at all);
 //! - a reset mid-body (the upstream answer's headers and half its body, then
-//!   the connection closes);
+//!   the connection closes; a watch, whose body never ends, is dropped
+//!   instead);
 //! - a 2 s stall before the request is forwarded.
 //!
 //! rekube reaches it through a kubeconfig ([`FaultProxy::kubeconfig`]) with
@@ -170,8 +171,11 @@ async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Proxy
         if d.unit() < s.rate { Some(d.next() % 7) } else { None }
     };
     let conflict_ok = !matches!(*req.method(), Method::POST | Method::PUT);
+    // A watch's body never ends: it cannot be cut half-way, so it is dropped instead.
+    let watch = req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
     let fault = match fault {
         Some(3) if !conflict_ok => Some(0),
+        Some(5) if watch => Some(4),
         f => f,
     };
     if let Some(k) = fault {
